@@ -1,0 +1,247 @@
+"""The routing table as immutable values. Built by `routing.loader` from validated YAML; read by everyone else.
+
+Nothing here does I/O or reads a clock: every question about time takes the instant as an argument.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from types import MappingProxyType
+from typing import Mapping
+from zoneinfo import ZoneInfo
+
+
+class Category(str, enum.Enum):
+    """What a line is, in the plan's words (section 二(一))."""
+
+    UNIFIED = "unified"                      # 12345 itself
+    CANCELLED = "cancelled"                  # 取消号码: announce, then 12345 (or hang up after the transition)
+    DUAL = "dual"                            # 双号并行, seats merged: straight into 12345 with a skill tag
+    EXPERT = "expert"                        # 双号并行 + 专家座席 on the provincial platform (12320, 12329)
+    RETAINED_SEAT = "retained_seat"          # 双号并行, own seats kept: warm transfer over their trunk
+    SUBCENTER = "subcenter"                  # 设分中心: 12345 answers; specialist via three-way or work order
+    EMERGENCY_LINKAGE = "emergency_linkage"  # 110/119/120/122: never queued, never behind business hours
+    # Decisions that no line's rule names:
+    UNKNOWN = "unknown"                      # a number the table does not know: general handling + warning
+    ABUSE = "abuse"                          # a listed or rate-limited caller
+
+
+class Action(str, enum.Enum):
+    """What the dialplan does once the engine has decided (after the prompts are played)."""
+
+    QUEUE = "queue"          # Queue(target); overflow chain is in the generated dialplan
+    DIAL = "dial"            # Dial() on trunk `target`
+    HANGUP = "hangup"        # prompts were the whole answer
+    CALLBACK = "callback"    # prompts, then capture a callback request for queue `target`
+
+
+class TransferKind(str, enum.Enum):
+    ATTENDED = "attended"    # warm transfer: agent talks to the target first; caller returns if nobody answers
+    THREE_WAY = "three_way"  # caller, agent and target together; the agent may leave
+    WORK_ORDER = "work_order"  # no call leg: a work order is dispatched to the target
+    HANDOVER = "handover"    # one-step blind hand-over (emergency linkage only)
+    ESCALATE = "escalate"    # into an expert-seat queue, context kept
+
+
+@dataclass(frozen=True)
+class Window:
+    """[start, end) in absolute time; None means unbounded on that side."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+    def contains(self, at: datetime) -> bool:
+        return (self.start is None or at >= self.start) and (self.end is None or at < self.end)
+
+    def overlaps(self, other: "Window") -> bool:
+        starts_before_other_ends = other.end is None or self.start is None or self.start < other.end
+        ends_after_other_starts = self.end is None or other.start is None or other.start < self.end
+        return starts_before_other_ends and ends_after_other_starts
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """Public holidays and adjusted working days (调休): a Saturday or Sunday that is a working day."""
+
+    id: str
+    holidays: Mapping[date, str] = field(default_factory=lambda: MappingProxyType({}))
+    working_days: frozenset[date] = frozenset()
+
+    def is_working_day(self, day: date) -> bool:
+        if day in self.working_days:
+            return True
+        if day in self.holidays:
+            return False
+        return day.weekday() < 5
+
+
+@dataclass(frozen=True)
+class TimeSpan:
+    """Opening hours within one day; `end` None means until midnight."""
+
+    start: time
+    end: time | None
+
+    def contains(self, moment: time) -> bool:
+        return self.start <= moment and (self.end is None or moment < self.end)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    id: str
+    always_open: bool = False
+    calendar: str | None = None
+    workday: tuple[TimeSpan, ...] = ()
+    restday: tuple[TimeSpan, ...] = ()
+
+
+@dataclass(frozen=True)
+class ClosedHandling:
+    """What a queue does outside its hours: another queue, or prompts then a callback request or hang-up."""
+
+    action: Action
+    queue: str | None = None
+    prompts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Overflow:
+    """After `after_seconds` of waiting (longest wait), the caller moves to queue `to`."""
+
+    after_seconds: int
+    to: str
+
+
+@dataclass(frozen=True)
+class Queue:
+    id: str
+    name: str
+    kind: str = "general"
+    schedule: str | None = None           # None: always open
+    overflow: Overflow | None = None
+    when_closed: ClosedHandling | None = None
+    strategy: str = "rrmemory"
+    member_timeout: int = 15
+    wrapup_seconds: int = 5
+    service_level_seconds: int = 15
+    announce_holdtime: bool = True
+    members: tuple[str, ...] = ()         # static members for the generated queues.conf (interfaces)
+
+
+@dataclass(frozen=True)
+class Trunk:
+    id: str
+    name: str
+    kind: str                             # carrier | retained_seat | subcenter | emergency
+    host: str
+    port: int = 5060
+    auth: str = "ip"                      # ip | registration
+    dial: str | None = None               # number sent over the trunk for its service
+    username: str | None = None           # registration: the secret comes from the environment, never here
+    secret_env: str | None = None         # name of the environment variable holding the secret
+    match: tuple[str, ...] = ()           # ip auth: addresses/networks the trunk's calls come from
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """An option the agent (over AMI) has for this call."""
+
+    kind: TransferKind
+    trunk: str | None = None
+    queue: str | None = None
+    no_answer_seconds: int = 30
+    on_no_answer: str = "return_to_agent"   # return_to_agent | work_order
+    department: str | None = None           # work orders: who receives them
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One dated version of a line's handling."""
+
+    id: str
+    line: str
+    category: Category
+    effective: Window
+    queue: str | None = None              # where the call lands (None for emergency: a trunk)
+    trunk: str | None = None              # emergency linkage: dialed at once
+    prompts: tuple[str, ...] = ()         # announcement before connecting
+    menu: str | None = None               # IVR menu run first (conf/ivr.yaml)
+    tags: tuple[str, ...] = ()
+    transfers: tuple[Transfer, ...] = ()
+    # cancelled lines
+    transition: Window | None = None
+    after_transition: Action | None = None          # QUEUE (announce + connect) or HANGUP
+    after_prompts: tuple[str, ...] = ()
+    source_line: int = 0                  # line in the YAML, for messages
+
+
+@dataclass(frozen=True)
+class Line:
+    number: str
+    service: str
+    seed: str                             # the seed's paragraph that decides this line
+    rules: tuple[Rule, ...]               # ordered by start; windows never overlap
+
+
+@dataclass(frozen=True)
+class ListedCaller:
+    number: str
+    until: datetime | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class AbusePolicy:
+    """Callers who abuse the platform: listed numbers or a rate limit. Never applies to emergency lines."""
+
+    listed: tuple[ListedCaller, ...] = ()
+    max_calls: int | None = None          # more than this many calls ...
+    per_minutes: int = 60                 # ... within this many minutes trips the rule
+    action: Action = Action.QUEUE
+    queue: str | None = None
+    prompts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RoutingTable:
+    version: str                          # content hash of the source files
+    source: str
+    timezone: ZoneInfo
+    general_queue: str
+    service_level_seconds: int
+    calendars: Mapping[str, Calendar]
+    schedules: Mapping[str, Schedule]
+    queues: Mapping[str, Queue]
+    trunks: Mapping[str, Trunk]
+    lines: Mapping[str, Line]
+    abuse: AbusePolicy
+    unknown_prompts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CallerHistory:
+    """What the adapter knows about this caller's recent calls (from the records); None: nothing known."""
+
+    calls_in_window: int = 0
+
+
+@dataclass(frozen=True)
+class Route:
+    """The decision for one call: what to play, where it goes, and why."""
+
+    dialed: str
+    line: str                             # the line whose rule decided ("12345" for unknown numbers)
+    service: str
+    category: Category
+    action: Action
+    target: str | None                    # queue id (QUEUE, CALLBACK) or trunk id (DIAL)
+    rule_id: str
+    effective: Window
+    prompts: tuple[str, ...] = ()
+    menu: str | None = None
+    tags: tuple[str, ...] = ()
+    transfers: tuple[Transfer, ...] = ()
+    overflow: tuple[Overflow, ...] = ()   # the queue's overflow chain, for explanation and the dialplan
+    reason: str = ""
+    warnings: tuple[str, ...] = ()

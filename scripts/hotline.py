@@ -1,0 +1,46 @@
+"""The `hotline` command: one entry point, one subcommand group per capability.
+
+Groups are imported lazily so `hotline routes check` does not pay for the web stack or AMI.
+"""
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from scripts.logsetup import configure_logging
+
+# name -> "module:attribute" of a click command or group. Each capability owns its module.
+SUBCOMMANDS: dict[str, str] = {
+    "routes": "scripts.cli_routes:routes",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(SUBCOMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = SUBCOMMANDS.get(name)
+        if target is None:
+            return None
+        module, _, attr = target.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]), help="Lowest log level printed.")
+@click.option("--log-format", default="auto", show_default=True, type=click.Choice(["auto", "json", "console"]),
+              help="auto: readable on a terminal, JSON lines otherwise.")
+def cli(log_level: str, log_format: str) -> None:
+    """Call-routing engine for the 12345 citizen-service hotline."""
+    configure_logging(level=log_level, fmt=log_format)
+
+
+def main() -> None:
+    cli(prog_name="hotline")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""structlog configured once, at the edge: JSON lines for machines, readable lines on a terminal."""
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+
+from routing.privacy import mask_number
+
+# Event keys that may carry a caller's number; their values are masked before any renderer sees them.
+PERSONAL_KEYS = frozenset({"caller", "callerid", "caller_number", "agi_callerid", "calleridnum", "from_number",
+                           "connectedlinenum", "phone"})
+
+
+def mask_personal_data(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    for key in PERSONAL_KEYS.intersection(event):
+        value = event[key]
+        if isinstance(value, str):
+            event[key] = mask_number(value)
+    return event
+
+
+def configure_logging(level: str = "info", fmt: str = "auto", stream: Any = None) -> None:
+    stream = stream or sys.stderr
+    use_console = fmt == "console" or (fmt == "auto" and hasattr(stream, "isatty") and stream.isatty())
+    renderer: Any = structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer(
+        ensure_ascii=False)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            mask_personal_data,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        cache_logger_on_first_use=False,
+    )

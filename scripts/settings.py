@@ -1,0 +1,45 @@
+"""Run-time settings: embedded defaults, overridden by HOTLINE_* environment variables.
+
+Secrets (AMI secret, caller-hash key, web passwords, trunk credentials) come only from the environment or
+from the secrets file named by HOTLINE_SECRETS_FILE (KEY=value lines, kept out of git); never from YAML.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = PROJECT_ROOT / "conf"
+VAR_DIR = PROJECT_ROOT / "var"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HOTLINE_", extra="ignore")
+
+    routing_table: Path = CONF_DIR / "routing.yaml"
+    ivr_menus: Path = CONF_DIR / "ivr.yaml"
+    db_url: str = f"sqlite:///{VAR_DIR / 'hotline.sqlite3'}"
+    spool_dir: Path = VAR_DIR / "spool"
+
+    agi_host: str = "127.0.0.1"
+    agi_port: int = 4573
+    agi_max_sessions: int = 2000
+
+    ami_host: str = "127.0.0.1"
+    ami_port: int = 5038
+    ami_user: str = "hotline"
+    ami_secret: SecretStr | None = None
+
+    web_host: str = "127.0.0.1"
+    web_port: int = 8345
+
+    caller_hash_key: SecretStr | None = None
+
+
+def load_settings() -> Settings:
+    """Settings from the environment; the admin's secrets file (HOTLINE_SECRETS_FILE) fills what it leaves unset."""
+    secrets_file = os.environ.get("HOTLINE_SECRETS_FILE")
+    return Settings(_env_file=secrets_file) if secrets_file else Settings()
