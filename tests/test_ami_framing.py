@@ -1,0 +1,144 @@
+"""The AMI codec against every recorded transcript, byte for byte, and split at every position."""
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from ivr.ami.framing import (AmiDecoder, AmiFramingError, format_action, format_message, parse_message,
+                             values)
+from ivr.ami.transcript import read_transcript, stream
+from tests.conftest import TRANSCRIPTS
+
+AMI_FILES = sorted(TRANSCRIPTS.glob("ami-*.txt"))
+BANNER = b"Asterisk Call Manager/11.0.0\r\n"
+
+
+def as_pairs(message: dict[str, str]) -> list[tuple[str, str]]:
+    return [(key, item) for key, value in message.items() for item in value.split("\n")]
+
+
+def test_all_ten_transcripts_present():
+    assert len(AMI_FILES) == 10
+
+
+@pytest.mark.parametrize("path", AMI_FILES, ids=lambda p: p.name)
+def test_replay_asterisk_side_chunk_by_chunk(path):
+    chunks = [c for c in read_transcript(path) if c.direction == "A>C"]
+    assert chunks[0].data == BANNER
+    decoder = AmiDecoder()
+    seen = []
+    for chunk in chunks:
+        got = decoder.feed(chunk.data)
+        # the recorder cut A>C chunks at message ends: each non-empty chunk after the banner is one message
+        assert len(got) == (1 if chunk.data and chunk is not chunks[0] else 0)
+        if got:
+            assert format_message(as_pairs(got[0])) == chunk.data   # lossless: formats back to the same bytes
+        seen += got
+    assert decoder.banner == "Asterisk Call Manager/11.0.0"
+    assert decoder.pending_bytes == 0
+    assert seen[0]["Response"] == "Success" or seen[0]["Message"] == "Authentication failed"
+    whole = AmiDecoder().feed(stream(read_transcript(path), "A>C"))
+    assert whole == seen
+
+
+@pytest.mark.parametrize("path", AMI_FILES, ids=lambda p: p.name)
+def test_replay_client_side_actions_format_identically(path):
+    chunks = [c for c in read_transcript(path) if c.direction == "C>A"]
+    decoder = AmiDecoder(expect_banner=False)
+    for chunk in chunks:
+        (action,) = decoder.feed(chunk.data)
+        assert format_action(action) == chunk.data
+
+
+@pytest.mark.parametrize("name", ["ami-errors.txt", "ami-status.txt", "ami-bad-login.txt"])
+def test_split_at_every_position(name):
+    data = stream(read_transcript(TRANSCRIPTS / name), "A>C")
+    expected = AmiDecoder().feed(data)
+    for cut in range(len(data) + 1):
+        decoder = AmiDecoder()
+        assert decoder.feed(data[:cut]) + decoder.feed(data[cut:]) == expected, cut
+
+
+@pytest.mark.parametrize("name", ["ami-atxfer.txt", "ami-sip-baresip.txt", "ami-queue-answered.txt"])
+def test_random_many_way_splits_of_large_transcripts(name):
+    data = stream(read_transcript(TRANSCRIPTS / name), "A>C")
+    expected = AmiDecoder().feed(data)
+    rng = random.Random(name)
+    for _ in range(20):
+        cuts = sorted(rng.sample(range(1, len(data)), 200))
+        decoder = AmiDecoder()
+        got = []
+        for start, stop in zip([0] + cuts, cuts + [len(data)]):
+            got += decoder.feed(data[start:stop])
+        assert got == expected
+
+
+CHINESE = ("Event: NewCallerid\r\nChannel: PJSIP/caller-00000001\r\nCallerIDName: [12320] 海口市民 张三\r\n\r\n"
+           .encode("utf-8"))
+
+
+def test_multibyte_character_split_across_reads_is_kept():
+    for cut in range(len(CHINESE) + 1):
+        decoder = AmiDecoder(expect_banner=False)
+        (msg,) = decoder.feed(CHINESE[:cut]) + decoder.feed(CHINESE[cut:])
+        assert msg["CallerIDName"] == "[12320] 海口市民 张三"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=len(CHINESE)), max_size=8))
+def test_any_split_of_utf8(cuts):
+    cuts = sorted(set(cuts))
+    decoder = AmiDecoder(expect_banner=False)
+    got = []
+    for start, stop in zip([0] + cuts, cuts + [len(CHINESE)]):
+        got += decoder.feed(CHINESE[start:stop])
+    assert got == [parse_message(CHINESE[:-4])]
+
+
+def test_repeated_keys_join_with_newline_in_order():
+    msg = parse_message(b"Response: Success\r\nMessage: Command output follows\r\nOutput: a\r\n"
+                        b"Output:    b: c\r\nOutput: \r\n")
+    assert msg["Output"] == "a\n   b: c\n"
+    assert values(msg, "Output") == ["a", "   b: c", ""]
+    assert values(msg, "Missing") == []
+
+
+def test_empty_values_and_lines_without_colon():
+    msg = parse_message(b"Event: X\r\nAccountCode: \r\nPausedReason:\r\nsome body text\r\n")
+    assert msg == {"Event": "X", "AccountCode": "", "PausedReason": "", "Output": "some body text"}
+
+
+def test_stray_blank_lines_between_messages_are_ignored():
+    decoder = AmiDecoder(expect_banner=False)
+    assert decoder.feed(b"\r\n\r\nEvent: A\r\n\r\n\r\n\r\nEvent: B\r\n\r\n") == [{"Event": "A"}, {"Event": "B"}]
+
+
+def test_format_action_orders_action_and_id_and_repeats_lists():
+    data = format_action({"Channel": "Local/1@x", "Action": "Originate", "Variable": ["A=1", "B=海口"]},
+                         action_id="h-1")
+    assert data == ("Action: Originate\r\nActionID: h-1\r\nChannel: Local/1@x\r\nVariable: A=1\r\n"
+                    "Variable: B=海口\r\n\r\n").encode()
+
+
+@pytest.mark.parametrize("fields", [
+    {"Action": "Ping\r\nAction: Logoff"},
+    {"Action": "Setvar", "Value": "x\r\n\r\nAction: Hangup"},
+    {"Action": "Setvar", "Bad\nKey": "1"},
+    {"Channel": "x"},
+])
+def test_format_action_refuses_injection_and_missing_action(fields):
+    with pytest.raises(ValueError):
+        format_action(fields)
+
+
+def test_not_ami_is_a_clear_error():
+    with pytest.raises(AmiFramingError, match="not an AMI banner"):
+        AmiDecoder().feed(b"HTTP/1.1 400 Bad Request\r\n")
+
+
+def test_endless_message_is_a_clear_error():
+    decoder = AmiDecoder(expect_banner=False, max_message_bytes=100)
+    with pytest.raises(AmiFramingError, match="longer than 100 bytes"):
+        decoder.feed(b"Event: X\r\nData: " + b"x" * 200)
