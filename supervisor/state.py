@@ -1,0 +1,434 @@
+"""Live queue state for the supervisors, built from AMI events. Pure: no I/O, the time is passed in.
+
+Several Asterisk servers feed one view, so everything is keyed by server name, then queue name.
+`apply()` takes the live events (QueueCallerJoin, AgentConnect, QueueMemberPause, ...); `resync()` takes
+a QueueStatus reply (QueueParams / QueueMember / QueueEntry), sent after every (re)connect, and replaces
+the queues' members and waiting callers with what Asterisk says now. Answered/abandoned counts are our own
+(Asterisk's Completed/Abandoned run since its last reload, not since local midnight), kept per local day in
+Asia/Shanghai.
+
+`view()` renders one JSON-ready snapshot; with `full_numbers=False` caller numbers are masked *here*, on the
+server side, so a role that may not see them never receives them.
+"""
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any, Mapping
+from zoneinfo import ZoneInfo
+
+from routing.privacy import mask_number
+
+DEFAULT_SERVICE_LEVEL = 15  # seconds: the national 12345 standard asks for an answer within 15 s
+HOTLINE_TZ = ZoneInfo("Asia/Shanghai")
+
+# Asterisk device states (QueueMember/QueueMemberStatus "Status"), app_queue's view of a member's device.
+_BUSY_STATES = {2, 3, 6, 7, 8}  # in use, busy, ringing, ring+in use, on hold
+_UNAVAILABLE_STATES = {4, 5}  # invalid, unavailable (0 = unknown counts as free, as app_queue does)
+_RINGING_STATES = {6, 7}
+MEMBER_STATES = ("free", "busy", "paused", "unavailable")
+
+_LINE_PREFIX = re.compile(r"^\[(?P<line>[0-9A-Za-z+*#-]{1,24})\]\s*(?P<name>.*)$")
+_LONG_DIGITS = re.compile(r"\d{5,}")
+_RECENT_MAX = 2000  # callers that left the queue, remembered for the AgentConnect that follows
+
+
+def split_line(callerid_name: str | None) -> tuple[str, str]:
+    """"[12320] Zhang San" -> ("12320", "Zhang San"); no bracket prefix -> ("", name)."""
+    name = (callerid_name or "").strip()
+    if name in ("<unknown>", ""):
+        return "", ""
+    m = _LINE_PREFIX.match(name)
+    return (m["line"], m["name"].strip()) if m else ("", name)
+
+
+def mask_text(text: str) -> str:
+    """Mask any run of 5+ digits in free text (a caller name may be the number itself)."""
+    return _LONG_DIGITS.sub(lambda m: mask_number(m.group()), text)
+
+
+def _int(value: Any, default: int = 0) -> int:
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        return default
+
+
+def _flag(value: Any) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def local_day(now: float) -> date:
+    return datetime.fromtimestamp(now, timezone.utc).astimezone(HOTLINE_TZ).date()
+
+
+@dataclass
+class Caller:
+    uniqueid: str
+    number: str
+    name: str
+    line: str
+    joined_at: float
+    position: int = 0
+
+
+@dataclass
+class Member:
+    interface: str
+    name: str = ""
+    state_interface: str = ""
+    membership: str = ""
+    penalty: int = 0
+    status: int = 0
+    in_call: bool = False
+    paused: bool = False
+    reason: str = ""
+    paused_since: float | None = None
+    calls_taken: int = 0
+
+    @property
+    def state(self) -> str:
+        if self.paused:
+            return "paused"
+        if self.status in _UNAVAILABLE_STATES:
+            return "unavailable"
+        if self.in_call or self.status in _BUSY_STATES:
+            return "busy"
+        return "free"
+
+    @property
+    def spy_prefix(self) -> str:
+        """Channel-name prefix for ChanSpy: the device, without the Local channel's '/n' flag."""
+        base = self.state_interface or self.interface
+        return base[:-2] if base.endswith("/n") else base
+
+
+@dataclass
+class Tally:
+    answered: int = 0
+    answered_in_sl: int = 0
+    abandoned: int = 0
+    hold_total: int = 0  # seconds, answered calls: for the average wait
+
+    def service_level(self) -> float | None:
+        """Share of offered calls answered within the threshold; abandons count against it."""
+        offered = self.answered + self.abandoned
+        return self.answered_in_sl / offered if offered else None
+
+
+@dataclass
+class QueueState:
+    name: str
+    strategy: str = ""
+    callers: dict[str, Caller] = field(default_factory=dict)
+    members: dict[str, Member] = field(default_factory=dict)
+    day: date | None = None
+    today: Tally = field(default_factory=Tally)
+    lines_today: dict[str, Tally] = field(default_factory=dict)
+    answered_total: int = 0  # since this process started: Prometheus counters never go back
+    abandoned_total: int = 0
+
+    def roll_day(self, now: float) -> None:
+        day = local_day(now)
+        if self.day != day:
+            self.day, self.today, self.lines_today = day, Tally(), {}
+
+    def line_tally(self, line: str) -> Tally:
+        return self.lines_today.setdefault(line or "?", Tally())
+
+
+@dataclass
+class ServerState:
+    name: str
+    queues: dict[str, QueueState] = field(default_factory=dict)
+    connected: bool = False
+    synced_at: float | None = None
+    lines: OrderedDict[str, str] = field(default_factory=OrderedDict)  # uniqueid -> HOTLINE_LINE
+    recent: OrderedDict[str, Caller] = field(default_factory=OrderedDict)  # left the queue lately
+
+    def queue(self, name: str) -> QueueState:
+        q = self.queues.get(name)
+        if q is None:
+            q = self.queues[name] = QueueState(name)
+        return q
+
+
+class LiveState:
+    def __init__(self, service_level: int = DEFAULT_SERVICE_LEVEL) -> None:
+        self.service_level = service_level
+        self.servers: dict[str, ServerState] = {}
+        self.version = 0  # bumped on every change, so watchers know when to redraw
+
+    def server(self, name: str) -> ServerState:
+        s = self.servers.get(name)
+        if s is None:
+            s = self.servers[name] = ServerState(name)
+        return s
+
+    # ---- connection -------------------------------------------------------------------------------
+    def set_connected(self, server: str, connected: bool, now: float) -> None:
+        s = self.server(server)
+        if s.connected != connected:
+            s.connected = connected
+            self.version += 1
+
+    # ---- live events ------------------------------------------------------------------------------
+    def apply(self, server: str, event: Mapping[str, str], now: float) -> bool:
+        """Fold one AMI event in. Returns True when the view changed. Unknown events are ignored."""
+        handler = _HANDLERS.get(event.get("Event", ""))
+        if handler is None:
+            return False
+        changed = handler(self, self.server(server), event, now)
+        if changed:
+            self.version += 1
+        return changed
+
+    def _caller_line(self, s: ServerState, ev: Mapping[str, str]) -> tuple[str, str]:
+        line, name = split_line(ev.get("CallerIDName"))
+        uid = ev.get("Uniqueid", "")
+        if not line:
+            line = s.lines.get(uid, "")
+        if not line and uid in s.recent:
+            line = s.recent[uid].line
+        if not line:
+            exten = ev.get("Exten", "")
+            line = exten if exten.isdigit() else ""
+        return line, name
+
+    def _on_join(self, s: ServerState, ev: Mapping[str, str], now: float) -> bool:
+        q = s.queue(ev.get("Queue", ""))
+        q.roll_day(now)
+        uid = ev.get("Uniqueid", "")
+        line, name = self._caller_line(s, ev)
+        number = ev.get("CallerIDNum", "")
+        q.callers[uid] = Caller(uid, "" if number == "<unknown>" else number, name, line, now,
+                                _int(ev.get("Position")))
+        return True
+
+    def _on_leave(self, s: ServerState, ev: Mapping[str, str], now: float) -> bool:
+        q = s.queue(ev.get("Queue", ""))
+        caller = q.callers.pop(ev.get("Uniqueid", ""), None)
+        if caller is not None:
+            s.recent[caller.uniqueid] = caller
+            while len(s.recent) > _RECENT_MAX:
+                s.recent.popitem(last=False)
+        return caller is not None
+
+    def _on_abandon(self, s: ServerState, ev: Mapping[str, str], now: float) -> bool:
+        q = s.queue(ev.get("Queue", ""))
+        q.roll_day(now)
+        uid = ev.get("Uniqueid", "")
+        caller = q.callers.get(uid) or s.recent.get(uid)
+        line = caller.line if caller else self._caller_line(s, ev)[0]
+        for tally in (q.today, q.line_tally(line)):
+            tally.abandoned += 1
+        q.abandoned_total += 1
+        return True
+
+    def _on_connect(self, s: ServerState, ev: Mapping[str, str], now: float) -> bool:
+        q = s.queue(ev.get("Queue", ""))
+        q.roll_day(now)
+        uid = ev.get("Uniqueid", "")
+        caller = q.callers.pop(uid, None) or s.recent.get(uid)
+        line = caller.line if caller else self._caller_line(s, ev)[0]
+        hold = _int(ev.get("HoldTime"))
+        for tally in (q.today, q.line_tally(line)):
+            tally.answered += 1
+            tally.hold_total += hold
+            if hold <= self.service_level:
+                tally.answered_in_sl += 1
+        q.answered_total += 1
+        member = q.members.get(ev.get("Interface", ""))
+        if member is not None:
+            member.in_call = True
+        return True
+
+    def _on_complete(self, s: ServerState, ev: Mapping[str, str], now: float) -> bool:
+        member = s.queue(ev.get("Queue", "")).members.get(ev.get("Interface", ""))
+        if member is not None and member.in_call:
+            member.in_call = False
+            return True
+        return False
+
+    def _on_member(self, s: ServerState, ev: Mapping[str, str], now: float) -> bool:
+        q = s.queue(ev.get("Queue", ""))
+        interface = ev.get("Interface") or ev.get("Location") or ""
+        member = q.members.get(interface) or Member(interface)
+        q.members[interface] = member
+        _update_member(member, ev, now, event_is_pause=ev.get("Event") in ("QueueMemberPause",
+                                                                           "QueueMemberPaused"))
+        return True
+
+    def _on_member_removed(self, s: ServerState, ev: Mapping[str, str], now: float) -> bool:
+        q = s.queue(ev.get("Queue", ""))
+        return q.members.pop(ev.get("Interface") or ev.get("Location") or "", None) is not None
+
+    def _on_varset(self, s: ServerState, ev: Mapping[str, str], now: float) -> bool:
+        if ev.get("Variable") != "HOTLINE_LINE":
+            return False
+        s.lines[ev.get("Uniqueid", "")] = ev.get("Value", "")
+        while len(s.lines) > _RECENT_MAX * 5:
+            s.lines.popitem(last=False)
+        changed = False
+        for q in s.queues.values():  # a line learned after the join still labels the waiting caller
+            caller = q.callers.get(ev.get("Uniqueid", ""))
+            if caller is not None and not caller.line:
+                caller.line, changed = ev.get("Value", ""), True
+        return changed
+
+    def _on_hangup(self, s: ServerState, ev: Mapping[str, str], now: float) -> bool:
+        uid = ev.get("Uniqueid", "")
+        s.lines.pop(uid, None)
+        changed = False
+        for q in s.queues.values():  # a QueueCallerLeave lost across a reconnect must not leave a ghost
+            if q.callers.pop(uid, None) is not None:
+                changed = True
+        return changed
+
+    # ---- resynchronisation --------------------------------------------------------------------------
+    def resync(self, server: str, reply: list[Mapping[str, str]], now: float,
+               queue: str | None = None) -> None:
+        """Replace members and waiting callers with a QueueStatus reply (all queues, or one if `queue`)."""
+        s = self.server(server)
+        seen: dict[str, QueueState] = {}
+        for item in reply:
+            kind = item.get("Event", "")
+            name = item.get("Queue", "")
+            if kind == "QueueParams":
+                old = s.queues.get(name) or QueueState(name)
+                fresh = QueueState(name, item.get("Strategy", ""), day=old.day, today=old.today,
+                                   lines_today=old.lines_today, answered_total=old.answered_total,
+                                   abandoned_total=old.abandoned_total)
+                fresh.roll_day(now)
+                seen[name] = fresh
+            elif kind == "QueueMember" and name in seen:
+                location = item.get("Location") or item.get("Interface") or ""
+                old_q = s.queues.get(name)
+                prior = old_q.members.get(location) if old_q else None
+                member = Member(location, paused_since=prior.paused_since if prior else None)
+                _update_member(member, item, now, event_is_pause=False)
+                seen[name].members[location] = member
+            elif kind == "QueueEntry" and name in seen:
+                uid = item.get("Uniqueid", "")
+                old_q = s.queues.get(name)
+                prior = old_q.callers.get(uid) if old_q else None
+                line, display = self._caller_line(s, item)
+                number = item.get("CallerIDNum", "")
+                seen[name].callers[uid] = Caller(
+                    uid, "" if number == "<unknown>" else number, display, prior.line if prior else line,
+                    prior.joined_at if prior else now - _int(item.get("Wait")), _int(item.get("Position")))
+        if queue is None:
+            s.queues = seen
+        else:
+            s.queues.pop(queue, None)
+            s.queues.update(seen)
+        s.synced_at = now
+        self.version += 1
+
+    # ---- the view ---------------------------------------------------------------------------------
+    def view(self, now: float, *, full_numbers: bool) -> dict[str, Any]:
+        servers = []
+        all_lines: dict[str, dict[str, int]] = {}
+        for s in sorted(self.servers.values(), key=lambda x: x.name):
+            queues = []
+            for q in sorted(s.queues.values(), key=lambda x: x.name):
+                q.roll_day(now)
+                queues.append(self._queue_view(s, q, now, full_numbers, all_lines))
+            servers.append({"name": s.name, "connected": s.connected, "synced_at": s.synced_at,
+                            "queues": queues})
+        return {
+            "now": now,
+            "service_level_seconds": self.service_level,
+            "full_numbers": full_numbers,
+            "servers": servers,
+            "lines": [{"line": k, **v} for k, v in sorted(all_lines.items())],
+        }
+
+    def _queue_view(self, s: ServerState, q: QueueState, now: float, full: bool,
+                    all_lines: dict[str, dict[str, int]]) -> dict[str, Any]:
+        callers = sorted(q.callers.values(), key=lambda c: c.joined_at)
+        waits = [max(0.0, now - c.joined_at) for c in callers]
+        by_state = {state: 0 for state in MEMBER_STATES}
+        members = []
+        for m in sorted(q.members.values(), key=lambda m: (m.name or m.interface)):
+            by_state[m.state] += 1
+            members.append({
+                "interface": m.interface, "name": m.name or m.interface, "state": m.state,
+                "ringing": m.status in _RINGING_STATES and not m.paused,
+                "reason": m.reason if m.paused else "",
+                "paused_for": round(now - m.paused_since) if m.paused and m.paused_since else None,
+                "calls_taken": m.calls_taken, "membership": m.membership,
+            })
+        lines: dict[str, dict[str, int]] = {}
+
+        def bump(line: str, key: str, n: int) -> None:
+            for table in (lines, all_lines):
+                row = table.setdefault(line or "?", {"waiting": 0, "answered": 0, "abandoned": 0,
+                                                     "answered_in_sl": 0})
+                row[key] += n
+
+        for c in callers:
+            bump(c.line, "waiting", 1)
+        for line, t in q.lines_today.items():
+            bump(line, "answered", t.answered)
+            bump(line, "abandoned", t.abandoned)
+            bump(line, "answered_in_sl", t.answered_in_sl)
+        sl = q.today.service_level()
+        return {
+            "server": s.name, "name": q.name, "strategy": q.strategy,
+            "waiting": len(callers),
+            "longest_wait": round(max(waits)) if waits else 0,
+            "callers": [{
+                "id": c.uniqueid,
+                "number": c.number if full else mask_number(c.number),
+                "name": c.name if full else mask_text(c.name),
+                "line": c.line, "wait": round(w), "position": c.position,
+            } for c, w in zip(callers, waits)],
+            "members": members,
+            "members_by_state": by_state,
+            "answered": q.today.answered, "abandoned": q.today.abandoned,
+            "answered_in_sl": q.today.answered_in_sl,
+            "average_wait": round(q.today.hold_total / q.today.answered) if q.today.answered else None,
+            "service_level": None if sl is None else round(sl, 4),
+            "answered_total": q.answered_total, "abandoned_total": q.abandoned_total,
+            "lines": [{"line": k, **v} for k, v in sorted(lines.items())],
+        }
+
+
+def _update_member(m: Member, ev: Mapping[str, str], now: float, *, event_is_pause: bool) -> None:
+    m.name = ev.get("MemberName") or ev.get("Name") or m.name
+    m.state_interface = ev.get("StateInterface", m.state_interface)
+    m.membership = ev.get("Membership", m.membership)
+    m.penalty = _int(ev.get("Penalty"), m.penalty)
+    m.status = _int(ev.get("Status"), m.status)
+    m.in_call = _flag(ev.get("InCall", m.in_call))
+    m.calls_taken = _int(ev.get("CallsTaken"), m.calls_taken)
+    paused = _flag(ev.get("Paused", m.paused))
+    if paused and (event_is_pause or not m.paused or m.paused_since is None):
+        last_pause = _int(ev.get("LastPause"))
+        # A pause event happens now; a status row only says since when (Asterisk's LastPause) if it knows.
+        m.paused_since = now if event_is_pause or not last_pause or last_pause > now else float(last_pause)
+    if not paused:
+        m.paused_since = None
+    m.paused = paused
+    m.reason = ev.get("PausedReason", m.reason) if paused else ""
+
+
+_HANDLERS = {
+    "QueueCallerJoin": LiveState._on_join,
+    "Join": LiveState._on_join,  # pre-12 name, harmless to accept
+    "QueueCallerLeave": LiveState._on_leave,
+    "Leave": LiveState._on_leave,
+    "QueueCallerAbandon": LiveState._on_abandon,
+    "AgentConnect": LiveState._on_connect,
+    "AgentComplete": LiveState._on_complete,
+    "QueueMemberStatus": LiveState._on_member,
+    "QueueMemberAdded": LiveState._on_member,
+    "QueueMemberPause": LiveState._on_member,
+    "QueueMemberPaused": LiveState._on_member,
+    "QueueMemberRemoved": LiveState._on_member_removed,
+    "VarSet": LiveState._on_varset,
+    "Hangup": LiveState._on_hangup,
+}
