@@ -1,0 +1,65 @@
+"""Engines and schema migrations. `upgrade(url)` is what `hotline db upgrade` and the recorder run."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, make_url
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def make_engine(url: str, op_timeout: float = 5.0) -> Engine:
+    """An engine whose waits are bounded: SQLite's busy timeout, PostgreSQL's connect timeout.
+
+    A stalled PostgreSQL connection (a network that drops packets) is cut by the recorder's watchdog.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(url, connect_args={"timeout": op_timeout})
+        if parsed.database and parsed.database != ":memory:":
+            event.listen(engine, "connect", _sqlite_wal)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4,
+                             connect_args={"connect_timeout": max(1, round(op_timeout))})
+    raise ValueError(f"unsupported database {parsed.get_backend_name()!r}: use sqlite:/// or postgresql+psycopg://")
+
+
+def _sqlite_wal(dbapi_connection, _record) -> None:
+    # Readers (reports, caller history) then never wait for the recorder's writes.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+def sqlite_path(url: str) -> Path | None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        return Path(parsed.database)
+    return None
+
+
+def alembic_config() -> Config:
+    """Alembic's configuration, built in code: the scripts ship inside the package, no alembic.ini."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    path = sqlite_path(str(engine.url))
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()

@@ -1,0 +1,102 @@
+"""Records -> JSON-safe rows, the form they take in the spool and in SQL.
+
+Masking and hashing happen here, before the spool: a full caller number never reaches disk.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from routing.privacy import caller_hash, mask_number
+
+from records.schema import SPOOLED_TABLES, UtcDateTime
+from records.types import CallbackRequest, CallRecord, TableVersion, TransferRecord
+
+Row = dict[str, Any]
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _value(enum_or_none: Any) -> Any:
+    return getattr(enum_or_none, "value", enum_or_none)
+
+
+def call_row(rec: CallRecord, key: bytes) -> Row:
+    return {
+        "uniqueid": rec.uniqueid,
+        "dialed": rec.dialed,
+        "line": rec.line,
+        "caller_masked": mask_number(rec.caller) if rec.caller else None,
+        "caller_hash": caller_hash(rec.caller, key) if rec.caller else None,
+        "arrived_at": _iso(rec.arrived_at),
+        "ended_at": _iso(rec.ended_at),
+        "ivr_path": ">".join(rec.ivr_path) if rec.ivr_path else None,
+        "category": _value(rec.category),
+        "rule_id": rec.rule_id,
+        "action": _value(rec.action),
+        "target": rec.target,
+        "tags": "+".join(rec.tags) if rec.tags else None,
+        "language": rec.language,
+        "wait_seconds": rec.wait_seconds,
+        "answered_by": rec.answered_by,
+        "outcome": _value(rec.outcome),
+        "hangup_cause": rec.hangup_cause,
+        "table_version": rec.table_version,
+        "revision": rec.revision,
+    }
+
+
+def transfer_row(rec: TransferRecord) -> Row:
+    return {
+        "record_id": rec.record_id,
+        "uniqueid": rec.uniqueid,
+        "kind": _value(rec.kind),
+        "from_line": rec.from_line,
+        "first_line": rec.first_line,
+        "target_trunk": rec.target_trunk,
+        "target_queue": rec.target_queue,
+        "agent": rec.agent,
+        "work_order": rec.work_order,
+        "started_at": _iso(rec.started_at),
+        "ended_at": _iso(rec.ended_at),
+        "outcome": _value(rec.outcome),
+    }
+
+
+def callback_row(rec: CallbackRequest, key: bytes) -> Row:
+    return {
+        "record_id": rec.record_id,
+        "uniqueid": rec.uniqueid,
+        "line": rec.line,
+        "queue": rec.queue,
+        "number_masked": mask_number(rec.number),
+        "number_hash": caller_hash(rec.number, key),
+        "language": rec.language,
+        "requested_at": _iso(rec.requested_at),
+    }
+
+
+def table_version_row(rec: TableVersion) -> Row:
+    return {
+        "record_id": rec.record_id,
+        "version": rec.version,
+        "loaded_by": rec.loaded_by,
+        "loaded_at": _iso(rec.loaded_at),
+        "source": rec.source,
+    }
+
+
+def sql_params(kind: str, row: Row) -> Row:
+    """A spooled row with its ISO timestamps parsed back into datetimes; unknown keys are an error."""
+    table, _key = SPOOLED_TABLES[kind]
+    unknown = set(row) - set(table.c.keys())
+    if unknown:
+        raise ValueError(f"{kind} row has unknown fields: {sorted(unknown)}")
+    params = dict(row)
+    for column in table.c:
+        value = params.get(column.key)
+        if isinstance(column.type, UtcDateTime) and isinstance(value, str):
+            params[column.key] = datetime.fromisoformat(value)
+    return params

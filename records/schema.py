@@ -1,0 +1,141 @@
+"""SQL tables (SQLAlchemy 2.0 Core). Changes go through a new alembic revision in records/migrations/.
+
+Caller numbers are never stored in full: `caller_masked` for people, `caller_hash` (HMAC-SHA256 with the
+deployment's key) for "all calls from this number" lookups.
+Rows written from the spool are keyed by a record id (primary key) so a replay never writes twice.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text,
+                        TypeDecorator)
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on every backend (SQLite keeps no offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: pass an aware datetime")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if getattr(dialect, "name", "") == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+calls = Table(
+    "calls", metadata,
+    Column("uniqueid", String, primary_key=True),
+    Column("dialed", String, nullable=False),
+    Column("line", String, nullable=False),
+    Column("caller_masked", String, nullable=True),
+    Column("caller_hash", String(64), nullable=True),
+    Column("arrived_at", UtcDateTime, nullable=False),
+    Column("ended_at", UtcDateTime, nullable=True),
+    Column("ivr_path", Text, nullable=True),           # menus and keys joined with '>'
+    Column("category", String, nullable=True),
+    Column("rule_id", String, nullable=True),
+    Column("action", String, nullable=True),
+    Column("target", String, nullable=True),
+    Column("tags", Text, nullable=True),               # joined with '+'
+    Column("language", String(8), nullable=True),
+    Column("wait_seconds", Float, nullable=True),
+    Column("answered_by", String, nullable=True),
+    Column("outcome", String(16), nullable=True),
+    Column("hangup_cause", String, nullable=True),
+    Column("table_version", String, nullable=True),
+    Column("revision", Integer, nullable=False, default=0),
+    Index(None, "caller_hash", "arrived_at"),
+    Index(None, "line", "arrived_at"),
+    Index(None, "arrived_at"),
+)
+
+transfers = Table(
+    "transfers", metadata,
+    Column("record_id", String, primary_key=True),
+    Column("uniqueid", String, nullable=False),        # no foreign key: the call row may arrive later
+    Column("kind", String(16), nullable=False),
+    Column("from_line", String, nullable=False),
+    Column("first_line", String, nullable=False),      # the line that took the call first stays responsible
+    Column("target_trunk", String, nullable=True),
+    Column("target_queue", String, nullable=True),
+    Column("agent", String, nullable=True),
+    Column("work_order", String, nullable=True),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("ended_at", UtcDateTime, nullable=True),
+    Column("outcome", String(16), nullable=True),
+    Index(None, "uniqueid"),
+    Index(None, "started_at"),
+)
+
+work_orders = Table(
+    "work_orders", metadata,
+    Column("number", String(32), primary_key=True),    # WO-YYYYMMDD-NNNN
+    Column("uniqueid", String, nullable=True),
+    Column("line", String, nullable=False),
+    Column("category", String, nullable=False),
+    Column("target", String, nullable=False),          # sub-center trunk id or department id
+    Column("department", String, nullable=True),
+    Column("summary", Text, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("dispatched_at", UtcDateTime, nullable=False),
+    Column("dispatched_by", String, nullable=True),
+    Column("sign_deadline", UtcDateTime, nullable=False),
+    Column("signed_at", UtcDateTime, nullable=True),
+    Column("signed_by", String, nullable=True),
+    Column("closed_at", UtcDateTime, nullable=True),
+    Column("closed_by", String, nullable=True),
+    Index(None, "status", "sign_deadline"),
+)
+
+callback_requests = Table(
+    "callback_requests", metadata,
+    Column("record_id", String, primary_key=True),
+    Column("uniqueid", String, nullable=False),
+    Column("line", String, nullable=False),
+    Column("queue", String, nullable=False),
+    Column("number_masked", String, nullable=False),
+    Column("number_hash", String(64), nullable=False),
+    Column("language", String(8), nullable=True),
+    Column("requested_at", UtcDateTime, nullable=False),
+    Index(None, "requested_at"),
+)
+
+table_versions = Table(
+    "table_versions", metadata,
+    Column("record_id", String, primary_key=True),
+    Column("version", String, nullable=False),
+    Column("loaded_by", String, nullable=False),
+    Column("loaded_at", UtcDateTime, nullable=False),
+    Column("source", Text, nullable=False),
+    Index(None, "loaded_at"),
+)
+
+# Spool kinds -> (table, key column). The recorder's writer looks these up.
+SPOOLED_TABLES = {
+    "call": (calls, "uniqueid"),
+    "transfer": (transfers, "record_id"),
+    "callback": (callback_requests, "record_id"),
+    "table_version": (table_versions, "record_id"),
+}
