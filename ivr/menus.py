@@ -1,0 +1,429 @@
+"""The IVR menus (conf/ivr.yaml): load, validate, and freeze into immutable values for `ivr.session`.
+
+Validation happens in two passes so an admin sees every problem at once, each as `file:line:column: message`:
+the pydantic schema (types, unknown keys, one destination per option), then the cross-checks that need the
+whole file (menus that exist, keys a telephone can send, submenu loops without an exit) and, when a routing
+table is given, the queues it defines and the menus its rules name.
+"""
+from __future__ import annotations
+
+import enum
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Annotated, Any, Literal, Mapping
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from routing.model import RoutingTable
+from routing.yamlsource import Document, Problem, SourceError, load_document, problems_from
+
+LANGUAGES = ("zh", "en")
+DTMF_KEYS = "0123456789*#"
+SILENCE = "silence/1"  # Asterisk's stock one-second silence: lets GET OPTION/GET DATA wait without talking
+
+ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+Id = Annotated[str, Field(pattern=ID_PATTERN)]
+SoundName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_/.-]+$", max_length=128)]
+Tag = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+
+
+class MenuError(Exception):
+    """conf/ivr.yaml is unusable; `problems` holds every finding (Problem: file, line, column, message)."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = sorted(problems, key=lambda p: (p.file, p.line, p.column, p.message))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+# --------------------------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One sound per language, named as Asterisk plays it (no extension)."""
+
+    zh: str
+    en: str
+
+    def __call__(self, language: str) -> str:
+        return self.en if language == "en" else self.zh
+
+    def files(self) -> tuple[str, str]:
+        return (self.zh, self.en)
+
+
+class Kind(str, enum.Enum):
+    MENU = "menu"            # a submenu
+    ROUTE = "route"          # the call's own routed destination
+    QUEUE = "queue"          # another queue
+    CALLBACK = "callback"    # capture a callback number for a queue
+    REPEAT = "repeat"        # play this menu again
+    PREVIOUS = "previous"    # back to the menu that led here
+    LANGUAGE = "language"    # switch zh/en and replay this menu
+    HANGUP = "hangup"        # play a prompt, then hang up
+
+
+TERMINAL_KINDS = frozenset({Kind.ROUTE, Kind.QUEUE, Kind.CALLBACK, Kind.HANGUP})
+
+
+@dataclass(frozen=True)
+class Destination:
+    kind: Kind
+    target: str | None = None           # menu id, queue id or language
+    prompt: Prompt | None = None        # hangup: what the caller hears first
+    tags: tuple[str, ...] = ()          # added to the route's tags (queue, callback, route)
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Menu:
+    id: str
+    prompt: Prompt
+    options: Mapping[str, Destination]
+    timeout_ms: int
+    retries: int                        # extra attempts after the first (invalid key or no key)
+    max_digits: int
+    barge_in: bool
+    invalid_prompt: Prompt
+    timeout_prompt: Prompt | None
+    after_retries: Destination
+    label: str = ""
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class CallbackSettings:
+    """How a callback number is captured: enter digits (or # for the calling number), hear them, confirm."""
+
+    prompt: Prompt
+    confirm_prompt: Prompt              # "the number is ..." (followed by SAY DIGITS)
+    confirm_options_prompt: Prompt      # "press 1 to confirm, 2 to enter it again"
+    accepted_prompt: Prompt
+    invalid_prompt: Prompt
+    min_digits: int
+    max_digits: int
+    timeout_ms: int
+    retries: int
+
+
+@dataclass(frozen=True)
+class Menus:
+    source: str
+    version: str                        # content hash of the file, for logs and records
+    default_language: str
+    max_menu_plays: int                 # a caller never loops forever: after this many menu plays, the route
+    menus: Mapping[str, Menu]
+    callback: CallbackSettings
+
+    def __getitem__(self, menu_id: str) -> Menu:
+        return self.menus[menu_id]
+
+    def __contains__(self, menu_id: object) -> bool:
+        return menu_id in self.menus
+
+    def prompt_files(self) -> frozenset[str]:
+        """Every sound file the menus can play: the list the admin records (conf/prompts.txt)."""
+        prompts: list[Prompt] = []
+        for menu in self.menus.values():
+            prompts += [menu.prompt, menu.invalid_prompt]
+            prompts += [p for p in (menu.timeout_prompt,) if p]
+            prompts += [d.prompt for d in (*menu.options.values(), menu.after_retries) if d.prompt]
+        cb = self.callback
+        prompts += [cb.prompt, cb.confirm_prompt, cb.confirm_options_prompt, cb.accepted_prompt, cb.invalid_prompt]
+        return frozenset(f for p in prompts for f in p.files())
+
+
+# --------------------------------------------------------------------------------------------- schema
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PromptSpec(_Strict):
+    zh: SoundName
+    en: SoundName
+
+
+def _shorthand(value: Any) -> Any:
+    # `"0": repeat` reads better than `"0": {repeat: true}` for the destinations that take no argument.
+    if value in ("route", "repeat", "previous"):
+        return {value: True}
+    return value
+
+
+class DestinationSpec(_Strict):
+    menu: Id | None = None
+    route: Literal[True] | None = None
+    queue: Id | None = None
+    callback: Id | None = None
+    repeat: Literal[True] | None = None
+    previous: Literal[True] | None = None
+    language: Literal["zh", "en"] | None = None
+    hangup: PromptSpec | None = None
+    tags: list[Tag] = []
+    label: str = ""
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "DestinationSpec":
+        chosen = [k.value for k in Kind if getattr(self, k.value) is not None]
+        if len(chosen) != 1:
+            names = ", ".join(k.value for k in Kind)
+            found = f" (found {', '.join(chosen)})" if chosen else ""
+            raise ValueError(f"a destination takes exactly one of {names}{found}")
+        if self.tags and chosen[0] not in ("queue", "callback", "route"):
+            raise ValueError("tags belong to queue, callback or route destinations")
+        return self
+
+    def kind(self) -> Kind:
+        return next(k for k in Kind if getattr(self, k.value) is not None)
+
+
+Dest = Annotated[DestinationSpec, BeforeValidator(_shorthand)]
+
+
+class MenuDefaults(_Strict):
+    timeout_seconds: float = Field(default=5, gt=0, le=60)
+    retries: int = Field(default=2, ge=0, le=9)
+    max_digits: int = Field(default=1, ge=1, le=8)
+    barge_in: bool = True
+    invalid_prompt: PromptSpec
+    timeout_prompt: PromptSpec | None = None
+    after_retries: Dest = DestinationSpec(route=True)
+
+
+class MenuSpec(_Strict):
+    label: str = ""
+    prompt: PromptSpec
+    options: dict[str, Dest] = Field(min_length=1)
+    timeout_seconds: float | None = Field(default=None, gt=0, le=60)
+    retries: int | None = Field(default=None, ge=0, le=9)
+    max_digits: int | None = Field(default=None, ge=1, le=8)
+    barge_in: bool | None = None
+    invalid_prompt: PromptSpec | None = None
+    timeout_prompt: PromptSpec | None = None
+    after_retries: Dest | None = None
+
+
+class CallbackSpec(_Strict):
+    prompt: PromptSpec
+    confirm_prompt: PromptSpec
+    confirm_options_prompt: PromptSpec
+    accepted_prompt: PromptSpec
+    invalid_prompt: PromptSpec
+    min_digits: int = Field(default=5, ge=3, le=20)
+    max_digits: int = Field(default=20, ge=3, le=20)
+    timeout_seconds: float = Field(default=8, gt=0, le=60)
+    retries: int = Field(default=2, ge=0, le=9)
+
+    @model_validator(mode="after")
+    def _range(self) -> "CallbackSpec":
+        if self.min_digits > self.max_digits:
+            raise ValueError("min_digits is larger than max_digits")
+        return self
+
+
+class IvrSpec(_Strict):
+    version: Literal[1]
+    default_language: Literal["zh", "en"] = "zh"
+    max_menu_plays: int = Field(default=12, ge=1, le=100)
+    defaults: MenuDefaults
+    callback: CallbackSpec
+    menus: dict[Id, MenuSpec] = Field(min_length=1)
+
+
+# --------------------------------------------------------------------------------------------- loading
+
+
+def load_menus(path: str | Path, table: RoutingTable | None = None, *, text: str | None = None) -> Menus:
+    """Read and validate conf/ivr.yaml; cross-check queues and menu names against `table` when given.
+
+    Raises MenuError with every problem found. `text` replaces reading the file (tests, editors).
+    """
+    try:
+        doc = load_document(path, text)
+    except SourceError as exc:
+        raise MenuError(list(exc.problems)) from None
+    problems = list(doc.duplicates)
+    if not isinstance(doc.data, dict):
+        raise MenuError(problems + [doc.problem((), "the file must be a mapping with version, defaults, "
+                                                     "callback and menus")])
+    try:
+        spec = IvrSpec.model_validate(doc.data)
+    except ValidationError as exc:
+        raise MenuError(problems + problems_from(doc, exc)) from None
+    problems += _cross_check(doc, spec, table)
+    if problems:
+        raise MenuError(problems)
+    return _build(doc, spec)
+
+
+def _cross_check(doc: Document, spec: IvrSpec, table: RoutingTable | None) -> list[Problem]:
+    out: list[Problem] = []
+    queues = set(table.queues) if table is not None else None
+
+    def check_destination(dest: DestinationSpec, where: tuple[Any, ...]) -> None:
+        kind = dest.kind()
+        if kind is Kind.MENU and dest.menu not in spec.menus:
+            out.append(doc.problem(where + ("menu",), f"menu '{dest.menu}' is not defined under menus"))
+        if kind in (Kind.QUEUE, Kind.CALLBACK) and queues is not None:
+            queue = dest.queue or dest.callback
+            if queue not in queues:
+                out.append(doc.problem(where + (kind.value,),
+                                       f"queue '{queue}' is not in the routing table ({table.source})"))
+
+    defaults_after = spec.defaults.after_retries
+    if defaults_after.kind() in (Kind.REPEAT, Kind.PREVIOUS, Kind.LANGUAGE):
+        out.append(doc.problem(("defaults", "after_retries"),
+                               "after_retries must lead somewhere: menu, route, queue, callback or hangup"))
+    check_destination(defaults_after, ("defaults", "after_retries"))
+
+    for menu_id, menu in spec.menus.items():
+        here = ("menus", menu_id)
+        max_digits = menu.max_digits or spec.defaults.max_digits
+        for key, dest in menu.options.items():
+            key_text = str(key)
+            if not key_text or any(ch not in DTMF_KEYS for ch in key_text):
+                out.append(doc.problem(here + ("options", key), f"option '{key_text}' is not a telephone key "
+                                       f"(use {DTMF_KEYS[:10]}, * or #, quoted in YAML)", key=True))
+            elif len(key_text) > max_digits:
+                out.append(doc.problem(here + ("options", key), f"option '{key_text}' has more digits than "
+                                       f"max_digits ({max_digits})", key=True))
+            elif max_digits > 1 and "#" in key_text:
+                out.append(doc.problem(here + ("options", key), f"option '{key_text}': # ends the input in a "
+                                       "menu with max_digits > 1, so it cannot be part of a key", key=True))
+            check_destination(dest, here + ("options", key))
+        if menu.after_retries is not None:
+            if menu.after_retries.kind() in (Kind.REPEAT, Kind.PREVIOUS, Kind.LANGUAGE):
+                out.append(doc.problem(here + ("after_retries",), "after_retries must lead somewhere: menu, "
+                                       "route, queue, callback or hangup"))
+            check_destination(menu.after_retries, here + ("after_retries",))
+
+    out += _dead_loops(doc, spec)
+
+    if table is not None:
+        for line in table.lines.values():
+            for rule in line.rules:
+                if rule.menu is not None and rule.menu not in spec.menus:
+                    out.append(Problem(table.source, rule.source_line or 1, 1,
+                                       f"rule '{rule.id}' of line {line.number} names menu '{rule.menu}', "
+                                       f"which {doc.file} does not define"))
+    return out
+
+
+def _dead_loops(doc: Document, spec: IvrSpec) -> list[Problem]:
+    """Submenu loops the caller can never leave by choice (only by failing): an admin's mistake.
+
+    Repeat, previous and language are normal and not exits; after_retries is a fallback, not a choice.
+    A loop is a strongly connected set of menus joined by submenu options (or a menu naming itself).
+    """
+    edges = {m: [d.menu for d in spec.menus[m].options.values() if d.kind() is Kind.MENU and d.menu in spec.menus]
+             for m in spec.menus}
+    out = []
+    for component in _strongly_connected(edges):
+        members = set(component)
+        cyclic = len(members) > 1 or any(target in members for target in edges[component[0]])
+        if not cyclic:
+            continue
+        has_exit = any(
+            d.kind() in TERMINAL_KINDS or (d.kind() is Kind.MENU and d.menu not in members)
+            for m in members for d in spec.menus[m].options.values())
+        if not has_exit:
+            ordered = sorted(members, key=lambda m: doc.key_position(("menus", m)))
+            loop = " -> ".join(ordered + [ordered[0]])
+            out.append(doc.problem(("menus", ordered[0]), f"submenu loop {loop} has no way out: no option in it "
+                                   "leads to the route, a queue, a callback or a hang-up", key=True))
+    return out
+
+
+def _strongly_connected(edges: Mapping[str, list[str]]) -> list[list[str]]:
+    """Tarjan's algorithm, iterative (menus are few, but recursion limits are not ours to spend)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    result: list[list[str]] = []
+    counter = 0
+    for root in edges:
+        if root in index:
+            continue
+        work = [(root, 0)]
+        while work:
+            node, child = work.pop()
+            if child == 0:
+                index[node] = low[node] = counter
+                counter += 1
+                stack.append(node)
+                on_stack.add(node)
+            targets = edges[node]
+            if child < len(targets):
+                work.append((node, child + 1))
+                nxt = targets[child]
+                if nxt not in index:
+                    work.append((nxt, 0))
+                elif nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+                continue
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    item = stack.pop()
+                    on_stack.discard(item)
+                    component.append(item)
+                    if item == node:
+                        break
+                result.append(component)
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+    return result
+
+
+def _prompt(spec: PromptSpec) -> Prompt:
+    return Prompt(zh=spec.zh, en=spec.en)
+
+
+def _destination(spec: DestinationSpec) -> Destination:
+    kind = spec.kind()
+    target = {Kind.MENU: spec.menu, Kind.QUEUE: spec.queue, Kind.CALLBACK: spec.callback,
+              Kind.LANGUAGE: spec.language}.get(kind)
+    return Destination(kind=kind, target=target, prompt=_prompt(spec.hangup) if spec.hangup else None,
+                       tags=tuple(spec.tags), label=spec.label)
+
+
+def _build(doc: Document, spec: IvrSpec) -> Menus:
+    d = spec.defaults
+    menus = {}
+    for menu_id, m in spec.menus.items():
+        timeout = m.timeout_seconds if m.timeout_seconds is not None else d.timeout_seconds
+        timeout_prompt = m.timeout_prompt or d.timeout_prompt
+        menus[menu_id] = Menu(
+            id=menu_id,
+            prompt=_prompt(m.prompt),
+            options=MappingProxyType({str(k): _destination(v) for k, v in m.options.items()}),
+            timeout_ms=int(timeout * 1000),
+            retries=m.retries if m.retries is not None else d.retries,
+            max_digits=m.max_digits or d.max_digits,
+            barge_in=m.barge_in if m.barge_in is not None else d.barge_in,
+            invalid_prompt=_prompt(m.invalid_prompt or d.invalid_prompt),
+            timeout_prompt=_prompt(timeout_prompt) if timeout_prompt else None,
+            after_retries=_destination(m.after_retries or d.after_retries),
+            label=m.label,
+            line=doc.key_position(("menus", menu_id))[0],
+        )
+    cb = spec.callback
+    callback = CallbackSettings(
+        prompt=_prompt(cb.prompt), confirm_prompt=_prompt(cb.confirm_prompt),
+        confirm_options_prompt=_prompt(cb.confirm_options_prompt), accepted_prompt=_prompt(cb.accepted_prompt),
+        invalid_prompt=_prompt(cb.invalid_prompt), min_digits=cb.min_digits, max_digits=cb.max_digits,
+        timeout_ms=int(cb.timeout_seconds * 1000), retries=cb.retries)
+    return Menus(
+        source=doc.file,
+        version=hashlib.sha256(doc.text.encode("utf-8")).hexdigest()[:12],
+        default_language=spec.default_language,
+        max_menu_plays=spec.max_menu_plays,
+        menus=MappingProxyType(menus),
+        callback=callback,
+    )
