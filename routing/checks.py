@@ -1,0 +1,208 @@
+"""Checks across sections of a schema-valid table: references, overlaps, the routing graph, dead parts.
+
+Each check returns Problems (errors and warnings) with the YAML position of the offending key, so an admin
+sees every finding at once. `now` is passed in: "already ended" is relative to the instant asked about.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Iterable, Iterator
+from zoneinfo import ZoneInfo
+
+from routing.schema import Dated, TableSpec
+from routing.yamlsource import Document, Problem
+
+ERROR, WARNING = "error", "warning"
+
+
+def window_bounds(dated: Dated, tz: ZoneInfo) -> tuple[datetime | None, datetime | None]:
+    """A date `from` starts at local midnight; a date `until` includes that whole day."""
+    return start_bound(dated.from_, tz), end_bound(dated.until, tz)
+
+
+def start_bound(value: date | datetime | None, tz: ZoneInfo) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=tz)
+    return datetime(value.year, value.month, value.day, tzinfo=tz)
+
+
+def end_bound(value: date | datetime | None, tz: ZoneInfo) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=tz)
+    return datetime(value.year, value.month, value.day, tzinfo=tz) + timedelta(days=1)
+
+
+def expand_days(first: date, last: date | None) -> Iterator[date]:
+    """Every day of an inclusive range, across month and year ends."""
+    day = first
+    while day <= (last or first):
+        yield day
+        day += timedelta(days=1)
+
+
+def check_table(spec: TableSpec, doc: Document, now: datetime | None = None,
+                external_references: Iterable[str] = ()) -> list[Problem]:
+    tz = ZoneInfo(spec.timezone)
+    found: list[Problem] = []
+    found += _references(spec, doc)
+    found += _calendars(spec, doc)
+    found += _rule_windows(spec, doc, tz, now)
+    found += _queue_loops(spec, doc)
+    found += _unreached(spec, doc, set(external_references))
+    if now is not None:
+        found += _expired_listings(spec, doc, tz, now)
+    return found
+
+
+def _references(spec: TableSpec, doc: Document) -> list[Problem]:
+    out: list[Problem] = []
+
+    def need(section: dict, name: str | None, path: tuple, what: str) -> None:
+        if name is not None and name not in section:
+            known = ", ".join(sorted(section)) or "none defined"
+            out.append(doc.problem(path, f"{what} '{name}' is not defined (known: {known})"))
+
+    need(spec.queues, spec.general_queue, ("general_queue",), "queue")
+    for qid, queue in spec.queues.items():
+        base = ("queues", qid)
+        need(spec.schedules, queue.schedule, base + ("schedule",), "schedule")
+        if queue.overflow:
+            need(spec.queues, queue.overflow.to, base + ("overflow", "to"), "queue")
+        if queue.when_closed:
+            need(spec.queues, queue.when_closed.queue, base + ("when_closed", "queue"), "queue")
+            need(spec.queues, queue.when_closed.callback, base + ("when_closed", "callback"), "queue")
+    for sid, schedule in spec.schedules.items():
+        need(spec.calendars, schedule.calendar, ("schedules", sid, "calendar"), "calendar")
+    for number, line in spec.lines.items():
+        for i, rule in enumerate(line.rules):
+            base = ("lines", number, "rules", i)
+            need(spec.queues, rule.queue, base + ("queue",), "queue")
+            need(spec.trunks, rule.trunk, base + ("trunk",), "trunk")
+            if rule.category == "emergency_linkage" and rule.trunk in spec.trunks \
+                    and spec.trunks[rule.trunk].kind != "emergency":
+                out.append(doc.problem(base + ("trunk",), f"emergency linkage must use an emergency trunk, "
+                                                          f"'{rule.trunk}' is {spec.trunks[rule.trunk].kind}"))
+            for j, transfer in enumerate(rule.transfers):
+                need(spec.trunks, transfer.trunk, base + ("transfers", j, "trunk"), "trunk")
+                need(spec.queues, transfer.queue, base + ("transfers", j, "queue"), "queue")
+    need(spec.queues, spec.abuse.queue, ("abuse", "queue"), "queue")
+    return out
+
+
+def _calendars(spec: TableSpec, doc: Document) -> list[Problem]:
+    out: list[Problem] = []
+    for cid, calendar in spec.calendars.items():
+        holidays: dict[date, int] = {}
+        for i, holiday in enumerate(calendar.holidays):
+            for day in expand_days(holiday.from_, holiday.to):
+                if day in holidays:
+                    out.append(doc.problem(("calendars", cid, "holidays", i),
+                                           f"{day} is already a holiday (item {holidays[day] + 1})"))
+                holidays.setdefault(day, i)
+        for i, day in enumerate(calendar.working_days):
+            path = ("calendars", cid, "working_days", i)
+            if day in holidays:
+                out.append(doc.problem(path, f"{day} is listed both as a holiday and as a working day"))
+            elif day.weekday() < 5:
+                out.append(doc.problem(path, f"{day} is a weekday already; adjusted working days (调休) are "
+                                             "Saturdays or Sundays", WARNING))
+    return out
+
+
+def _rule_windows(spec: TableSpec, doc: Document, tz: ZoneInfo, now: datetime | None) -> list[Problem]:
+    out: list[Problem] = []
+    for number, line in spec.lines.items():
+        spans = []
+        for i, rule in enumerate(line.rules):
+            base = ("lines", number, "rules", i)
+            start, end = window_bounds(rule, tz)
+            if start is not None and end is not None and end <= start:
+                out.append(doc.problem(base, "this rule's window is empty: it can never match", WARNING))
+            if rule.transition is not None:
+                t_start, t_end = window_bounds(rule.transition, tz)
+                if (start and t_start and t_start < start) or (end and t_end and t_end > end):
+                    out.append(doc.problem(base + ("transition",), "the transition lies outside the rule's window"))
+            for j, (other_start, other_end) in spans:
+                if _overlap(start, end, other_start, other_end):
+                    out.append(doc.problem(base, f"rule {i + 1} of line {number} overlaps rule {j + 1}: "
+                                                 "windows of one number must not overlap"))
+            spans.append((i, (start, end)))
+            if now is not None and end is not None and end <= now:
+                out.append(doc.problem(base, f"this rule ended on {rule.until}; it no longer applies", WARNING))
+    return out
+
+
+def _overlap(a_start, a_end, b_start, b_end) -> bool:
+    return (a_start is None or b_end is None or a_start < b_end) and (b_start is None or a_end is None
+                                                                      or b_start < a_end)
+
+
+def _queue_loops(spec: TableSpec, doc: Document) -> list[Problem]:
+    """Overflow and closed-hours fallbacks form a graph; any cycle would bounce a caller forever."""
+    edges: dict[str, list[tuple[str, tuple]]] = {qid: [] for qid in spec.queues}
+    for qid, queue in spec.queues.items():
+        if queue.overflow and queue.overflow.to in spec.queues:
+            edges[qid].append((queue.overflow.to, ("queues", qid, "overflow", "to")))
+        if queue.when_closed and queue.when_closed.queue in spec.queues:
+            edges[qid].append((queue.when_closed.queue, ("queues", qid, "when_closed", "queue")))
+    out: list[Problem] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(qid: str, path: list[str]) -> None:
+        state[qid] = 1
+        for target, where in edges[qid]:
+            if state.get(target) == 1:
+                cycle = (path[path.index(target):] if target in path else []) + [qid, target]
+                out.append(doc.problem(where, "fallback loop: " + " -> ".join(cycle)))
+            elif state.get(target) is None:
+                visit(target, path + [qid])
+        state[qid] = 2
+
+    for qid in sorted(edges):
+        if qid not in state:
+            visit(qid, [])
+    return out
+
+
+def _unreached(spec: TableSpec, doc: Document, external: set[str]) -> list[Problem]:
+    used_queues = {spec.general_queue, spec.abuse.queue} | external
+    used_trunks: set[str] = set()
+    for line in spec.lines.values():
+        for rule in line.rules:
+            used_queues.add(rule.queue)
+            used_trunks.add(rule.trunk)
+            for transfer in rule.transfers:
+                used_queues.add(transfer.queue)
+                used_trunks.add(transfer.trunk)
+    for queue in spec.queues.values():
+        if queue.overflow:
+            used_queues.add(queue.overflow.to)
+        if queue.when_closed:
+            used_queues |= {queue.when_closed.queue, queue.when_closed.callback}
+    used_schedules = {q.schedule for q in spec.queues.values()}
+    used_calendars = {s.calendar for s in spec.schedules.values()}
+    out = []
+    for section, used, what in (("queues", used_queues, "queue"), ("schedules", used_schedules, "schedule"),
+                                ("calendars", used_calendars, "calendar")):
+        for name in getattr(spec, section):
+            if name not in used:
+                out.append(doc.problem((section, name), f"{what} '{name}' is defined but nothing reaches it",
+                                       WARNING, key=True))
+    for name, trunk in spec.trunks.items():
+        if name not in used_trunks and trunk.kind != "carrier":
+            out.append(doc.problem(("trunks", name), f"trunk '{name}' is defined but nothing reaches it",
+                                   WARNING, key=True))
+    return out
+
+
+def _expired_listings(spec: TableSpec, doc: Document, tz: ZoneInfo, now: datetime) -> list[Problem]:
+    out = []
+    for i, listed in enumerate(spec.abuse.listed):
+        end = end_bound(listed.until, tz)
+        if end is not None and end <= now:
+            out.append(doc.problem(("abuse", "listed", i), f"this listing expired on {listed.until}", WARNING))
+    return out

@@ -1,0 +1,178 @@
+"""The routing decision: (table, dialed number, caller, instant) -> Route. Pure: no I/O, no clock.
+
+Order of questions, each answered from the table alone:
+1. which line and which of its dated rules is in force at `at` (none: 12345's general handling + warning);
+2. emergency linkage is decided first and never meets the abuse rule, a schedule or a queue;
+3. the abuse rule (listed caller, or too many recent calls as told by `history`);
+4. the category's handling (cancelled lines: inside / after their transition window);
+5. the landing queue's hours: closed queues hand over to their `when_closed` fallback (acyclic by validation).
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+from routing.model import (Action, CallerHistory, Category, Line, Overflow, Route, RoutingTable, Rule, Schedule,
+                           Window)
+
+
+def normalize_number(dialed: str) -> str:
+    """Digits only, keeping a leading '+'; carriers may send '12345' as '+8612345' or with separators."""
+    text = (dialed or "").strip()
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if text.startswith("+86") and len(digits) > 2:
+        return digits[2:]
+    return digits
+
+
+def rule_in_force(line: Line, at: datetime) -> Rule | None:
+    for rule in line.rules:
+        if rule.effective.contains(at):
+            return rule
+    return None
+
+
+def is_open(table: RoutingTable, schedule_id: str | None, at: datetime) -> bool:
+    if schedule_id is None:
+        return True
+    schedule: Schedule = table.schedules[schedule_id]
+    if schedule.always_open:
+        return True
+    local = at.astimezone(table.timezone)
+    calendar = table.calendars[schedule.calendar] if schedule.calendar else None
+    working = calendar.is_working_day(local.date()) if calendar else local.weekday() < 5
+    spans = schedule.workday if working else schedule.restday
+    moment = local.time()
+    return any(span.contains(moment) for span in spans)
+
+
+def overflow_chain(table: RoutingTable, queue_id: str) -> tuple[Overflow, ...]:
+    chain: list[Overflow] = []
+    seen = {queue_id}
+    queue = table.queues.get(queue_id)
+    while queue is not None and queue.overflow is not None and queue.overflow.to not in seen:
+        chain.append(queue.overflow)
+        seen.add(queue.overflow.to)
+        queue = table.queues.get(queue.overflow.to)
+    return tuple(chain)
+
+
+def decide(table: RoutingTable, dialed: str, caller: str | None, at: datetime,
+           history: CallerHistory | None = None) -> Route:
+    if at.tzinfo is None:  # a naive instant is read as the table's local time rather than refused
+        at = at.replace(tzinfo=table.timezone)
+    number = normalize_number(dialed)
+    line = table.lines.get(number)
+    rule = rule_in_force(line, at) if line else None
+    if rule is None:
+        return _general(table, dialed, number, line, at)
+
+    if rule.category is Category.EMERGENCY_LINKAGE:
+        return _route(table, dialed, line, rule, Action.DIAL, rule.trunk,
+                      reason=f"emergency linkage {number}: dialed at once on trunk {rule.trunk}, "
+                             "no hours, no queue")
+
+    abusive = _abuse_reason(table, caller, at, history)
+    if abusive:
+        return _abuse(table, dialed, line, rule, abusive, at)
+
+    prompts, action, reason = rule.prompts, Action.QUEUE, f"{rule.category.value} line {number}"
+    if rule.category is Category.CANCELLED:
+        prompts, action, reason = _cancelled(rule, at)
+    route = _route(table, dialed, line, rule, action, rule.queue if action is not Action.HANGUP else None,
+                   prompts=prompts, reason=reason)
+    return _apply_hours(table, route, at) if action is Action.QUEUE else route
+
+
+def _cancelled(rule: Rule, at: datetime) -> tuple[tuple[str, ...], Action, str]:
+    transition = rule.transition or Window()
+    if transition.contains(at):
+        return rule.prompts, Action.QUEUE, "cancelled line inside its transition window: announce, then 12345"
+    if transition.start is not None and at < transition.start:
+        return (), Action.QUEUE, "cancelled line before its transition window: straight to 12345"
+    prompts = rule.after_prompts or rule.prompts
+    if rule.after_transition is Action.HANGUP:
+        return prompts, Action.HANGUP, "cancelled line after its transition window: announce, then hang up"
+    return prompts, Action.QUEUE, "cancelled line after its transition window: announce, then 12345"
+
+
+def _route(table: RoutingTable, dialed: str, line: Line, rule: Rule, action: Action, target: str | None, *,
+           prompts: tuple[str, ...] = (), reason: str = "", warnings: tuple[str, ...] = ()) -> Route:
+    return Route(
+        dialed=dialed, line=line.number, service=line.service, category=rule.category, action=action,
+        target=target, rule_id=rule.id, effective=rule.effective, prompts=prompts,
+        menu=rule.menu if action is Action.QUEUE else None, tags=rule.tags, transfers=rule.transfers,
+        overflow=overflow_chain(table, target) if action is Action.QUEUE and target else (),
+        reason=reason, warnings=warnings)
+
+
+def _apply_hours(table: RoutingTable, route: Route, at: datetime) -> Route:
+    """Follow closed queues' fallbacks until an open queue, a callback or a hang-up (the graph is acyclic)."""
+    target, prompts, notes = route.target, route.prompts, []
+    for _ in range(len(table.queues) + 1):
+        queue = table.queues[target]
+        if is_open(table, queue.schedule, at) or queue.when_closed is None:
+            break
+        closed = queue.when_closed
+        notes.append(f"queue {queue.id} is closed at this time")
+        prompts = prompts + closed.prompts
+        if closed.action is not Action.QUEUE:
+            return replace(route, action=closed.action, target=closed.queue, prompts=prompts, menu=None,
+                           overflow=(), reason=route.reason + "; " + "; ".join(notes)
+                           + (": callback request" if closed.action is Action.CALLBACK else ": announce, hang up"))
+        target = closed.queue
+    if target == route.target:
+        return route
+    # The line's menu offered choices of the closed queue's service: skip it rather than offer what is shut.
+    return replace(route, target=target, prompts=prompts, overflow=overflow_chain(table, target), menu=None,
+                   reason=route.reason + "; " + "; ".join(notes) + f": on to {target}")
+
+
+def _abuse_reason(table: RoutingTable, caller: str | None, at: datetime, history: CallerHistory | None) -> str:
+    policy = table.abuse
+    number = normalize_number(caller or "")
+    if number:
+        for listed in policy.listed:
+            if normalize_number(listed.number) == number and (listed.until is None or at < listed.until):
+                return f"listed caller ({listed.reason})"
+    if policy.max_calls is not None and history is not None and history.calls_in_window > policy.max_calls:
+        return f"{history.calls_in_window} calls within {policy.per_minutes} min (limit {policy.max_calls})"
+    return ""
+
+
+def _abuse(table: RoutingTable, dialed: str, line: Line, rule: Rule, why: str, at: datetime) -> Route:
+    policy = table.abuse
+    action = policy.action
+    route = Route(dialed=dialed, line=line.number, service=line.service, category=Category.ABUSE, action=action,
+                  target=policy.queue, rule_id="abuse", effective=rule.effective, prompts=policy.prompts,
+                  tags=rule.tags + ("abuse",), reason=f"abuse rule: {why}")
+    if action is Action.QUEUE:
+        route = replace(route, overflow=overflow_chain(table, policy.queue))
+        return _apply_hours(table, route, at)
+    return route
+
+
+def _general(table: RoutingTable, dialed: str, number: str, line: Line | None, at: datetime) -> Route:
+    if line is None:
+        warning = f"number '{dialed}' is not in the routing table: 12345 general handling"
+        service = "unknown"
+    else:
+        starts = [r.effective.start for r in line.rules if r.effective.start and r.effective.start > at]
+        warning = (f"no rule of line {number} is in force at {at.isoformat()}"
+                   + (f" (next starts {min(starts).isoformat()})" if starts else "") + ": 12345 general handling")
+        service = line.service
+    route = Route(dialed=dialed, line=number if line else "12345", service=service, category=Category.UNKNOWN,
+                  action=Action.QUEUE, target=table.general_queue, rule_id="unknown-number", effective=Window(),
+                  prompts=table.unknown_prompts, tags=("unknown-line",), reason=warning,
+                  overflow=overflow_chain(table, table.general_queue), warnings=(warning,))
+    return _apply_hours(table, route, at)
+
+
+def next_change(line: Line, at: datetime) -> datetime | None:
+    """The next instant after `at` at which this line's handling changes by date (rule or transition bounds)."""
+    bounds = []
+    for rule in line.rules:
+        for window in (rule.effective, rule.transition):
+            if window is not None:
+                bounds += [b for b in (window.start, window.end) if b is not None and b > at]
+    return min(bounds, default=None)

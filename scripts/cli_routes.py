@@ -1,0 +1,180 @@
+"""`hotline routes`: check, explain and list the routing table. The clock is read here, at the edge."""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from routing.decide import decide, next_change, rule_in_force
+from routing.loader import LoadResult, TableError, load_table_with_warnings
+from routing.model import CallerHistory, Route, RoutingTable
+from routing.privacy import mask_number
+from scripts.settings import load_settings
+
+
+def parse_instant(text: str | None, table: RoutingTable) -> datetime:
+    """ISO-8601; without an offset it is read in the table's time zone (Asia/Shanghai)."""
+    if not text:
+        return datetime.now(timezone.utc).astimezone(table.timezone)
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"'{text}' is not an ISO-8601 instant (e.g. 2021-09-10T03:00)") from None
+    return value if value.tzinfo else value.replace(tzinfo=table.timezone)
+
+
+def menu_references(path: Path) -> set[str]:
+    """Every plain value of the IVR menus file: queues it names count as reached."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return set()
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+        elif isinstance(node, str):
+            found.update(node.split())
+
+    walk(data)
+    return found
+
+
+def load(file: Path | None, menus: Path | None = None) -> LoadResult:
+    settings = load_settings()
+    path = file or settings.routing_table
+    menus = menus or settings.ivr_menus
+    try:
+        return load_table_with_warnings(path, now=datetime.now(timezone.utc), external_references=menu_references(menus))
+    except TableError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        click.echo(f"{path}: {len(exc.problems)} error(s); nothing was loaded", err=True)
+        sys.exit(1)
+
+
+table_option = click.option("--file", "-f", "file", type=click.Path(path_type=Path), default=None,
+                            help="Routing table (default: HOTLINE_ROUTING_TABLE or conf/routing.yaml).")
+
+
+@click.group()
+def routes() -> None:
+    """Check, explain and list the routing table."""
+
+
+@routes.command()
+@click.argument("file", required=False, type=click.Path(path_type=Path))
+@click.option("--menus", type=click.Path(path_type=Path), default=None,
+              help="IVR menus whose queue references count as reached (default: conf/ivr.yaml).")
+def check(file: Path | None, menus: Path | None) -> None:
+    """Validate FILE: exit 0 with a summary, or exit 1 with every error as file:line:column."""
+    result = load(file, menus)
+    for warning in result.warnings:
+        click.echo(str(warning), err=True)
+    t = result.table
+    click.echo(f"{t.source}: OK, version {t.version}: {len(t.lines)} lines, {len(t.queues)} queues, "
+               f"{len(t.trunks)} trunks, {sum(len(c.holidays) for c in t.calendars.values())} holiday days; "
+               f"{len(result.warnings)} warning(s)")
+
+
+def route_dict(route: Route) -> dict[str, Any]:
+    data = asdict(route)
+    data["effective"] = {"from": _iso(route.effective.start), "until": _iso(route.effective.end)}
+    for transfer in data["transfers"]:
+        transfer["kind"] = transfer["kind"].value
+    data["category"] = route.category.value
+    data["action"] = route.action.value
+    return data
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+@routes.command()
+@click.argument("number")
+@click.option("--at", "at_text", help="Instant, ISO-8601 (default: now). Without offset: Asia/Shanghai.")
+@click.option("--caller", help="Caller's number (for the abuse rule); shown masked.")
+@click.option("--recent-calls", type=int, default=None, help="Calls from this caller in the abuse window.")
+@table_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def explain(number: str, at_text: str | None, caller: str | None, recent_calls: int | None, file: Path | None,
+            as_json: bool) -> None:
+    """What happens to a call to NUMBER at an instant, and the rule and dates that decide it."""
+    table = load(file).table
+    at = parse_instant(at_text, table)
+    history = CallerHistory(recent_calls) if recent_calls is not None else None
+    route = decide(table, number, caller, at, history)
+    if as_json:
+        click.echo(json.dumps({"at": at.isoformat(), "table": table.version, "caller": mask_number(caller),
+                               "route": route_dict(route)}, ensure_ascii=False, indent=2))
+        return
+    line = table.lines.get(route.line)
+    lines = [
+        f"call to {number} at {at.isoformat()} (table {table.version})" + (f" from {mask_number(caller)}" if caller else ""),
+        f"  line:      {route.line} — {route.service}",
+        f"  category:  {route.category.value}",
+        f"  rule:      {route.rule_id} (in force {_iso(route.effective.start) or 'always'} .. "
+        f"{_iso(route.effective.end) or 'open-ended'})",
+        f"  prompts:   {', '.join(route.prompts) or '(none)'}",
+        f"  menu:      {route.menu or '(none)'}",
+        f"  then:      {route.action.value} {route.target or ''}".rstrip(),
+    ]
+    for step in route.overflow:
+        lines.append(f"  overflow:  after {step.after_seconds}s waiting -> {step.to}")
+    if route.tags:
+        lines.append(f"  tags:      {', '.join(route.tags)}")
+    for transfer in route.transfers:
+        target = transfer.trunk or transfer.queue or transfer.department
+        lines.append(f"  transfer:  {transfer.kind.value} -> {target}"
+                     + (f" (no answer in {transfer.no_answer_seconds}s: {transfer.on_no_answer})"
+                        if transfer.kind.value in ("attended", "three_way") else ""))
+    lines.append(f"  why:       {route.reason}")
+    if line is not None:
+        lines.append(f"  seed:      {line.seed}")
+    for warning in route.warnings:
+        lines.append(f"  warning:   {warning}")
+    click.echo("\n".join(lines))
+
+
+@routes.command(name="list")
+@click.option("--at", "at_text", help="Instant, ISO-8601 (default: now).")
+@table_option
+@click.option("--json", "as_json", is_flag=True)
+def list_lines(at_text: str | None, file: Path | None, as_json: bool) -> None:
+    """Every line: number, service, category, state at the instant, next scheduled change."""
+    table = load(file).table
+    at = parse_instant(at_text, table)
+    rows = []
+    for number in sorted(table.lines, key=lambda n: (len(n), n)):
+        line = table.lines[number]
+        rule = rule_in_force(line, at)
+        route = decide(table, number, None, at)
+        state = f"{route.action.value} {route.target or ''}".strip()
+        if route.prompts:
+            state = "announce, " + state
+        upcoming = next_change(line, at)
+        rows.append({"number": number, "service": line.service,
+                     "category": rule.category.value if rule else "not in force",
+                     "state": state, "next_change": _iso(upcoming)})
+    if as_json:
+        click.echo(json.dumps({"at": at.isoformat(), "lines": rows}, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"lines at {at.isoformat()} (table {table.version})")
+    header = ("number", "category", "state", "next change", "service")
+    table_rows = [(r["number"], r["category"], r["state"], (r["next_change"] or "-")[:16], r["service"])
+                  for r in rows]
+    widths = [max(len(str(x[i])) for x in [header, *table_rows]) for i in range(4)]
+    for row in [header, *table_rows]:
+        click.echo("  ".join(str(v).ljust(w) for v, w in zip(row[:4], widths)) + "  " + row[4])
