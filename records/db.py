@@ -10,19 +10,19 @@ from sqlalchemy import Engine, create_engine, event, make_url
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
-def make_engine(url: str, op_timeout: float = 5.0) -> Engine:
+def make_engine(url: str, op_timeout: float = 5.0, pre_ping: bool = True) -> Engine:
     """An engine whose waits are bounded: SQLite's busy timeout, PostgreSQL's connect timeout.
 
     A stalled PostgreSQL connection (a network that drops packets) is cut by the recorder's watchdog.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"timeout": op_timeout})
+        engine = create_engine(url, pool_timeout=op_timeout, connect_args={"timeout": op_timeout})
         if parsed.database and parsed.database != ":memory:":
             event.listen(engine, "connect", _sqlite_wal)
         return engine
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4,
+        return create_engine(url, pool_pre_ping=pre_ping, pool_size=2, max_overflow=4, pool_timeout=op_timeout,
                              connect_args={"connect_timeout": max(1, round(op_timeout))})
     raise ValueError(f"unsupported database {parsed.get_backend_name()!r}: use sqlite:/// or postgresql+psycopg://")
 

@@ -1,0 +1,261 @@
+"""CallRecorder: spool first, SQL in the background, never blocks a call, never loses a record.
+
+How the engine runs it (asyncio):
+
+    recorder = CallRecorder(settings.db_url, settings.spool_dir, key_from_settings(settings))
+    task = asyncio.create_task(recorder.run())     # flushes every `flush_interval`, backs off while the DB is down
+    ...  recorder.record_call(rec)                 # from the call's handler: an fsync'd local append, no DB wait
+    task.cancel(); recorder.close()                # at shutdown: one bounded last flush; the rest stays spooled
+
+`record_*` costs one local append + fsync. The flush runs in a worker thread (asyncio.to_thread); every
+database operation is bounded: connect timeout, SQLite busy timeout, and a watchdog that cuts a PostgreSQL
+socket that stalls (a network that drops packets). Records stay in the spool until their batch committed;
+writes are idempotent by record id, so a replay after a crash or an outage writes each record exactly once.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Callable
+
+import structlog
+from sqlalchemy import Connection, func, select
+from sqlalchemy.exc import DataError, IntegrityError
+
+from routing.model import CallerHistory
+from routing.privacy import caller_hash
+
+from records.db import make_engine, sqlite_path, upgrade
+from records.rows import call_row, callback_row, sql_params, table_version_row, transfer_row
+from records.schema import calls
+from records.spool import Entry, Spool
+from records.store import write_rows
+from records.types import CallbackRequest, CallRecord, TableVersion, TransferRecord
+
+log = structlog.get_logger("records")
+
+# Errors that belong to one record, not to the database being away: that record is set aside (rejected.jsonl).
+RECORD_ERRORS = (IntegrityError, DataError, ValueError, TypeError, KeyError)
+
+
+class CallRecorder:
+    def __init__(self, db_url: str, spool_dir: Path, caller_hash_key: bytes, *, batch_size: int = 500,
+                 flush_interval: float = 1.0, max_backoff: float = 30.0, op_timeout: float = 5.0,
+                 history_timeout: float = 0.5, auto_upgrade: bool | None = None,
+                 segment_records: int = 1000) -> None:
+        if not caller_hash_key:
+            raise ValueError("caller_hash_key is empty")
+        self._key = caller_hash_key
+        self._engine = make_engine(db_url, op_timeout=op_timeout, pre_ping=False)
+        self._spool = Spool(Path(spool_dir), segment_records=segment_records)
+        self._batch_size = batch_size
+        self._interval = flush_interval
+        self._max_backoff = max_backoff
+        self._op_timeout = op_timeout
+        self._history_timeout = history_timeout
+        self._upgrade = sqlite_path(db_url) is not None if auto_upgrade is None else auto_upgrade
+        self._schema_ready = False
+        self._flush_lock = threading.Lock()
+        self._healthy = True            # last database operation succeeded; caller_history skips the DB if not
+        self._history_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="records-history")
+        self._unspooled: list[Entry] = []   # only if the spool itself failed (disk full): kept in memory
+        self._unspooled_lock = threading.Lock()
+        self.written = 0                # records committed by this recorder (including replays ignored as duplicates)
+
+    # --- the call path: local and fast -------------------------------------------------------------
+    def record_call(self, rec: CallRecord) -> None:
+        self._append("call", call_row(rec, self._key))
+
+    def record_transfer(self, rec: TransferRecord) -> None:
+        self._append("transfer", transfer_row(rec))
+
+    def record_callback(self, rec: CallbackRequest) -> None:
+        self._append("callback", callback_row(rec, self._key))
+
+    def record_table_version(self, rec: TableVersion) -> None:
+        self._append("table_version", table_version_row(rec))
+
+    def _append(self, kind: str, row: dict[str, Any]) -> None:
+        try:
+            self._spool.append(kind, row)
+        except OSError as exc:
+            # The spool's disk failed: keep the record in memory and let the flush try the database directly.
+            log.error("records.spool_write_failed", kind=kind, error=str(exc))
+            with self._unspooled_lock:
+                self._unspooled.append(Entry(kind, row))
+
+    @property
+    def healthy(self) -> bool:
+        return self._healthy
+
+    # --- caller history: bounded, fails open ------------------------------------------------------
+    def caller_history(self, caller: str, at: datetime, minutes: int) -> CallerHistory:
+        """Calls from this number in [at - minutes, at], by keyed hash. Zero on any database trouble."""
+        if not caller or not self._healthy:
+            return CallerHistory(calls_in_window=0)
+        digest = caller_hash(caller, self._key)
+        since = at - timedelta(minutes=minutes)
+        query = (select(func.count()).select_from(calls)
+                 .where(calls.c.caller_hash == digest, calls.c.arrived_at >= since, calls.c.arrived_at <= at))
+        future = self._history_pool.submit(self._guarded, lambda conn: conn.execute(query).scalar_one(),
+                                           self._history_timeout, False)
+        try:
+            return CallerHistory(calls_in_window=int(future.result(timeout=self._history_timeout + 0.1)))
+        except FutureTimeout:
+            self._set_health(False, TimeoutError(f"caller history took over {self._history_timeout}s"))
+        except Exception as exc:  # noqa: BLE001 - fail open: abuse limits never cost a citizen the call
+            self._set_health(False, exc)
+        return CallerHistory(calls_in_window=0)
+
+    # --- the flush --------------------------------------------------------------------------------
+    def flush(self) -> int:
+        """Write every sealed spool segment; returns records committed. Never raises for database trouble:
+        the records stay spooled and `healthy` turns false until a later flush succeeds."""
+        with self._flush_lock:
+            written = 0
+            try:
+                self._ensure_schema()
+                written += self._flush_unspooled()
+                self._spool.seal()
+                for path in self._spool.sealed():
+                    written += self._flush_segment(path)
+            except Exception as exc:  # noqa: BLE001 - any failure to reach the database: retry later
+                self._set_health(False, exc)
+                self.written += written
+                return written
+            self._set_health(True)
+            self.written += written
+            if written:
+                log.debug("records.flushed", records=written)
+            return written
+
+    def _ensure_schema(self) -> None:
+        if self._schema_ready:
+            return
+        if self._upgrade:
+            upgrade(self._engine)
+        self._schema_ready = True
+
+    def _flush_unspooled(self) -> int:
+        with self._unspooled_lock:
+            pending, self._unspooled = self._unspooled, []
+        try:
+            self._write_entries(pending)
+        except Exception:
+            with self._unspooled_lock:
+                self._unspooled[:0] = pending
+            raise
+        return len(pending)
+
+    def _flush_segment(self, path: Path) -> int:
+        segment = self._spool.read(path)
+        if segment.bad_lines:
+            log.error("records.spool_bad_lines", segment=path.name, lines=len(segment.bad_lines))
+            self._spool.reject(list(segment.bad_lines), "undecodable spool line")
+        entries = list(segment.entries)
+        for start in range(0, len(entries), self._batch_size):
+            self._write_entries(entries[start:start + self._batch_size])
+        self._spool.remove(path)   # trimmed only after every batch of it committed
+        return len(entries)
+
+    def _write_entries(self, entries: list[Entry]) -> None:
+        if not entries:
+            return
+        try:
+            self._guarded(lambda conn: _write_batch(conn, entries), self._op_timeout, True)
+        except RECORD_ERRORS:
+            # One bad record must not hold back the others: write one by one, set aside what is refused.
+            for entry in entries:
+                try:
+                    self._guarded(lambda conn, e=entry: _write_batch(conn, [e]), self._op_timeout, True)
+                except RECORD_ERRORS as exc:
+                    import json
+
+                    log.error("records.record_rejected", kind=entry.kind, error=_short(exc))
+                    self._spool.reject([json.dumps({"kind": entry.kind, "row": entry.row}, ensure_ascii=False)],
+                                       _short(exc))
+
+    def _guarded(self, work: Callable[[Connection], Any], timeout: float, transaction: bool) -> Any:
+        """Run `work` on a connection; if it stalls past `timeout`, cut the socket so the call returns."""
+        with self._engine.connect() as conn:
+            done = threading.Event()
+            timer = threading.Timer(timeout, lambda: done.is_set() or _cut(conn))
+            timer.daemon = True
+            timer.start()
+            try:
+                if transaction:
+                    with conn.begin():
+                        return work(conn)
+                return work(conn)
+            finally:
+                done.set()
+                timer.cancel()
+
+    def _set_health(self, healthy: bool, exc: BaseException | None = None) -> None:
+        if healthy and not self._healthy:
+            log.info("records.database_back", spooled_segments=self._spool.pending_segments())
+        elif not healthy and self._healthy:
+            log.warning("records.database_unavailable", error=_short(exc),
+                        spooled_segments=self._spool.pending_segments(),
+                        effect="records stay in the spool and are written when the database returns")
+        self._healthy = healthy
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Flush forever: every `flush_interval` while healthy, with doubling back-off while the DB is down."""
+        delay = self._interval
+        while True:
+            await asyncio.to_thread(self.flush)
+            delay = self._interval if self._healthy else min(max(delay, self._interval) * 2, self._max_backoff)
+            await asyncio.sleep(delay)
+
+    def close(self) -> None:
+        """One last bounded flush; whatever the database did not take stays in the spool for the next start."""
+        self.flush()
+        left = self._spool.pending_segments()
+        if left:
+            log.warning("records.closed_with_spooled_records", spooled_segments=left,
+                        spool=str(self._spool.directory))
+        self._spool.close()
+        self._history_pool.shutdown(wait=False, cancel_futures=True)
+        self._engine.dispose()
+
+
+def _write_batch(conn: Connection, entries: list[Entry]) -> None:
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for entry in entries:
+        by_kind.setdefault(entry.kind, []).append(sql_params(entry.kind, entry.row))
+    for kind, rows in by_kind.items():
+        write_rows(conn, kind, rows)
+
+
+def _cut(conn: Connection) -> None:
+    """Wake a thread blocked on a stalled database socket: shut the socket down under it."""
+    try:
+        raw = conn.connection.dbapi_connection
+        pgconn = getattr(raw, "pgconn", None)
+        if pgconn is not None:
+            sock = socket.socket(fileno=os.dup(pgconn.socket))
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            finally:
+                sock.close()
+        elif hasattr(raw, "interrupt"):
+            raw.interrupt()
+        log.warning("records.database_stalled", effect="connection cut; records stay spooled")
+    except Exception as exc:  # noqa: BLE001 - already closed: nothing left to wake
+        log.debug("records.cut_failed", error=_short(exc))
+
+
+def _short(exc: BaseException | None) -> str:
+    if exc is None:
+        return ""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()
+    return f"{type(orig).__name__}: {text[0] if text else ''}"[:300]

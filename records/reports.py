@@ -1,0 +1,146 @@
+"""Searches, CSV export and the daily report over the records (the plan's regular data analysis).
+
+Nothing here can show a full caller number: the database holds only masked numbers and keyed hashes.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, tzinfo
+from typing import IO, Any, Iterable, Sequence
+
+from sqlalchemy import Engine, func, select
+
+from routing.privacy import caller_hash
+
+from records.schema import calls, transfers
+from records.types import Outcome
+
+
+@dataclass(frozen=True)
+class CallFilter:
+    line: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None          # exclusive
+    caller: str | None = None              # a full number, looked up by keyed hash, never stored
+    outcome: str | None = None
+    limit: int | None = None
+
+
+EXPORT_COLUMNS = ("uniqueid", "arrived_at", "ended_at", "dialed", "line", "caller_masked", "category", "rule_id",
+                  "action", "target", "tags", "ivr_path", "language", "wait_seconds", "answered_by", "outcome",
+                  "hangup_cause", "transfers", "table_version")
+
+
+def search(engine: Engine, filt: CallFilter, key: bytes | None = None) -> list[dict[str, Any]]:
+    """Calls matching the filter, oldest first, with their number of transfers. No caller hash in the rows."""
+    transfer_count = (select(func.count()).select_from(transfers)
+                      .where(transfers.c.uniqueid == calls.c.uniqueid).correlate(calls).scalar_subquery())
+    columns = [calls.c[name] for name in EXPORT_COLUMNS if name != "transfers"]
+    query = select(*columns, transfer_count.label("transfers")).order_by(calls.c.arrived_at, calls.c.uniqueid)
+    if filt.line:
+        query = query.where(calls.c.line == filt.line)
+    if filt.since:
+        query = query.where(calls.c.arrived_at >= filt.since)
+    if filt.until:
+        query = query.where(calls.c.arrived_at < filt.until)
+    if filt.outcome:
+        query = query.where(calls.c.outcome == Outcome(filt.outcome).value)
+    if filt.caller:
+        if key is None:
+            raise ValueError("looking up a caller needs the caller-hash key")
+        query = query.where(calls.c.caller_hash == caller_hash(filt.caller, key))
+    if filt.limit:
+        query = query.limit(filt.limit)
+    with engine.connect() as conn:
+        return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def write_csv(rows: Iterable[dict[str, Any]], out: IO[str]) -> int:
+    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    count = 0
+    for row in rows:
+        writer.writerow({k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()})
+        count += 1
+    return count
+
+
+@dataclass(frozen=True)
+class LineReport:
+    line: str
+    calls: int
+    answered: int
+    answered_share: float                     # answered / calls
+    waits: int                                # calls with a recorded queue wait
+    average_wait: float | None                # seconds, over calls with a recorded wait
+    p90_wait: float | None                    # nearest-rank 90th percentile
+    outcomes: dict[str, int] = field(default_factory=dict)
+    transfers: dict[str, dict[str, int]] = field(default_factory=dict)   # kind -> outcome -> count
+
+
+def percentile(values: Sequence[float], fraction: float) -> float | None:
+    """Nearest-rank percentile: the smallest value with at least `fraction` of the values at or below it."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+def day_bounds(day: date, tz: tzinfo) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time(0), tzinfo=tz)
+    return start, datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
+
+
+def daily(engine: Engine, day: date, tz: tzinfo) -> list[LineReport]:
+    """Per legacy line, for calls arriving on `day` in `tz`: volume, answered share, waits, transfers.
+
+    Transfers are counted with their call's line and day (the first line stays responsible).
+    """
+    start, end = day_bounds(day, tz)
+    with engine.connect() as conn:
+        call_rows = conn.execute(select(calls.c.line, calls.c.outcome, calls.c.wait_seconds)
+                                 .where(calls.c.arrived_at >= start, calls.c.arrived_at < end)).all()
+        transfer_rows = conn.execute(
+            select(calls.c.line, transfers.c.kind, transfers.c.outcome)
+            .join(transfers, transfers.c.uniqueid == calls.c.uniqueid)
+            .where(calls.c.arrived_at >= start, calls.c.arrived_at < end)).all()
+    by_line: dict[str, list[Any]] = {}
+    for row in call_rows:
+        by_line.setdefault(row.line, []).append(row)
+    transfer_counts: dict[str, dict[str, dict[str, int]]] = {}
+    for row in transfer_rows:
+        kinds = transfer_counts.setdefault(row.line, {})
+        outcomes = kinds.setdefault(row.kind, {})
+        outcome = row.outcome or "unknown"
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    reports = []
+    for line in sorted(by_line):
+        rows = by_line[line]
+        waits = [r.wait_seconds for r in rows if r.wait_seconds is not None]
+        outcomes: dict[str, int] = {}
+        for r in rows:
+            outcomes[r.outcome or "unknown"] = outcomes.get(r.outcome or "unknown", 0) + 1
+        answered = outcomes.get(Outcome.ANSWERED.value, 0)
+        reports.append(LineReport(
+            line=line, calls=len(rows), answered=answered, answered_share=answered / len(rows),
+            waits=len(waits), average_wait=sum(waits) / len(waits) if waits else None,
+            p90_wait=percentile(waits, 0.9), outcomes=dict(sorted(outcomes.items())),
+            transfers={k: dict(sorted(v.items())) for k, v in sorted(transfer_counts.get(line, {}).items())}))
+    return reports
+
+
+def format_daily(reports: Sequence[LineReport], day: date) -> str:
+    lines = [f"Daily report {day.isoformat()}",
+             f"{'line':<8} {'calls':>6} {'answered':>9} {'avg wait':>9} {'p90 wait':>9}  transfers"]
+    for r in reports:
+        avg = f"{r.average_wait:.1f}s" if r.average_wait is not None else "-"
+        p90 = f"{r.p90_wait:.1f}s" if r.p90_wait is not None else "-"
+        moved = "; ".join(f"{kind}: " + ", ".join(f"{o} {n}" for o, n in outs.items())
+                          for kind, outs in r.transfers.items()) or "-"
+        lines.append(f"{r.line:<8} {r.calls:>6} {r.answered_share:>8.1%} {avg:>9} {p90:>9}  {moved}")
+    if not reports:
+        lines.append("(no calls)")
+    return "\n".join(lines)
