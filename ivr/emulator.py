@@ -10,6 +10,7 @@ Caller script entries: "1" / "12#" (keys), "timeout" (the caller presses nothing
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import zlib
 from dataclasses import dataclass, field
@@ -313,10 +314,13 @@ def _usage(name: str) -> bytes:
 
 # ---------------------------------------------------------------- the asyncio edge
 
+_UNIQUEIDS = itertools.count(1)
+
+
 async def place_call(host: str, port: int, *, dialed: str, caller: str | None = "4951234567",
                      caller_name: str = "Probe Caller", dtmf: Iterable[str] = (), hangup_at: int | None = None,
                      variables: Mapping[str, str] | None = None, env: Mapping[str, str] | None = None,
-                     uniqueid: str = "1795698853.1", script: str = "route",
+                     uniqueid: str | None = None, script: str = "route",
                      hangup_notice_delay: float = 0.04, timeout: float = 10.0,
                      reply_delay: Callable[[str], float] | None = None) -> CallTranscript:
     """Connect like Asterisk's AGI(agi://host:port/script,dialed), play the scripted caller, return what happened.
@@ -324,6 +328,8 @@ async def place_call(host: str, port: int, *, dialed: str, caller: str | None = 
     `reply_delay(command_line)` lets a load test hold the session (e.g. a prompt playing for 1-3 s).
     `timeout` bounds the whole call.
     """
+    if uniqueid is None:
+        uniqueid = f"1795698853.{next(_UNIQUEIDS)}"
     env = dict(env) if env is not None else asterisk_env(dialed=dialed, caller=caller, caller_name=caller_name,
                                                          uniqueid=uniqueid, script=script, host=host, port=port)
     channel = AsteriskChannel(env, dtmf, hangup_at=hangup_at, variables=variables)

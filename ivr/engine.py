@@ -1,0 +1,337 @@
+"""Per-call glue: env -> decide() -> IvrSession, driven over a connection; fail open on any error.
+
+`CallFlow` is the sans-I/O part (a generator of Commands like the session); `Engine` drives it for FastAGI
+(`handle`, async) and classic AGI (`handle_sync`). The instant is read here, at the edge, once per call.
+`ConfigHolder` keeps the (table, menus) pair: each call captures the pair at its start, `reload()` swaps in
+a new validated pair atomically or keeps the running one.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Generator, Mapping
+
+import structlog
+
+from ivr.agi.commands import Command, GetVariable, Response, SetVariable
+from ivr.fastagi import bind_call_context
+from routing.decide import decide, normalize_number
+from routing.model import CallerHistory, RoutingTable
+
+log = structlog.get_logger()
+
+FALLBACK_QUEUE = "general-12345"
+TEST_CLOCK_VARIABLE = "HOTLINE_AT"
+HISTORY_TIMEOUT = 0.5          # seconds a caller-history lookup may take before the call goes on without it
+
+
+# ------------------------------------------------------------------ configuration
+
+class ConfigError(Exception):
+    def __init__(self, problems: list[Any]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True)
+class Config:
+    table: RoutingTable
+    menus: Any                 # ivr.menus.Menus
+
+
+def load_config(table_path: Path | str, menus_path: Path | str) -> Config:
+    """Both files, validated together (the menus against the table); ConfigError lists every problem."""
+    from ivr.menus import MenuError, load_menus
+    from routing.loader import TableError, load_table
+    try:
+        table = load_table(table_path)
+    except TableError as exc:
+        raise ConfigError(list(exc.problems)) from None
+    try:
+        menus = load_menus(menus_path, table)
+    except MenuError as exc:
+        raise ConfigError(list(exc.problems)) from None
+    return Config(table, menus)
+
+
+class ConfigHolder:
+    """The running (table, menus). Reading `current` is one attribute load: a call sees one consistent pair."""
+
+    def __init__(self, config: Config, table_path: Path | str | None = None,
+                 menus_path: Path | str | None = None) -> None:
+        self._current = config
+        self.table_path, self.menus_path = table_path, menus_path
+        self._lock = threading.Lock()        # one reload at a time (SIGHUP storms)
+
+    @classmethod
+    def from_files(cls, table_path: Path | str, menus_path: Path | str) -> "ConfigHolder":
+        return cls(load_config(table_path, menus_path), table_path, menus_path)
+
+    @property
+    def current(self) -> Config:
+        return self._current
+
+    def reload(self) -> bool:
+        """Validate both files; swap them in only if both are good. A broken file keeps the running pair."""
+        if self.table_path is None or self.menus_path is None:
+            raise RuntimeError("this configuration was not loaded from files")
+        with self._lock:
+            try:
+                new = load_config(self.table_path, self.menus_path)
+            except ConfigError as exc:
+                for problem in exc.problems:
+                    log.error("config.problem", problem=str(problem))
+                log.error("config.reload_refused", problems=len(exc.problems),
+                          running_table=self._current.table.version)
+                return False
+            except Exception as exc:        # unreadable file, bug in a loader: keep running all the same
+                log.exception("config.reload_refused", error=str(exc), running_table=self._current.table.version)
+                return False
+            old = self._current
+            self._current = new
+            log.info("config.reloaded", table=new.table.version, previous_table=old.table.version)
+            return True
+
+
+# ------------------------------------------------------------------ one call, sans-I/O
+
+def dialed_number(env: Mapping[str, str]) -> str:
+    """arg_1 (AGI(agi://.../route,${EXTEN})), else the extension, else the DNID."""
+    for key in ("arg_1", "extension", "dnid"):
+        value = (env.get(key) or "").strip()
+        if value and value.lower() != "unknown":
+            return value
+    return ""
+
+
+def caller_number(env: Mapping[str, str]) -> str | None:
+    value = (env.get("callerid") or "").strip()
+    return value if value and value.lower() != "unknown" else None
+
+
+def fail_open_commands(env: Mapping[str, str], table: RoutingTable | None = None) -> list[Command]:
+    """What the dialplan needs to reach 12345 when we cannot decide: ACTION last, as the session does."""
+    queue = (table.general_queue if table is not None else None) or FALLBACK_QUEUE
+    dialed = dialed_number(env)
+    return [SetVariable("HOTLINE_TARGET", queue),
+            SetVariable("HOTLINE_LINE", normalize_number(dialed) or dialed or "12345"),
+            SetVariable("HOTLINE_ACTION", "queue")]
+
+
+def test_instant(response: Response, table: RoutingTable) -> datetime | None:
+    """The HOTLINE_AT channel variable (ISO 8601; naive = the table's local time), None when unset or bad."""
+    if response.code != 200 or response.result != 1 or not response.data:
+        return None
+    try:
+        at = datetime.fromisoformat(response.data.strip())
+    except ValueError:
+        log.warning("engine.test_clock_invalid", value=response.data[:40])
+        return None
+    return at if at.tzinfo else at.replace(tzinfo=table.timezone)
+
+
+@dataclass
+class CallFlow:
+    """decide() then the IVR session, as one generator; any exception becomes the fail-open variables."""
+
+    env: Mapping[str, str]
+    config: Config
+    at: datetime
+    history: CallerHistory | None = None
+    decide_fn: Callable[..., Any] = decide
+    session_factory: Callable[..., Any] | None = None
+    route: Any = None
+    outcome: Any = None
+    error: BaseException | None = None
+    dialed: str = field(init=False)
+    caller: str | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.dialed = dialed_number(self.env)
+        self.caller = caller_number(self.env)
+
+    def run(self) -> Generator[Command, Response, Any]:
+        table = self.config.table
+        try:
+            self.route = self.decide_fn(table, self.dialed, self.caller, self.at, self.history)
+            r = self.route
+            log.info("engine.route", dialed=self.dialed, line=r.line, category=r.category.value,
+                     rule=r.rule_id, action=r.action.value, target=r.target, menu=r.menu, table=table.version,
+                     at=self.at.isoformat())
+            factory = self.session_factory or _ivr_session
+            session = factory(self.env, self.route, self.config.menus, table, at=self.at)
+            self.outcome = yield from session.run()
+        except Exception as exc:
+            self.error = exc
+            log.error("engine.fail_open", error=f"{type(exc).__name__}: {exc}", dialed=self.dialed,
+                      stage="session" if self.route is not None else "decide", exc_info=True)
+            for cmd in fail_open_commands(self.env, table):
+                yield cmd
+        return self.outcome
+
+
+def _ivr_session(env, route, menus, table, *, at):
+    from ivr.session import IvrSession
+    return IvrSession(env, route, menus, table, at=at)
+
+
+# ------------------------------------------------------------------ records
+
+def build_record(flow: CallFlow, *, hungup: bool) -> Any:
+    """records.types.CallRecord when that module is there, else a plain dict with the same fields."""
+    route, outcome = flow.route, flow.outcome
+    final = outcome.route if outcome is not None else route
+    if hungup or (outcome is not None and outcome.hungup):
+        ended = "ivr_hangup"
+    elif flow.error is not None:
+        ended = None                      # failed open: the dialplan queues it; AMI tells the end
+    elif outcome is not None and outcome.action.value == "hangup":
+        ended = "announced"
+    elif outcome is not None and outcome.action.value == "callback":
+        ended = "callback"
+    else:
+        ended = None
+    fields = dict(
+        uniqueid=flow.env.get("uniqueid") or f"nouniqueid-{id(flow)}",
+        dialed=flow.dialed,
+        line=final.line if final is not None else (normalize_number(flow.dialed) or flow.dialed),
+        caller=flow.caller,
+        arrived_at=flow.at,
+        category=final.category.value if final is not None else None,
+        rule_id=final.rule_id if final is not None else None,
+        action=(outcome.action.value if outcome is not None else ("queue" if flow.error else None)),
+        target=(outcome.target if outcome is not None
+                else (flow.config.table.general_queue or FALLBACK_QUEUE) if flow.error else None),
+        ivr_path=tuple(outcome.ivr_path) if outcome is not None else (),
+        tags=tuple(final.tags) if final is not None else (),
+        language=outcome.language if outcome is not None else None,
+        outcome=ended,
+        table_version=flow.config.table.version,
+    )
+    try:
+        from records.types import CallRecord
+    except ImportError:
+        return fields
+    return CallRecord(**fields)
+
+
+# ------------------------------------------------------------------ the engine
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Engine:
+    def __init__(self, config: ConfigHolder, *, recorder: Any = None, clock: Callable[[], datetime] = utc_now,
+                 allow_test_clock: bool = False, decide_fn: Callable[..., Any] = decide,
+                 session_factory: Callable[..., Any] | None = None) -> None:
+        self.config = config
+        self.recorder = recorder
+        self.clock = clock
+        self.allow_test_clock = allow_test_clock
+        self.decide_fn = decide_fn
+        self.session_factory = session_factory
+
+    def fail_open_commands(self, env: Mapping[str, str]) -> list[Command]:
+        return fail_open_commands(env, self.config.current.table)
+
+    def _flow(self, env: Mapping[str, str], config: Config, at: datetime,
+              history: CallerHistory | None) -> CallFlow:
+        return CallFlow(env, config, at, history, decide_fn=self.decide_fn, session_factory=self.session_factory)
+
+    def _needs_history(self, config: Config, caller: str | None) -> bool:
+        abuse = config.table.abuse
+        return (self.recorder is not None and caller is not None and abuse.max_calls is not None
+                and hasattr(self.recorder, "caller_history"))
+
+    def _history(self, config: Config, caller: str, at: datetime) -> CallerHistory | None:
+        try:
+            return self.recorder.caller_history(caller, at, config.table.abuse.per_minutes)
+        except Exception as exc:                       # fail open: decide without history
+            log.warning("engine.history_unavailable", error=f"{type(exc).__name__}: {exc}")
+            return None
+
+    def _record(self, flow: CallFlow, hungup: bool) -> None:
+        if self.recorder is None:
+            return
+        try:
+            self.recorder.record_call(build_record(flow, hungup=hungup))
+        except Exception as exc:
+            log.error("engine.record_failed", error=f"{type(exc).__name__}: {exc}")
+
+    def _log_end(self, flow: CallFlow, hungup: bool, commands: int) -> None:
+        o = flow.outcome
+        log.info("engine.call_end", action=o.action.value if o else ("queue" if flow.error else None),
+                 target=o.target if o else None, ivr_path=">".join(o.ivr_path) if o else "",
+                 hungup=hungup or bool(o and o.hungup), failed_open=flow.error is not None, commands=commands)
+
+    # -- FastAGI (the endpoint registered on the AgiApplication)
+    async def handle(self, request: Any) -> CallFlow:
+        env = request.env
+        bind_call_context(env)
+        config = self.config.current                 # captured: a reload mid-call does not touch this call
+        at = self.clock()
+        flow: CallFlow | None = None
+        completed = False
+        try:
+            if self.allow_test_clock:
+                at = test_instant(await request.send(GetVariable(TEST_CLOCK_VARIABLE)), config.table) or at
+            history = None
+            caller = caller_number(env)
+            if self._needs_history(config, caller):
+                try:
+                    history = await asyncio.wait_for(asyncio.to_thread(self._history, config, caller, at),
+                                                     HISTORY_TIMEOUT)
+                except asyncio.TimeoutError:
+                    log.warning("engine.history_unavailable", error="timeout")
+            flow = self._flow(env, config, at, history)
+            gen = flow.run()
+            cmd = next(gen)
+            while True:
+                resp = await request.send(cmd)
+                try:
+                    cmd = gen.send(resp)
+                except StopIteration:
+                    break
+            completed = True
+            return flow
+        finally:
+            if flow is None:
+                flow = self._flow(env, config, at, None)
+            request.writer.close()                   # Asterisk continues the dialplan now; we record after
+            hungup = not completed or bool(flow.outcome and flow.outcome.hungup)
+            self._log_end(flow, hungup, getattr(request, "commands", 0))
+            self._record(flow, hungup=hungup)
+
+    # -- classic AGI: the same flow over a blocking `send`
+    def handle_sync(self, env: Mapping[str, str], send: Callable[[Command], Response]) -> CallFlow:
+        config = self.config.current
+        at = self.clock()
+        flow: CallFlow | None = None
+        completed = False
+        try:
+            if self.allow_test_clock:
+                at = test_instant(send(GetVariable(TEST_CLOCK_VARIABLE)), config.table) or at
+            caller = caller_number(env)
+            history = self._history(config, caller, at) if self._needs_history(config, caller) else None
+            flow = self._flow(env, config, at, history)
+            gen = flow.run()
+            cmd = next(gen)
+            while True:
+                resp = send(cmd)
+                try:
+                    cmd = gen.send(resp)
+                except StopIteration:
+                    break
+            completed = True
+            return flow
+        finally:
+            if flow is None:
+                flow = self._flow(env, config, at, None)
+            hungup = not completed or bool(flow.outcome and flow.outcome.hungup)
+            self._log_end(flow, hungup, 0)
+            self._record(flow, hungup=hungup)
+

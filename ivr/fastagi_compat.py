@@ -1,0 +1,154 @@
+"""panoramisk 1.4's FastAGI server, with its rough edges fixed in this one place.
+
+What we keep from panoramisk: `Application` (the route table: `add_route(script, endpoint)`) and `Request`
+(headers + reader/writer handed to the endpoint). What we replace, and why (each has a test in
+tests/test_fastagi_panoramisk.py that shows the raw behaviour and the fix):
+
+1. `Application.add_route` wraps a plain function with `asyncio.coroutine`, which Python 3.11 removed:
+   registering a sync endpoint raises AttributeError. We wrap it in a real coroutine function.
+2. `Application.handler` reads the env block with `while b'\\n\\n' not in buffer: buffer += await read(100)`:
+   an EOF before the blank line makes `read` return b'' forever, a busy loop that freezes the event loop
+   and with it every call. It also has no time bound and no size bound, and looks routes up by the raw
+   `agi_network_script`, so `route?line=12320` finds no route. We read the block with our codec
+   (`EnvParser`), bounded in time and size, and route on the script name without its query string.
+3. `Request.send_command` reads exactly one line per command (two for a 520 block, which is 4 lines long):
+   after Asterisk's unsolicited `HANGUP` line, or a usage block, every later reply belongs to the command
+   before it, for the rest of the call. Our `send` parses replies with `ResponseParser`, discards the
+   HANGUP notice (remembering that the channel is dead) and returns the reply that answers the pending
+   command. Each reply wait is bounded.
+"""
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections import deque
+from typing import Any, Awaitable, Callable
+
+import structlog
+from panoramisk.fast_agi import Application, Request
+
+from ivr.agi.codec import EnvParser, ProtocolError, ResponseParser, format_command
+from ivr.agi.commands import HANGUP_NOTICE, Command, Response
+
+log = structlog.get_logger()
+
+READ_CHUNK = 64 * 1024
+
+
+class SessionClosed(ConnectionError):
+    """Asterisk closed the connection (the call went on in the dialplan, or the peer died)."""
+
+
+class SessionStalled(TimeoutError):
+    """The peer did not finish the env block, or did not answer a command, within the bound."""
+
+
+class AgiRequest(Request):
+    """A panoramisk Request whose I/O goes through our codec: one reply per command, never shifted."""
+
+    def __init__(self, app: Application, headers: dict[str, str], reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter, *, reply_timeout: float, parser: ResponseParser | None = None,
+                 pending: bytes = b"") -> None:
+        super().__init__(app, headers, reader, writer, encoding="utf-8")
+        self.env = headers                       # keys without the agi_ prefix
+        self.reply_timeout = reply_timeout
+        self.hangup_seen = False                 # the lone HANGUP line arrived: the channel is dead
+        self.commands = 0
+        self._parser = parser or ResponseParser()
+        self._ready: deque[Response] = deque(self._parser.feed(pending)) if pending else deque()
+
+    async def send(self, cmd: Command | str) -> Response:
+        """Send one command, return the reply that answers it (HANGUP notices are consumed on the way)."""
+        data = format_command(cmd) if isinstance(cmd, Command) else _one_line(cmd)
+        self.writer.write(data)
+        self.commands += 1
+        await self.writer.drain()
+        try:
+            return await asyncio.wait_for(self._next_reply(), self.reply_timeout)
+        except asyncio.TimeoutError:
+            raise SessionStalled(f"no reply within {self.reply_timeout} s to {data[:40]!r}") from None
+
+    async def send_command(self, command: str) -> Response:    # panoramisk's name, our semantics
+        return await self.send(command)
+
+    async def _next_reply(self) -> Response:
+        while True:
+            while self._ready:
+                resp = self._ready.popleft()
+                if resp is HANGUP_NOTICE:
+                    self.hangup_seen = True     # out of band: not the answer to the pending command
+                    continue
+                return resp
+            data = await self.reader.read(READ_CHUNK)
+            if not data:
+                raise SessionClosed("Asterisk closed the AGI connection")
+            self._ready.extend(self._parser.feed(data))
+
+
+def _one_line(command: str) -> bytes:
+    """A raw command string: refuse anything that would become two AGI commands."""
+    text = command.rstrip("\n")
+    if "\n" in text or "\r" in text:
+        raise ValueError("an AGI command is one line")
+    return (text + "\n").encode("utf-8")
+
+
+Endpoint = Callable[[AgiRequest], Awaitable[Any]]
+
+
+class AgiApplication(Application):
+    """panoramisk's Application with fixed route registration, env reading and dispatch."""
+
+    def __init__(self, *, env_timeout: float = 5.0, reply_timeout: float = 60.0,
+                 default: Endpoint | None = None) -> None:
+        # panoramisk stores `loop` and never uses it for the server; give it the running one so it does not
+        # call the deprecated get_event_loop(). Build the application inside the loop that serves it.
+        super().__init__(default_encoding="utf-8", loop=asyncio.get_running_loop())
+        self.env_timeout = env_timeout
+        self.reply_timeout = reply_timeout
+        self.default = default
+
+    def add_route(self, path: str, endpoint: Callable[..., Any]) -> None:
+        if not inspect.iscoroutinefunction(endpoint):
+            sync = endpoint
+
+            @functools.wraps(sync)
+            async def endpoint(request: AgiRequest) -> Any:     # noqa: F811 - the wrapped form
+                return sync(request)
+        super().add_route(path, endpoint)
+
+    async def read_env(self, reader: asyncio.StreamReader) -> tuple[dict[str, str], bytes]:
+        """The agi_* block, bounded in time (env_timeout) and size; EOF or junk ends only this session."""
+        parser = EnvParser()
+
+        async def read() -> dict[str, str]:
+            while True:
+                data = await reader.read(READ_CHUNK)
+                if not data:
+                    raise SessionClosed("EOF before the end of the AGI environment block")
+                env = parser.feed(data)
+                if env is not None:
+                    return env
+        try:
+            env = await asyncio.wait_for(read(), self.env_timeout)
+        except asyncio.TimeoutError:
+            raise SessionStalled(f"AGI environment block not finished within {self.env_timeout} s") from None
+        return env, parser.rest
+
+    def endpoint_for(self, env: dict[str, str]) -> Endpoint | None:
+        script = env.get("network_script", "").split("?", 1)[0].strip("/")
+        return self._route.get(script) or self.default
+
+    async def handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One FastAGI session: env block, dispatch, close. Errors end this session only."""
+        try:
+            env, rest = await self.read_env(reader)
+            endpoint = self.endpoint_for(env)
+            if endpoint is None:
+                log.error("fastagi.no_route", script=env.get("network_script"))
+                return
+            request = AgiRequest(self, env, reader, writer, reply_timeout=self.reply_timeout, pending=rest)
+            await endpoint(request)
+        finally:
+            writer.close()
