@@ -45,10 +45,12 @@ def expand_days(first: date, last: date | None) -> Iterator[date]:
 
 
 def check_table(spec: TableSpec, doc: Document, now: datetime | None = None,
-                external_references: Iterable[str] = ()) -> list[Problem]:
+                external_references: Iterable[str] = (), present: dict[str, set[str]] | None = None) -> list[Problem]:
+    """`present`: names written in the file per section, valid or not; a reference to an entry that has its
+    own schema error is not reported a second time as undefined."""
     tz = ZoneInfo(spec.timezone)
     found: list[Problem] = []
-    found += _references(spec, doc)
+    found += _references(spec, doc, present or {})
     found += _calendars(spec, doc)
     found += _rule_windows(spec, doc, tz, now)
     found += _queue_loops(spec, doc)
@@ -58,11 +60,12 @@ def check_table(spec: TableSpec, doc: Document, now: datetime | None = None,
     return found
 
 
-def _references(spec: TableSpec, doc: Document) -> list[Problem]:
+def _references(spec: TableSpec, doc: Document, present: dict[str, set[str]]) -> list[Problem]:
     out: list[Problem] = []
 
     def need(section: dict, name: str | None, path: tuple, what: str) -> None:
-        if name is not None and name not in section:
+        written = present.get(what + "s", set())
+        if name is not None and name not in section and name not in written:
             known = ", ".join(sorted(section)) or "none defined"
             out.append(doc.problem(path, f"{what} '{name}' is not defined (known: {known})"))
 

@@ -46,17 +46,39 @@ def load_table_with_warnings(path: str | Path, *, text: str | None = None, now: 
     except SourceError as exc:
         raise TableError(exc.problems) from None
     problems = list(doc.duplicates)
-    try:
-        spec = TableSpec.model_validate(doc.data)
-    except ValidationError as exc:
-        raise TableError(problems + problems_from(doc, exc)) from None
-    problems += check_table(spec, doc, now, external_references)
+    spec, schema_problems = _validate_salvaging(doc.data)
+    problems += [p for e in schema_problems for p in problems_from(doc, e)]
+    if spec is None:
+        raise TableError(problems)
+    present = {section: set(doc.data.get(section) or {}) for section in SECTIONS} if isinstance(doc.data, dict) else {}
+    problems += check_table(spec, doc, now, external_references, present)
     errors = [p for p in problems if p.severity == ERROR]
     if errors:
         raise TableError(errors)
     table = build_table(spec, source=doc.file, version=hashlib.sha256(doc.text.encode()).hexdigest()[:12],
                         rule_lines={k: v[0] for k, v in doc.positions.items()})
     return LoadResult(table, tuple(sorted(p for p in problems if p.severity != ERROR)))
+
+
+SECTIONS = ("calendars", "schedules", "queues", "trunks", "lines")
+
+
+def _validate_salvaging(data: object) -> tuple[TableSpec | None, list[ValidationError]]:
+    """Validate; on errors inside named entries, drop those entries and validate the rest, so the checks
+    across sections still run and the admin sees every problem in one go."""
+    try:
+        return TableSpec.model_validate(data), []
+    except ValidationError as exc:
+        first = exc
+    if not isinstance(data, dict):
+        return None, [first]
+    broken = {(e["loc"][0], e["loc"][1]) for e in first.errors() if len(e["loc"]) >= 2 and e["loc"][0] in SECTIONS}
+    salvaged = {key: ({name: entry for name, entry in value.items() if (key, name) not in broken}
+                      if key in SECTIONS and isinstance(value, dict) else value) for key, value in data.items()}
+    try:
+        return TableSpec.model_validate(salvaged), [first]
+    except ValidationError:
+        return None, [first]
 
 
 def _window(dated, tz: ZoneInfo) -> m.Window:

@@ -123,6 +123,10 @@ def load_document(path: str | Path, text: str | None = None) -> Document:
             return _scalars.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError as exc:
             raise SourceError([Problem(name, *_mark(node), f"bad value: {exc.problem}")]) from exc
+        except ValueError:
+            # A timestamp-looking value that is no date (2021-02-30): keep the text, so the schema reports it
+            # with its position alongside every other problem instead of stopping here.
+            return node.value
 
     data = build(root, ()) if root is not None else None
     return Document(name, text, data, positions, key_positions, duplicates)
@@ -150,8 +154,8 @@ def problems_from(doc: Document, error: ValidationError) -> list[Problem]:
     out = []
     for item in error.errors():
         path = _data_path(tuple(item["loc"]))
-        is_key = item["type"] == "extra_forbidden"
-        if item["type"] == "missing":
+        message = _describe({**item, "loc": path})
+        if item["type"] == "missing":  # point at the mapping that lacks the key
             path = path[:-1]
-        out.append(doc.problem(path, _describe({**item, "loc": path}), key=is_key))
+        out.append(doc.problem(path, message, key=item["type"] == "extra_forbidden"))
     return out
