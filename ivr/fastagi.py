@@ -158,3 +158,23 @@ def bind_call_context(env: Mapping[str, str]) -> None:
     """Every log line of this session (this asyncio task) carries the call's uniqueid and masked caller."""
     structlog.contextvars.bind_contextvars(uniqueid=env.get("uniqueid", ""),
                                            caller=mask_number(env.get("callerid")))
+
+
+def build_server(engine: object, *, host: str = "127.0.0.1", port: int = 4573,
+                 limits: ServerLimits = ServerLimits()) -> FastAgiServer:
+    """The engine behind script `route`; any other script name is routed too (logged), never left silent.
+
+    Call inside the running loop (panoramisk's Application binds to it).
+    """
+    app = AgiApplication(env_timeout=limits.env_timeout, reply_timeout=limits.reply_timeout,
+                         default=_any_script(engine.handle))  # type: ignore[attr-defined]
+    app.add_route("route", engine.handle)  # type: ignore[attr-defined]
+    return FastAgiServer(app, host=host, port=port, limits=limits,
+                         fail_open=engine.fail_open_commands)  # type: ignore[attr-defined]
+
+
+def _any_script(endpoint: Callable) -> Callable:
+    async def handle(request: AgiRequest) -> object:
+        log.warning("fastagi.unknown_script", script=request.env.get("network_script"), handled_as="route")
+        return await endpoint(request)
+    return handle
