@@ -15,6 +15,7 @@ writes are idempotent by record id, so a replay after a crash or an outage write
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import threading
@@ -26,7 +27,7 @@ from typing import Any, Callable
 
 import structlog
 from sqlalchemy import Connection, func, select
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
 from routing.model import CallerHistory
 from routing.privacy import caller_hash
@@ -42,6 +43,12 @@ log = structlog.get_logger("records")
 
 # Errors that belong to one record, not to the database being away: that record is set aside (rejected.jsonl).
 RECORD_ERRORS = (IntegrityError, DataError, ValueError, TypeError, KeyError)
+
+
+def _is_record_error(exc: BaseException) -> bool:
+    if isinstance(exc, StatementError) and not isinstance(exc, DBAPIError):
+        return True   # a value that cannot be bound (e.g. a naive datetime): the record, not the database
+    return isinstance(exc, RECORD_ERRORS)
 
 
 class CallRecorder:
@@ -115,7 +122,8 @@ class CallRecorder:
 
     # --- the flush --------------------------------------------------------------------------------
     def flush(self) -> int:
-        """Write every sealed spool segment; returns records committed. Never raises for database trouble:
+        """Write every sealed spool segment; returns the records taken out of the spool (committed, or set aside
+        in rejected.jsonl because the database refuses that record). Never raises for database trouble:
         the records stay spooled and `healthy` turns false until a later flush succeeds."""
         with self._flush_lock:
             written = 0
@@ -169,14 +177,16 @@ class CallRecorder:
             return
         try:
             self._guarded(lambda conn: _write_batch(conn, entries), self._op_timeout, True)
-        except RECORD_ERRORS:
+        except Exception as exc:
+            if not _is_record_error(exc):
+                raise
             # One bad record must not hold back the others: write one by one, set aside what is refused.
             for entry in entries:
                 try:
                     self._guarded(lambda conn, e=entry: _write_batch(conn, [e]), self._op_timeout, True)
-                except RECORD_ERRORS as exc:
-                    import json
-
+                except Exception as exc:  # noqa: BLE001 - sorted just below
+                    if not _is_record_error(exc):
+                        raise
                     log.error("records.record_rejected", kind=entry.kind, error=_short(exc))
                     self._spool.reject([json.dumps({"kind": entry.kind, "row": entry.row}, ensure_ascii=False)],
                                        _short(exc))

@@ -96,7 +96,11 @@ def sql_params(kind: str, row: Row) -> Row:
         raise ValueError(f"{kind} row has unknown fields: {sorted(unknown)}")
     params = dict(row)
     for column in table.c:
-        value = params.get(column.key)
+        if column.key not in params:
+            if not column.nullable and column.default is None:
+                raise ValueError(f"{kind} row lacks required field {column.key!r}")
+            params[column.key] = column.default.arg if column.default is not None else None
+        value = params[column.key]
         if isinstance(column.type, UtcDateTime) and isinstance(value, str):
             params[column.key] = datetime.fromisoformat(value)
     return params
