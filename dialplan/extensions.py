@@ -1,0 +1,314 @@
+"""extensions_hotline.conf: every DID to the engine, the engine's answer to Asterisk, and fail-open paths.
+
+Naming rule: queue and trunk ids (which contain '-') only ever become *context* names. Asterisk ignores '-'
+when it matches non-pattern extension names ("expert-12320" would also match "expert12320" and clash with
+look-alikes), so extensions here are only digits, `s`, `i`, `T` and plain words, and the engine's
+HOTLINE_TARGET is checked by an explicit GotoIf chain (the whitelist) instead of being used as an extension.
+A value that is not exactly one of the ids fails every comparison (a malformed value makes the expression
+false) and falls through to the general queue: there is no dead end.
+"""
+from __future__ import annotations
+
+from dialplan.common import comment_text, header, join_lines
+from dialplan.conftext import Exten, Section, document
+from dialplan.facts import Facts, TransferTarget
+from dialplan.options import AGI_SCRIPT, RenderOptions
+from routing.model import Queue, Trunk
+
+FILENAME = "extensions_hotline.conf"
+
+CTX_CARRIER = "hotline-from-carrier"
+CTX_ENGINE = "hotline-engine"
+CTX_FAILOPEN = "hotline-failopen"
+CTX_ACTION = "hotline-action-{}"
+CTX_QUEUE = "hotline-queue-{}"
+CTX_TRUNK = "hotline-trunk-{}"
+CTX_EMERGENCY = "hotline-emergency"
+CTX_WARM = "hotline-warm-transfer"
+CTX_THREEWAY = "hotline-threeway"
+
+ACTIONS = ("queue", "dial", "hangup", "callback")     # HOTLINE_ACTION values of the contract
+QUEUE_OPTIONS = "tT"     # t: the agent may transfer (AMI Atxfer needs it), T: the caller may (see NOTES.md)
+DIAL_TIMEOUT = 60        # seconds a trunk may ring for HOTLINE_ACTION=dial and emergency linkage
+GENERAL_TRIES = 3        # the general queue only returns if it is missing or full: retry, then announce
+
+
+def queue_context(queue_id: str) -> str:
+    return CTX_QUEUE.format(queue_id)
+
+
+def failopen(reason: str) -> list[tuple[str | None, str]]:
+    """Steps that send the call to fail-open handling for its dialed line (kept from the DID step)."""
+    return [(None, f"Set(HOTLINE_FAILOPEN={reason})"),
+            (None, f"Goto({CTX_FAILOPEN},${{HOTLINE_DIALED}},1)")]
+
+
+def _add_all(exten: Exten, steps: list[tuple[str | None, str]], first_label: str | None = None) -> None:
+    for index, (label, app) in enumerate(steps):
+        exten.add(app, first_label if index == 0 and first_label else label)
+
+
+def render_extensions(facts: Facts, options: RenderOptions) -> str:
+    sections = [
+        _carrier(facts, options),
+        _engine(facts, options),
+        _failopen(facts),
+        _action_queue(facts),
+        _action_dial(facts),
+        _action_hangup(),
+        _action_callback(options),
+        *[_queue(facts, options, q) for q in facts.queues],
+        *[_trunk(t) for t in facts.dial_trunks if t.kind != "emergency"],
+        _emergency(facts, options),
+        _warm(facts),
+        _threeway(facts),
+    ]
+    head = header(FILENAME, facts.table, "Dialplan: DIDs -> FastAGI engine -> queue/trunk, failing open to "
+                  f"{facts.general}. Include it from extensions.conf.")
+    head += [
+        ";",
+        "; Channel variables read from the engine (contract): HOTLINE_ACTION queue|dial|hangup|callback,",
+        "; HOTLINE_TARGET queue or trunk id, HOTLINE_LINE, HOTLINE_TAGS, HOTLINE_CALLBACK.",
+        "; Set here: HOTLINE_DIALED (the DID), HOTLINE_FAILOPEN (why the engine's answer was not used),",
+        "; HOTLINE_QUEUE (the queue the caller is in now).",
+        "; Extensions are digits or plain words only: Asterisk ignores '-' when matching non-pattern",
+        "; extensions, so ids with '-' are compared in GotoIf chains and used only in context names.",
+    ]
+    return join_lines(document(head, sections))
+
+
+def _carrier(facts: Facts, options: RenderOptions) -> Section:
+    ctx = Section(CTX_CARRIER)
+    ctx.comment("Inbound DIDs from the carrier trunk(s): every line of the table and 12345.")
+    ctx.comment("HOTLINE_FAILOPEN_TAGS is the line's tag set used if the engine cannot answer.")
+    for did in facts.dids:
+        timeout = options.emergency_engine_timeout if did.emergency_trunk else options.engine_timeout
+        ctx.exten(Exten(did.number)
+                  .add(f"Set(HOTLINE_FAILOPEN_TAGS={did.failopen_tags})")
+                  .add(f"Set(HOTLINE_ENGINE_TIMEOUT={timeout})")
+                  .add(f"Goto({CTX_ENGINE},${{EXTEN}},1)"))
+    ctx.note("Numbers the table does not know: the engine gives them general handling.")
+    ctx.exten(Exten("_X.")
+              .add("Set(HOTLINE_FAILOPEN_TAGS=unknown-number+failopen)")
+              .add(f"Set(HOTLINE_ENGINE_TIMEOUT={options.engine_timeout})")
+              .add(f"Goto({CTX_ENGINE},${{EXTEN}},1)"))
+    ctx.note("No usable DID (non-digits, or none): treat as 12345.")
+    ctx.exten(Exten("s").add(f"Goto({CTX_CARRIER},12345,1)"))
+    ctx.exten(Exten("i").add(f"Goto({CTX_CARRIER},12345,1)"))
+    return ctx
+
+
+def _engine(facts: Facts, options: RenderOptions) -> Section:
+    ctx = Section(CTX_ENGINE)
+    ctx.comment("The engine runs the IVR over FastAGI and sets HOTLINE_* variables; arg 1 is the dialed number.")
+    ctx.comment("Engines are tried in order; the next one only when AGI() could not connect (AGISTATUS=FAILURE:")
+    ctx.comment("refused, or no answer within res_agi's 2 s connect limit; hagi:// walks the DNS SRV records).")
+    ctx.comment("Stalled engine: AGI() has no time limit of its own, so TIMEOUT(absolute) bounds the step; when")
+    ctx.comment("it expires Asterisk interrupts AGI (the engine sees HANGUP) and runs the T extension of this")
+    ctx.comment("context; it is cleared as soon as AGI() returns so it never cuts a queued or connected call.")
+    exten = Exten("_X.")
+    exten.add("NoOp(hotline: ${EXTEN} to the routing engine)")
+    exten.add("Set(HOTLINE_DIALED=${EXTEN})")
+    exten.add("Set(HOTLINE_CALLER_NAME=${CALLERID(name)})")
+    exten.add("Set(TIMEOUT(absolute)=${HOTLINE_ENGINE_TIMEOUT})")
+    for index, engine in enumerate(options.engines):
+        if index:
+            exten.add('GotoIf($["${AGISTATUS}" != "FAILURE"]?engine_done)')
+        exten.add(f"AGI({engine}/{AGI_SCRIPT},${{EXTEN}})")
+    exten.add("Set(TIMEOUT(absolute)=0)", "engine_done")
+    exten.add("NoOp(engine answered ${AGISTATUS}: ${HOTLINE_ACTION} ${HOTLINE_TARGET})")
+    # HANGUP: Asterisk itself ends the dialplan after AGI() returns -1; kept so a change there cannot queue a
+    # caller who is gone.
+    exten.add('GotoIf($["${AGISTATUS}" = "HANGUP"]?caller_gone)')
+    exten.add('GotoIf($["${AGISTATUS}" = "FAILURE"]?engine_failure)')
+    exten.add('GotoIf($["${AGISTATUS}" = "NOTFOUND"]?engine_notfound)')
+    exten.add('GotoIf($["${AGISTATUS}" != "SUCCESS"]?engine_failure)')
+    exten.add('GotoIf($["${HOTLINE_ACTION}" = ""]?no_action)')
+    for action in ACTIONS:
+        exten.add(f'GotoIf($["${{HOTLINE_ACTION}}" = "{action}"]?{CTX_ACTION.format(action)},s,1)')
+    _add_all(exten, failopen("unknown-action"))
+    exten.add("Hangup()", "caller_gone")
+    _add_all(exten, failopen("engine-failure"), "engine_failure")
+    _add_all(exten, failopen("engine-notfound"), "engine_notfound")
+    _add_all(exten, failopen("no-action"), "no_action")
+    ctx.exten(exten)
+    timeout = Exten("T")
+    _add_all(timeout, failopen("engine-timeout"))
+    ctx.exten(timeout)
+    return ctx
+
+
+def _failopen(facts: Facts) -> Section:
+    ctx = Section(CTX_FAILOPEN)
+    ctx.comment(f"The engine could not decide: the call still reaches {facts.general} (24/7) with its line and")
+    ctx.comment("tags so agents see where it came from. Emergency linkage lines are dialed instead: never queued.")
+    general = Exten("_X.")
+    general.add(f"NoOp(fail open (${{HOTLINE_FAILOPEN}}): line ${{EXTEN}} to {facts.general})")
+    general.add("Set(HOTLINE_LINE=${EXTEN})")
+    general.add("Set(HOTLINE_TAGS=${HOTLINE_FAILOPEN_TAGS})")
+    general.add("Set(CALLERID(name)=[${EXTEN}] ${HOTLINE_CALLER_NAME})")
+    general.add(f"Goto({queue_context(facts.general)},s,1)")
+    ctx.exten(general)
+    for did in facts.dids:
+        if did.emergency_trunk is None:
+            continue
+        ctx.exten(Exten(did.number)
+                  .add(f"NoOp(fail open (${{HOTLINE_FAILOPEN}}): emergency line {did.number} dialed at once)")
+                  .add("Set(HOTLINE_LINE=${EXTEN})")
+                  .add("Set(HOTLINE_TAGS=${HOTLINE_FAILOPEN_TAGS})")
+                  .add(f"Goto({CTX_EMERGENCY},{did.emergency_trunk.dial},1)"))
+    ctx.exten(Exten("i").add(f"Goto({CTX_FAILOPEN},12345,1)"))
+    return ctx
+
+
+def _action_queue(facts: Facts) -> Section:
+    ctx = Section(CTX_ACTION.format("queue"))
+    ctx.comment("HOTLINE_ACTION=queue: HOTLINE_TARGET must be one of the table's queues (generated whitelist).")
+    exten = Exten("s")
+    for queue in facts.queues:
+        exten.add(f'GotoIf($["${{HOTLINE_TARGET}}" = "{queue.id}"]?{queue_context(queue.id)},s,1)')
+    _add_all(exten, failopen("unknown-queue"))
+    return ctx.exten(exten)
+
+
+def _action_dial(facts: Facts) -> Section:
+    ctx = Section(CTX_ACTION.format("dial"))
+    ctx.comment("HOTLINE_ACTION=dial: HOTLINE_TARGET must be one of the table's trunks (the carrier excluded).")
+    exten = Exten("s")
+    for trunk in facts.dial_trunks:
+        goto = (f"{CTX_EMERGENCY},{trunk.dial},1" if trunk.kind == "emergency"
+                else f"{CTX_TRUNK.format(trunk.id)},s,1")
+        exten.add(f'GotoIf($["${{HOTLINE_TARGET}}" = "{trunk.id}"]?{goto})')
+    _add_all(exten, failopen("unknown-trunk"))
+    return ctx.exten(exten)
+
+
+def _action_hangup() -> Section:
+    ctx = Section(CTX_ACTION.format("hangup"))
+    ctx.comment("HOTLINE_ACTION=hangup: the engine already played the prompts that were the whole answer.")
+    return ctx.exten(Exten("s").add("Hangup()"))
+
+
+def _action_callback(options: RenderOptions) -> Section:
+    ctx = Section(CTX_ACTION.format("callback"))
+    ctx.comment("HOTLINE_ACTION=callback: the engine captured HOTLINE_CALLBACK and writes the request;")
+    ctx.comment("confirm and hang up. No number captured: fail open rather than drop the caller.")
+    exten = Exten("s")
+    exten.add('GotoIf($["${HOTLINE_CALLBACK}" = ""]?no_number)')
+    exten.add(f"Playback({options.prompt_callback_confirmed})")
+    exten.add("Hangup()")
+    _add_all(exten, failopen("callback-without-number"), "no_number")
+    return ctx.exten(exten)
+
+
+def _queue(facts: Facts, options: RenderOptions, queue: Queue) -> Section:
+    ctx = Section(queue_context(queue.id))
+    ctx.comment(comment_text(f"{queue.id}: {queue.name}"))
+    exten = Exten("s")
+    exten.add(f"Set(HOTLINE_QUEUE={queue.id})")
+    if queue.overflow is not None:
+        ctx.comment(f"Overflow: after {queue.overflow.after_seconds} s unanswered (or nobody logged in) "
+                    f"to {queue.overflow.to}.")
+        exten.add(f"Queue({queue.id},{QUEUE_OPTIONS},,,{queue.overflow.after_seconds})")
+        exten.add(f"NoOp(left {queue.id} unanswered: ${{QUEUESTATUS}})")
+        exten.add(f"Goto({queue_context(queue.overflow.to)},s,1)")
+    elif queue.id != facts.general:
+        ctx.comment(f"No overflow of its own: an unanswered caller goes on to {facts.general}.")
+        exten.add(f"Queue({queue.id},{QUEUE_OPTIONS})")
+        exten.add(f"NoOp(left {queue.id} unanswered: ${{QUEUESTATUS}})")
+        exten.add(f"Goto({queue_context(facts.general)},s,1)")
+    else:
+        ctx.comment("The last resort (joinempty=yes, leavewhenempty=no, no timeout): Queue() only returns if the")
+        ctx.comment("queue is missing or full; retry, then a clear announcement rather than silence.")
+        exten.add("Set(HOTLINE_GENERAL_TRIES=0)")
+        exten.add(f"Queue({queue.id},{QUEUE_OPTIONS})", "join")
+        exten.add("Set(HOTLINE_GENERAL_TRIES=${INC(HOTLINE_GENERAL_TRIES)})")
+        exten.add(f"GotoIf($[${{HOTLINE_GENERAL_TRIES}} < {GENERAL_TRIES}]?retry)")
+        exten.add(f"Playback({options.prompt_all_busy})")
+        exten.add("Hangup()")
+        exten.add("Wait(2)", "retry")
+        exten.add("Goto(join)")
+    return ctx.exten(exten)
+
+
+def _trunk(trunk: Trunk) -> Section:
+    ctx = Section(CTX_TRUNK.format(trunk.id))
+    ctx.comment(comment_text(f"HOTLINE_ACTION=dial to {trunk.id}: {trunk.name}. Unanswered: fail open."))
+    exten = Exten("s")
+    exten.add(f"Dial(PJSIP/{trunk.dial}@{trunk.id},{DIAL_TIMEOUT})")
+    exten.add('GotoIf($["${DIALSTATUS}" = "ANSWER"]?done)')
+    _add_all(exten, failopen("dial-${DIALSTATUS}"))
+    exten.add("Hangup()", "done")
+    return ctx.exten(exten)
+
+
+def _emergency(facts: Facts, options: RenderOptions) -> Section:
+    ctx = Section(CTX_EMERGENCY)
+    ctx.comment("Emergency linkage: dialed at once, never queued, no business-hours check (no GotoIfTime, no")
+    ctx.comment("Queue). Used by HOTLINE_ACTION=dial, by fail-open of the emergency lines and by the agents'")
+    ctx.comment("hand-over: AMI Redirect (or BlindTransfer) of the caller to hotline-emergency,<digits>,1.")
+    ctx.comment(f"Unanswered: {options.emergency_dial_attempts} attempts, then an announcement to dial directly.")
+    for target in facts.emergency:
+        exten = Exten(target.digits)
+        exten.add(comment_noop(f"emergency linkage {target.digits} over {target.trunk.id}"))
+        exten.add("Set(HOTLINE_EMERGENCY_TRIES=0)")
+        exten.add(f"Dial(PJSIP/{target.digits}@{target.trunk.id},{DIAL_TIMEOUT})", "dial")
+        exten.add('GotoIf($["${DIALSTATUS}" = "ANSWER"]?done)')
+        exten.add("Set(HOTLINE_EMERGENCY_TRIES=${INC(HOTLINE_EMERGENCY_TRIES)})")
+        exten.add(f"GotoIf($[${{HOTLINE_EMERGENCY_TRIES}} < {options.emergency_dial_attempts}]?dial)")
+        exten.add(f"Playback({options.prompt_emergency_unreachable})")
+        exten.add("Hangup()", "done")
+        ctx.exten(exten)
+    return ctx
+
+
+def comment_noop(text: str) -> str:
+    return f"NoOp({text})"
+
+
+def _warm(facts: Facts) -> Section:
+    ctx = Section(CTX_WARM)
+    ctx.comment("Warm (attended) transfer to the retained seats. AMI: Action Atxfer, Channel=<agent channel>,")
+    ctx.comment("Context=hotline-warm-transfer, Exten=<digits> (sent as DTMF after the atxfer code, so digits).")
+    ctx.comment("Unanswered within the rule's no_answer_seconds: this leg hangs up and the agent is back with the")
+    ctx.comment("caller (features: atxferdropcall=no calls the agent back if they had already hung up).")
+    for target in facts.warm:
+        ctx.exten(_transfer_leg(target))
+    return ctx
+
+
+def _transfer_leg(target: TransferTarget) -> Exten:
+    return (Exten(target.digits)
+            .add(comment_noop(f"transfer leg to {target.trunk.id}"))
+            .add(f"Dial(PJSIP/{target.digits}@{target.trunk.id},{target.no_answer_seconds})")
+            .add("Hangup()"))
+
+
+def _threeway(facts: Facts) -> Section:
+    ctx = Section(CTX_THREEWAY)
+    ctx.comment("Three-way calls (sub-centers, emergency linkage) in a ConfBridge room named hotline-<HOTLINE_CONF>.")
+    ctx.comment("AMI sequence (the \"ami\" helper): 1. Setvar HOTLINE_CONF=<room> on the caller's and the agent's")
+    ctx.comment("channels; 2. Redirect Channel=<caller> Context=hotline-threeway Exten=caller Priority=1,")
+    ctx.comment("ExtraChannel=<agent> ExtraContext=hotline-threeway ExtraExten=agent ExtraPriority=1;")
+    ctx.comment("3. Originate Channel=Local/<digits>@hotline-threeway Context=hotline-threeway Exten=target")
+    ctx.comment("Priority=1 Variable=HOTLINE_CONF=<room> (the ;2 half dials the trunk).")
+    ctx.comment("Caller and target are marked and end_marked_any: when either leaves, the room closes; the agent")
+    ctx.comment("may leave at any time without ending it.")
+    for role, marked in (("caller", True), ("agent", False), ("target", True)):
+        exten = Exten(role)
+        exten.add('GotoIf($["${HOTLINE_CONF}" = ""]?no_room)')
+        if marked:
+            exten.add("Set(CONFBRIDGE(user,marked)=yes)")
+        exten.add("Set(CONFBRIDGE(user,end_marked_any)=yes)")
+        exten.add("Set(CONFBRIDGE(user,quiet)=yes)")
+        exten.add("ConfBridge(hotline-${HOTLINE_CONF})")
+        exten.add("Hangup()")
+        if role == "caller":
+            # A caller sent here without a room must not end up alone in silence.
+            _add_all(exten, failopen("threeway-without-room"), "no_room")
+        else:
+            exten.add("Hangup()", "no_room")
+        ctx.exten(exten)
+    for target in facts.threeway:
+        ctx.exten(_transfer_leg(target))
+    return ctx

@@ -1,0 +1,112 @@
+"""Render the Asterisk configuration from the routing table, write it, or show what a render would change.
+
+`render(table, options)` is pure: the same table and options give the same bytes. Secrets are passed in
+`options.secrets`; a missing one is logged by variable name only (never a value).
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import tempfile
+from pathlib import Path
+from typing import Mapping
+
+import structlog
+
+from dialplan.extensions import FILENAME as EXTENSIONS, render_extensions
+from dialplan.facts import Facts, gather
+from dialplan.features import FILENAME as FEATURES, render_features
+from dialplan.manager import FILENAME as MANAGER, render_manager
+from dialplan.options import RenderOptions
+from dialplan.pjsip import FILENAME as PJSIP, render_pjsip, trunk_secret_names
+from dialplan.queues import FILENAME as QUEUES, render_queues
+from routing.model import RoutingTable
+
+log = structlog.get_logger()
+
+FILES = (EXTENSIONS, FEATURES, MANAGER, PJSIP, QUEUES)
+SECRET_FILES = frozenset({PJSIP, MANAGER})     # may hold a password: written 0600
+MASK = "********"
+
+_RENDERERS = {
+    EXTENSIONS: render_extensions,
+    FEATURES: render_features,
+    MANAGER: render_manager,
+    PJSIP: render_pjsip,
+    QUEUES: render_queues,
+}
+
+
+def required_secrets(table: RoutingTable, options: RenderOptions) -> list[str]:
+    """Variable names the rendered files need: trunk secrets (Trunk.secret_env) and the AMI secret."""
+    return sorted(set(trunk_secret_names(gather(table))) | {options.ami_secret_env})
+
+
+def missing_secrets(table: RoutingTable, options: RenderOptions) -> list[str]:
+    return [name for name in required_secrets(table, options) if not options.secrets.get(name)]
+
+
+def render(table: RoutingTable, options: RenderOptions | None = None) -> dict[str, str]:
+    options = options or RenderOptions()
+    facts: Facts = gather(table)
+    for name in missing_secrets(table, options):
+        log.warning("dialplan.secret_missing", variable=name,
+                    hint="set it in the environment or the --secrets file; a placeholder comment was rendered")
+    files = {name: _RENDERERS[name](facts, options) for name in FILES}
+    log.info("dialplan.rendered", table_version=table.version, files=len(files))
+    return files
+
+
+def file_mode(name: str) -> int:
+    return 0o600 if name in SECRET_FILES else 0o644
+
+
+def write_files(files: Mapping[str, str], out_dir: str | Path) -> list[str]:
+    """Write the files that changed (atomically: temp file + rename); returns their names.
+
+    Secret-bearing files are created 0600 before any byte is written, so a password is never world-readable.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    changed = []
+    for name in sorted(files):
+        target = out / name
+        data = files[name].encode("utf-8")
+        mode = file_mode(name)
+        if target.exists() and target.read_bytes() == data and (target.stat().st_mode & 0o777) == mode:
+            continue
+        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.")   # mkstemp creates it 0600
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.chmod(tmp, mode)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        changed.append(name)
+    return changed
+
+
+def diff_files(files: Mapping[str, str], out_dir: str | Path, secrets: Mapping[str, str] = {}) -> str:
+    """Unified diff from what is in `out_dir` to what a render would write; secret values shown as MASK."""
+    out = Path(out_dir)
+    chunks = []
+    for name in sorted(files):
+        path = out / name
+        old = path.read_text(encoding="utf-8") if path.exists() else ""
+        new = files[name]
+        if old == new:
+            continue
+        old, new = mask_secrets(old, secrets), mask_secrets(new, secrets)
+        chunks.extend(difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
+                                           fromfile=f"{path}", tofile=f"{path} (rendered)"))
+        if old == new:   # only a secret changed: say so without showing it
+            chunks.append(f"--- {path}\n+++ {path} (rendered)\n# a secret value changed (not shown)\n")
+    return "".join(chunks)
+
+
+def mask_secrets(text: str, secrets: Mapping[str, str]) -> str:
+    for value in sorted({v for v in secrets.values() if v}, key=len, reverse=True):
+        text = text.replace(value, MASK).replace(value.replace(";", r"\;"), MASK)
+    return text
