@@ -13,6 +13,8 @@ from scripts.logsetup import configure_logging
 # name -> "module:attribute" of a click command or group. Each capability owns its module.
 SUBCOMMANDS: dict[str, str] = {
     "routes": "scripts.cli_routes:routes",
+    "web": "scripts.cli_supervisor:web",
+    "queues": "scripts.cli_supervisor:queues",
 }
 
 

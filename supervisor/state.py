@@ -289,8 +289,11 @@ class LiveState:
 
     # ---- resynchronisation --------------------------------------------------------------------------
     def resync(self, server: str, reply: list[Mapping[str, str]], now: float,
-               queue: str | None = None) -> None:
-        """Replace members and waiting callers with a QueueStatus reply (all queues, or one if `queue`)."""
+               queue: str | None = None, sent_at: float | None = None) -> None:
+        """Replace members and waiting callers with a QueueStatus reply (all queues, or one if `queue`).
+
+        `sent_at`: when the QueueStatus was sent. A caller whose QueueCallerJoin was folded in after that
+        may be missing from the reply (the reply was built first) and is kept."""
         s = self.server(server)
         seen: dict[str, QueueState] = {}
         for item in reply:
@@ -319,6 +322,12 @@ class LiveState:
                 seen[name].callers[uid] = Caller(
                     uid, "" if number == "<unknown>" else number, display, prior.line if prior else line,
                     prior.joined_at if prior else now - _int(item.get("Wait")), _int(item.get("Position")))
+        if sent_at is not None:
+            for name, fresh in seen.items():
+                old_q = s.queues.get(name)
+                for uid, caller in (old_q.callers.items() if old_q else ()):
+                    if caller.joined_at >= sent_at and uid not in fresh.callers:
+                        fresh.callers[uid] = caller
         if queue is None:
             s.queues = seen
         else:

@@ -1,0 +1,86 @@
+"""`hotline web` (the supervisors' live view) and `hotline queues watch` (the same figures in a terminal)."""
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+import time
+
+import click
+
+from scripts.settings import load_settings
+
+
+@click.group(invoke_without_command=True)
+@click.option("--host", default=None, help="Address to listen on (default HOTLINE_WEB_HOST, 127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Port (default HOTLINE_WEB_PORT, 8345).")
+@click.pass_context
+def web(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Serve the supervisors' live view (one AMI link per Asterisk server in HOTLINE_AMI_SERVERS)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from supervisor.config import ConfigError
+    from supervisor.service import run_supervisor
+    try:
+        asyncio.run(run_supervisor(load_settings(), host=host, port=port))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        pass
+
+
+@web.command("hash-password")
+def hash_password_cmd() -> None:
+    """Print an scrypt hash for a users file line (name:role:hash[:phone]); asks for the password."""
+    from supervisor.auth import hash_password
+    password = getpass.getpass("password: ")
+    if password != getpass.getpass("again: "):
+        raise click.ClickException("the two passwords differ")
+    if len(password) < 10:
+        raise click.ClickException("use at least 10 characters")
+    click.echo(hash_password(password))
+
+
+@click.group()
+def queues() -> None:
+    """Live queue figures from Asterisk (AMI)."""
+
+
+@queues.command()
+@click.option("--once", is_flag=True, help="Print one frame once every server has answered, then exit.")
+@click.option("--interval", default=1.0, show_default=True, help="Seconds between frames.")
+@click.option("--full-numbers", is_flag=True, help="Show caller numbers in full (default: masked).")
+@click.option("--timeout", default=10.0, show_default=True, help="With --once: how long to wait for Asterisk.")
+def watch(once: bool, interval: float, full_numbers: bool, timeout: float) -> None:
+    """A refreshing plain-text view of every queue on every configured Asterisk server."""
+    from supervisor.config import ConfigError
+    try:
+        code = asyncio.run(_watch(once, interval, full_numbers, timeout))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        code = 0
+    sys.exit(code)
+
+
+async def _watch(once: bool, interval: float, full_numbers: bool, timeout: float) -> int:
+    from supervisor.hub import SupervisorHub
+    from supervisor.service import make_clients
+    from supervisor.textview import render
+
+    hub = SupervisorHub(make_clients(load_settings(), reconnect_max_delay=5))
+    await hub.start()
+    try:
+        if once:
+            synced = await hub.wait_synced(timeout)
+            click.echo(render(hub.state.view(time.time(), full_numbers=full_numbers)), nl=False)
+            if not synced:
+                click.echo("warning: not every Asterisk server answered in time", err=True)
+            return 0 if synced else 1
+        clear = "\x1b[H\x1b[2J" if sys.stdout.isatty() else ""
+        while True:
+            click.echo(clear + render(hub.state.view(time.time(), full_numbers=full_numbers)), nl=False)
+            await hub.wait_change(interval)
+            await asyncio.sleep(0.1)  # a burst of events makes one frame, not ten
+    finally:
+        await hub.stop()

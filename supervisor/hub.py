@@ -1,0 +1,151 @@
+"""The edge between the AMI links and the pure state: events in, resync on (re)connect, actions out, audited.
+
+One AmiClient per Asterisk server. Every AMI event is folded into the LiveState as it arrives (sync callback,
+in order); after each (re)login a QueueStatus reply resynchronises that server. Watchers (the web event stream,
+the terminal view) wait on `wait_change()`, which wakes on the next change.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Callable, Mapping
+
+import structlog
+
+from supervisor import actions
+from supervisor.audit import AuditLog
+from supervisor.auth import User
+from supervisor.history import History
+from supervisor.state import _HANDLERS, LiveState
+
+log = structlog.get_logger(__name__)
+WATCHED_EVENTS = frozenset(_HANDLERS)
+
+
+class SupervisorHub:
+    def __init__(self, clients: Mapping[str, Any], *, state: LiveState | None = None,
+                 history: History | None = None, audit: AuditLog | None = None,
+                 clock: Callable[[], float] = time.time, sample_interval: float = 5.0,
+                 resync_timeout: float = 10.0) -> None:
+        self.clients = dict(clients)
+        self.state = state or LiveState()
+        self.history = history or History()
+        self.audit = audit
+        self.clock = clock
+        self.sample_interval = sample_interval
+        self.resync_timeout = resync_timeout
+        self._changed = asyncio.Event()
+        self._synced: dict[str, asyncio.Event] = {name: asyncio.Event() for name in self.clients}
+        self._unsubscribe: list[Callable[[], None]] = []
+        self._ticker: asyncio.Task | None = None
+        for name in self.clients:
+            self.state.server(name)  # configured servers show (as not connected) before their first login
+
+    # ---- life cycle ---------------------------------------------------------------------------------
+    async def start(self) -> None:
+        for name, client in self.clients.items():
+            self._unsubscribe.append(client.on_event(self._event_handler(name), WATCHED_EVENTS))
+            self._unsubscribe.append(client.on_connected(self._connected_handler(name)))
+        self._ticker = asyncio.get_running_loop().create_task(self._tick(), name="supervisor-tick")
+        # each client returns after its first attempt and keeps reconnecting on its own
+        await asyncio.gather(*(client.start() for client in self.clients.values()), return_exceptions=True)
+
+    async def stop(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe.clear()
+        if self._ticker is not None:
+            self._ticker.cancel()
+            try:
+                await self._ticker
+            except asyncio.CancelledError:
+                pass
+            self._ticker = None
+        await asyncio.gather(*(client.close() for client in self.clients.values()), return_exceptions=True)
+
+    async def wait_synced(self, timeout: float) -> bool:
+        """Until every server has answered its first QueueStatus (False if some did not in time)."""
+        try:
+            await asyncio.wait_for(asyncio.gather(*(e.wait() for e in self._synced.values())), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    # ---- change notification ------------------------------------------------------------------------
+    def notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()  # waiters hold the event that was just set
+
+    async def wait_change(self, timeout: float) -> bool:
+        event = self._changed
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    # ---- AMI callbacks ------------------------------------------------------------------------------
+    def _event_handler(self, server: str) -> Callable[[dict[str, str]], None]:
+        def on_event(event: dict[str, str]) -> None:
+            if self.state.apply(server, event, self.clock()):
+                self.notify()
+        return on_event
+
+    def _connected_handler(self, server: str) -> Callable[[], Any]:
+        async def on_connected() -> None:
+            await self.resync(server)
+        return on_connected
+
+    async def resync(self, server: str) -> None:
+        client = self.clients[server]
+        sent_at = self.clock()
+        try:
+            reply = await client.action({"Action": "QueueStatus"}, timeout=self.resync_timeout)
+        except Exception as exc:  # the link dropped again: the next login resyncs
+            log.warning("supervisor.resync_failed", server=server, error=str(exc))
+            return
+        self.state.resync(server, reply, self.clock(), sent_at=sent_at)
+        self.state.set_connected(server, True, self.clock())
+        self._synced[server].set()
+        log.info("supervisor.resynced", server=server, queues=len(self.state.servers[server].queues))
+        self.notify()
+
+    async def _tick(self) -> None:
+        last_sample = 0.0
+        while True:
+            now = self.clock()
+            for name, client in self.clients.items():
+                if not client.connected and self.state.server(name).connected:
+                    self.state.set_connected(name, False, now)
+                    log.warning("supervisor.ami_down", server=name)
+                    self.notify()
+            if now - last_sample >= self.sample_interval:
+                self.history.sample(self.state.view(now, full_numbers=False))
+                last_sample = now
+            await asyncio.sleep(min(1.0, self.sample_interval))
+
+    # ---- actions ------------------------------------------------------------------------------------
+    async def perform(self, user: User, kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate, check the role, send through the server's AmiClient, audit. Never raises for bad input."""
+        now = self.clock()
+        summary = {k: str(v)[:100] for k, v in params.items() if k in ("server", "queue", "interface", "reason")}
+        if not user.may(kind):
+            result = {"ok": False, "message": f"your role ({user.role}) may not {kind}"}
+        else:
+            try:
+                request = actions.build(kind, params, self.state, default_phone=user.phone)
+            except actions.ActionError as exc:
+                result = {"ok": False, "message": str(exc)}
+            else:
+                summary = request.summary
+                try:
+                    reply = await self.clients[request.server].action(request.fields)
+                    result = {"ok": True, "message": reply[0].get("Message", "Success") if reply else "Success"}
+                except Exception as exc:
+                    result = {"ok": False, "message": f"Asterisk refused: {exc}"}
+        if self.audit is not None:
+            self.audit.record(at=now, user=user.name, role=user.role, action=kind, params=summary,
+                              result="ok" if result["ok"] else "error", message=result["message"])
+        log.info("supervisor.action", user=user.name, action=kind, ok=result["ok"], message=result["message"],
+                 **{k: v for k, v in summary.items() if k in ("server", "queue", "interface")})
+        return result

@@ -1,0 +1,112 @@
+"""Runs the supervisor view inside an existing event loop: AMI clients + hub + web app on uvicorn.
+
+`await run_supervisor(settings)` serves until cancelled (the lead runs it beside `hotline serve`);
+`SupervisorService` gives tests and the CLI the bound port and a clean stop.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from typing import Any, Callable, Iterator, Mapping
+
+import structlog
+import uvicorn
+
+from ivr.ami.client import AmiClient
+from scripts.settings import Settings
+from supervisor.audit import AuditLog
+from supervisor.auth import User, load_users
+from supervisor.config import ConfigError, WebOptions, ami_servers, environment, web_options
+from supervisor.history import History
+from supervisor.hub import SupervisorHub
+from supervisor.state import LiveState
+from supervisor.web import create_app
+
+log = structlog.get_logger(__name__)
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: the host process owns SIGINT/SIGTERM and cancels us."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class SupervisorService:
+    def __init__(self, hub: SupervisorHub, users: Mapping[str, User], options: WebOptions, host: str,
+                 port: int) -> None:
+        self.hub, self.host, self.port = hub, host, port
+        self.app = create_app(hub, users, session_key=options.session_key, secure_cookie=options.secure_cookie,
+                              metrics_token=options.metrics_token)
+        config = uvicorn.Config(self.app, host=host, port=port, log_config=None, access_log=False,
+                                lifespan="off", timeout_graceful_shutdown=2)
+        self._server = _EmbeddedServer(config)
+        self._task: asyncio.Task | None = None
+
+    async def start(self, timeout: float = 10) -> int:
+        """Connect the AMI clients (first attempt only; they keep retrying), start serving; return the port."""
+        await self.hub.start()
+        self._task = asyncio.get_running_loop().create_task(self._server.serve(), name="supervisor-web")
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not self._server.started:
+            if self._task.done():
+                await self.hub.stop()
+                self._task.result()  # raises what stopped uvicorn
+                raise RuntimeError(f"web view could not listen on {self.host}:{self.port}")
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError("web view did not start in time")
+            await asyncio.sleep(0.01)
+        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        log.info("supervisor.web_started", url=f"http://{self.host}:{self.port}/")
+        return self.port
+
+    async def wait(self) -> None:
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.hub.stop()
+
+
+def make_clients(settings: Settings, environ: Mapping[str, str] | None = None, **options: Any
+                 ) -> dict[str, AmiClient]:
+    clients = {}
+    for server in ami_servers(settings, environ):
+        if not server.secret:
+            raise ConfigError(f"no AMI secret for server {server.name!r}: set HOTLINE_AMI_SECRET or "
+                              f"HOTLINE_AMI_SECRET_{server.name.upper().replace('-', '_')}")
+        clients[server.name] = AmiClient(server.host, server.port, server.user, server.secret, **options)
+    return clients
+
+
+def build_service(settings: Settings, *, host: str | None = None, port: int | None = None,
+                  environ: Mapping[str, str] | None = None, clients: Mapping[str, Any] | None = None,
+                  announce: Callable[[str], None] | None = None,
+                  clock: Callable[[], float] | None = None) -> SupervisorService:
+    env = environment(environ if environ is not None else os.environ)
+    options = web_options(env)
+    users = load_users(env, announce)
+    hub_kwargs = {"clock": clock} if clock else {}
+    hub = SupervisorHub(clients if clients is not None else make_clients(settings, env),
+                        state=LiveState(options.service_level), history=History(options.history_hours * 3600),
+                        audit=AuditLog(options.audit_path), sample_interval=options.sample_interval, **hub_kwargs)
+    return SupervisorService(hub, users, options, host or settings.web_host,
+                             settings.web_port if port is None else port)
+
+
+async def run_supervisor(settings: Settings, *, host: str | None = None, port: int | None = None,
+                         environ: Mapping[str, str] | None = None) -> None:
+    """Serve the supervisor view until cancelled; for use inside an existing event loop."""
+    service = build_service(settings, host=host, port=port, environ=environ)
+    await service.start()
+    try:
+        await service.wait()
+    finally:
+        await service.stop()

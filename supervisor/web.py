@@ -1,0 +1,252 @@
+"""The supervisors' web view: an ASGI app (Starlette), served by uvicorn.
+
+Login with roles, a signed session cookie (itsdangerous via SessionMiddleware), a CSRF token in the session
+that every POST must echo (X-CSRF-Token header or csrf_token form field), masked caller numbers for every role
+but admin (masked in the data sent, not in the browser), live updates by server-sent events, actions sent
+through the AmiClient and audited. Everything (HTML, JS, CSS) is served from this package: no CDN.
+"""
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import secrets
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import parse_qs, urlsplit
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import (HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response,
+                                 StreamingResponse)
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from supervisor import metrics
+from supervisor.auth import User, authenticate
+from supervisor.hub import SupervisorHub
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+MAX_BODY = 16 * 1024
+SESSION_MAX_AGE = 12 * 3600  # one shift
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+                               "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware (never buffers, so the event stream flows)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {k.lower() for k, _ in headers}
+                for key, value in SECURITY_HEADERS.items():
+                    if key.lower().encode() not in present:
+                        headers.append((key.lower().encode(), value.encode()))
+                if scope["path"].startswith("/api/") or scope["path"] in ("/", "/login"):
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def create_app(hub: SupervisorHub, users: Mapping[str, User], *, session_key: str | None = None,
+               secure_cookie: bool = False, metrics_token: str | None = None) -> Starlette:
+    registry = metrics.make_registry(hub.state, hub.clock)
+
+    # ---- session helpers ------------------------------------------------------------------------------
+    def current_user(request: Request) -> User | None:
+        name = request.session.get("user")
+        return users.get(name) if isinstance(name, str) else None
+
+    def csrf_token(request: Request) -> str:
+        token = request.session.get("csrf")
+        if not isinstance(token, str) or len(token) < 32:
+            token = request.session["csrf"] = secrets.token_urlsafe(32)
+        return token
+
+    def same_origin(request: Request) -> bool:
+        origin = request.headers.get("origin")
+        if not origin or origin == "null":
+            return origin is None  # "null" (sandboxed/file) is never ours
+        return urlsplit(origin).netloc == request.headers.get("host", "")
+
+    async def read_form(request: Request) -> dict[str, str] | None:
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY:
+                return None
+        kind = request.headers.get("content-type", "").split(";")[0].strip()
+        if kind == "application/json":
+            try:
+                data = json.loads(body or b"{}")
+            except ValueError:
+                return None
+            return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else None
+        parsed = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+        return {k: v[-1] for k, v in parsed.items()}
+
+    def csrf_ok(request: Request, form: Mapping[str, str]) -> bool:
+        expected = request.session.get("csrf")
+        given = request.headers.get("x-csrf-token") or form.get("csrf_token") or ""
+        return (isinstance(expected, str) and len(expected) >= 32 and secrets.compare_digest(expected, given)
+                and same_origin(request))
+
+    def unauthorised(request: Request) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"error": "login required"}, status_code=401)
+        return RedirectResponse("/login", status_code=303)
+
+    # ---- pages ----------------------------------------------------------------------------------------
+    def login_page(request: Request, message: str = "", status: int = 200) -> Response:
+        body = (TEMPLATES_DIR / "login.html").read_text(encoding="utf-8")
+        body = body.replace("{{csrf}}", html.escape(csrf_token(request))).replace(
+            "{{message}}", html.escape(message))
+        return HTMLResponse(body, status_code=status)
+
+    async def login_get(request: Request) -> Response:
+        if current_user(request):
+            return RedirectResponse("/", status_code=303)
+        return login_page(request)
+
+    async def login_post(request: Request) -> Response:
+        form = await read_form(request)
+        if form is None or not csrf_ok(request, form):
+            return login_page(request, "Your login form expired; please try again.", 403)
+        name, password = form.get("username", "").strip(), form.get("password", "")
+        user = await asyncio.to_thread(authenticate, users, name, password) if name and password else None
+        if user is None:
+            return login_page(request, "Wrong name or password.", 401)
+        request.session.clear()  # a fresh session (and CSRF token) at every login
+        request.session["user"] = user.name
+        csrf_token(request)
+        return RedirectResponse("/", status_code=303)
+
+    async def logout(request: Request) -> Response:
+        form = await read_form(request) or {}
+        if not csrf_ok(request, form):
+            return PlainTextResponse("CSRF token missing or wrong", status_code=403)
+        request.session.clear()
+        return RedirectResponse("/login", status_code=303)
+
+    async def index(request: Request) -> Response:
+        user = current_user(request)
+        if user is None:
+            return unauthorised(request)
+        body = (TEMPLATES_DIR / "index.html").read_text(encoding="utf-8")
+        for key, value in {"csrf": csrf_token(request), "user": user.name, "role": user.role,
+                           "phone": user.phone, "sl": str(hub.state.service_level)}.items():
+            body = body.replace("{{" + key + "}}", html.escape(value))
+        return HTMLResponse(body)
+
+    # ---- data -----------------------------------------------------------------------------------------
+    def view_for(user: User) -> dict[str, Any]:
+        view = hub.state.view(hub.clock(), full_numbers=user.may("full_numbers"))
+        view["user"] = {"name": user.name, "role": user.role,
+                        "may": sorted(p for p in ("pause", "unpause", "add", "remove", "listen", "whisper",
+                                                  "barge", "audit", "full_numbers") if user.may(p))}
+        return view
+
+    async def api_state(request: Request) -> Response:
+        user = current_user(request)
+        return JSONResponse(view_for(user)) if user else unauthorised(request)
+
+    async def api_history(request: Request) -> Response:
+        user = current_user(request)
+        if user is None:
+            return unauthorised(request)
+        try:
+            hours = min(max(float(request.query_params.get("hours", "3")), 0.05), hub.history.max_age / 3600)
+        except ValueError:
+            hours = 3.0
+        return JSONResponse({"now": hub.clock(), "hours": hours,
+                             "series": hub.history.series(hub.clock(), hours * 3600)})
+
+    async def api_events(request: Request) -> Response:
+        user = current_user(request)
+        if user is None:
+            return unauthorised(request)
+
+        async def stream():
+            yield "retry: 2000\n\n"
+            while True:
+                yield f"event: state\ndata: {json.dumps(view_for(user), separators=(',', ':'))}\n\n"
+                # wake on the next AMI change; otherwise once a second so the wait clocks move
+                if await hub.wait_change(1.0):
+                    await asyncio.sleep(0.05)  # fold a burst of events into one frame
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    async def api_action(request: Request) -> Response:
+        user = current_user(request)
+        if user is None:
+            return unauthorised(request)
+        form = await read_form(request)
+        if form is None:
+            return JSONResponse({"ok": False, "message": "unreadable request"}, status_code=400)
+        if not csrf_ok(request, form):
+            return JSONResponse({"ok": False, "message": "CSRF token missing or wrong"}, status_code=403)
+        kind = request.path_params["kind"]
+        result = await hub.perform(user, kind, form)
+        status = 200 if result["ok"] else (403 if result["message"].startswith("your role") else 400)
+        return JSONResponse(result, status_code=status)
+
+    async def api_audit(request: Request) -> Response:
+        user = current_user(request)
+        if user is None:
+            return unauthorised(request)
+        if not user.may("audit"):
+            return JSONResponse({"error": "admins only"}, status_code=403)
+        entries = hub.audit.tail(200) if hub.audit else []
+        return JSONResponse({"entries": entries})
+
+    async def prometheus(request: Request) -> Response:
+        if metrics_token:
+            given = request.headers.get("authorization", "")
+            if not secrets.compare_digest(given, f"Bearer {metrics_token}"):
+                return PlainTextResponse("bearer token required", status_code=401)
+        return Response(metrics.render(registry), media_type=metrics.CONTENT_TYPE)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"servers": {name: s.connected for name, s in hub.state.servers.items()}})
+
+    routes = [
+        Route("/", index),
+        Route("/login", login_get, methods=["GET"]),
+        Route("/login", login_post, methods=["POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/api/state", api_state),
+        Route("/api/history", api_history),
+        Route("/api/events", api_events),
+        Route("/api/audit", api_audit),
+        Route("/api/action/{kind}", api_action, methods=["POST"]),
+        Route("/metrics", prometheus),
+        Route("/healthz", healthz),
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
+    middleware = [
+        Middleware(SecurityHeaders),
+        Middleware(SessionMiddleware, secret_key=session_key or secrets.token_urlsafe(32),
+                   session_cookie="hotline_session", max_age=SESSION_MAX_AGE, same_site="strict",
+                   https_only=secure_cookie),
+    ]
+    return Starlette(routes=routes, middleware=middleware)
