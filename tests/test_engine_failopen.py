@@ -1,0 +1,107 @@
+"""Fail open: whatever breaks in the lookup or the session, the call is told to go to 12345's queue."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from ivr.agi.commands import Response, SetVariable
+from ivr.engine import CallFlow, build_record, dialed_number, fail_open_commands
+from routing.decide import decide
+from routing.model import CallerHistory
+from tests.test_fastagi_support import WORKDAY_10H, call, running_engine, shipped_config
+
+
+def broken_decide(*args, **kwargs):
+    raise RuntimeError("database gone")
+
+
+class Recorder:
+    def __init__(self, history_error: Exception | None = None) -> None:
+        self.calls = []
+        self.history_asked = []
+        self.history_error = history_error
+
+    def record_call(self, rec) -> None:
+        self.calls.append(rec)
+
+    def caller_history(self, caller, at, minutes):
+        self.history_asked.append((caller, minutes))
+        if self.history_error:
+            raise self.history_error
+        return CallerHistory(calls_in_window=0)
+
+
+async def test_decide_raising_fails_open(caplog):
+    rec = Recorder()
+    async with running_engine(decide_fn=broken_decide, recorder=rec) as (server, _):
+        t = await call(server, "12320", ["1"], at=WORKDAY_10H)
+    assert t.variables == {"HOTLINE_AT": WORKDAY_10H, "HOTLINE_TARGET": "general-12345", "HOTLINE_LINE": "12320",
+                           "HOTLINE_ACTION": "queue"}
+    (record,) = rec.calls
+    assert record.action == "queue" and record.target == "general-12345" and record.dialed == "12320"
+
+
+class ExplodingSession:
+    """A session with a bug: it sets one variable, then raises."""
+
+    def __init__(self, env, route, menus, table, *, at=None):
+        pass
+
+    def run(self):
+        yield SetVariable("HOTLINE_TARGET", "expert-12320")
+        raise KeyError("bug in the menu code")
+
+
+async def test_session_raising_mid_call_fails_open():
+    async with running_engine(session_factory=ExplodingSession) as (server, _):
+        t = await call(server, "12320", ["1"], at=WORKDAY_10H)
+        nxt = await call(server, "12345", ["2"], at=WORKDAY_10H)
+    assert t.variables["HOTLINE_ACTION"] == "queue" and t.variables["HOTLINE_TARGET"] == "general-12345"
+    assert t.variables["HOTLINE_LINE"] == "12320"
+    assert nxt.variables["HOTLINE_ACTION"] == "queue"
+
+
+async def test_recorder_gets_a_call_record_and_history_is_asked_fail_open():
+    rec = Recorder(history_error=OSError("pg down"))
+    async with running_engine(recorder=rec) as (server, _):
+        t = await call(server, "12320", ["1"], at=WORKDAY_10H, caller="13812345678", uniqueid="u.1")
+        gone = await call(server, "12345", ["hangup"], at=WORKDAY_10H, uniqueid="u.2")
+    assert t.destination == "queue expert-12320"
+    assert rec.history_asked and rec.history_asked[0][0] == "13812345678"
+    first, second = rec.calls
+    from records.types import CallRecord, Outcome
+    assert isinstance(first, CallRecord)
+    assert (first.uniqueid, first.line, first.action, first.target) == ("u.1", "12320", "queue", "expert-12320")
+    assert first.caller == "13812345678" and first.ivr_path[:1] == ("expert-12320",)
+    assert first.arrived_at == datetime.fromisoformat(WORKDAY_10H)
+    assert second.uniqueid == "u.2" and second.outcome is Outcome.IVR_HANGUP
+
+
+def test_dialed_number_falls_back_to_extension_then_dnid():
+    assert dialed_number({"arg_1": "12320", "extension": "s"}) == "12320"
+    assert dialed_number({"arg_1": "", "extension": "12349", "dnid": "1"}) == "12349"
+    assert dialed_number({"extension": "unknown", "dnid": "12366"}) == "12366"
+
+
+def test_fail_open_without_a_table_uses_the_default_queue():
+    cmds = fail_open_commands({"arg_1": "+86 12320"})
+    assert cmds == [SetVariable("HOTLINE_TARGET", "general-12345"), SetVariable("HOTLINE_LINE", "12320"),
+                    SetVariable("HOTLINE_ACTION", "queue")]
+
+
+@pytest.mark.parametrize("reply", [Response(code=200, result=1), Response(code=511)])
+def test_call_flow_is_sans_io(reply):
+    """Driven with plain Response values: the same generator the FastAGI and classic adapters pump."""
+    flow = CallFlow({"arg_1": "110", "uniqueid": "x"}, shipped_config(),
+                    datetime(2026, 2, 17, 3, tzinfo=timezone.utc), decide_fn=decide)
+    gen = flow.run()
+    cmds = [next(gen)]
+    try:
+        while True:
+            cmds.append(gen.send(reply))
+    except StopIteration as stop:
+        outcome = stop.value
+    assert outcome.target == "emergency-110" and cmds[-1] == SetVariable("HOTLINE_ACTION", "dial")
+    rec = build_record(flow, hungup=False)
+    assert rec.action == "dial" and rec.target == "emergency-110"

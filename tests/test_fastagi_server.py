@@ -1,0 +1,219 @@
+"""The FastAGI server under misbehaving peers, over-cap load, shutdown and reload; real TCP, bounded waits."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import signal
+
+import pytest
+import structlog
+
+from ivr.emulator import asterisk_env, env_block, place_call
+from ivr.engine import ConfigHolder
+from ivr.fastagi import ServerLimits
+from tests.test_fastagi_support import MENUS, TABLE, WORKDAY_10H, call, running_engine
+
+FAST = ServerLimits(env_timeout=0.3, reply_timeout=0.3, drain_timeout=2, max_sessions=50)
+
+
+@pytest.fixture
+def events():
+    """Log events as dicts, with the contextvars merged in (the uniqueid binding is what we check)."""
+    captured: list[dict] = []
+
+    def sink(_logger, _name, event):
+        captured.append(dict(event))
+        raise structlog.DropEvent
+    old = structlog.get_config()
+    structlog.configure(processors=[structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
+                                    sink], wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
+                        cache_logger_on_first_use=False)
+    yield captured
+    structlog.configure(**old)
+
+
+async def _open(port):
+    return await asyncio.open_connection("127.0.0.1", port)
+
+
+async def _read_until_closed(reader, timeout=3.0) -> bytes:
+    data = b""
+    async with asyncio.timeout(timeout):
+        while chunk := await reader.read(4096):
+            data += chunk
+    return data
+
+
+async def test_backlog_must_be_at_least_128():
+    with pytest.raises(ValueError):
+        ServerLimits(backlog=64)
+
+
+async def test_misbehaving_peers_cost_only_their_own_session(events):
+    async with running_engine(limits=FAST) as (server, _):
+        port = server.port
+        # junk instead of an env block
+        jr, jw = await _open(port)
+        jw.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        # early close inside the env block
+        er, ew = await _open(port)
+        ew.write(b"agi_network: yes\nagi_network_script: route\n")
+        ew.close()
+        # env never finished: stalls
+        sr, sw = await _open(port)
+        sw.write(b"agi_network: yes\n")
+        # env sent, then the peer never answers the first command
+        mr, mw = await _open(port)
+        mw.write(env_block(asterisk_env(dialed="12345", uniqueid="stall.1")))
+        # meanwhile a real call is served correctly
+        good = await call(server, "12320", ["1"], at=WORKDAY_10H)
+        assert good.destination == "queue expert-12320" and not good.error
+        for reader in (jr, sr, mr):
+            await _read_until_closed(reader)          # each bad session is closed by the server, in bounds
+        await asyncio.sleep(0.05)
+        assert server.stats["dropped"] == 4 and server.stats["errors"] == 0
+        after = await call(server, "12345", ["2"], at=WORKDAY_10H)
+        assert after.destination == "queue general-12345"
+        for w in (jw, sw, mw):
+            w.close()
+    reasons = sorted(e["reason"] for e in events if e["event"] == "fastagi.session_dropped")
+    assert reasons == ["ProtocolError", "SessionClosed", "SessionStalled", "SessionStalled"]
+    stalled = [e for e in events if e["event"] == "fastagi.session_dropped" and e.get("uniqueid") == "stall.1"]
+    assert stalled, "the drop of a session with an env block is logged with its uniqueid"
+
+
+async def test_over_the_cap_answers_with_fail_open_variables(events):
+    limits = ServerLimits(max_sessions=1, env_timeout=2, reply_timeout=5, drain_timeout=2)
+    async with running_engine(limits=limits) as (server, _):
+        holding = asyncio.create_task(call(server, "12345", ["2"], at=WORKDAY_10H,
+                                           reply_delay=lambda line: 0.5 if line.startswith("GET OPTION") else 0))
+        for _ in range(100):
+            if server.active == 1:
+                break
+            await asyncio.sleep(0.01)
+        assert server.active == 1
+        over = await call(server, "12320", ["1"], at=WORKDAY_10H)
+        held = await asyncio.wait_for(holding, 5)
+    assert over.closed_by == "server"
+    assert over.variables["HOTLINE_ACTION"] == "queue" and over.variables["HOTLINE_TARGET"] == "general-12345"
+    assert over.variables["HOTLINE_LINE"] == "12320"
+    assert held.destination == "queue general-12345" and "complaint" in held.variables["HOTLINE_TAGS"]
+    cap = [e for e in events if e["event"] == "fastagi.over_capacity"]
+    assert len(cap) == 1 and cap[0]["max_sessions"] == 1 and cap[0]["level"] == "warning"
+    assert server.stats["refused"] == 1
+
+
+async def test_shutdown_drains_sessions_in_flight_and_stops_accepting():
+    async with running_engine(limits=ServerLimits(drain_timeout=3, reply_timeout=5)) as (server, _):
+        slow = asyncio.create_task(call(server, "12345", ["2"], at=WORKDAY_10H,
+                                        reply_delay=lambda line: 0.3 if line.startswith("GET OPTION") else 0))
+        while server.active == 0:
+            await asyncio.sleep(0.01)
+        await server.shutdown(drain_timeout=3)
+        t = await asyncio.wait_for(slow, 5)
+        assert t.destination == "queue general-12345"          # finished normally during the drain
+        with pytest.raises(OSError):
+            await asyncio.wait_for(_open(server.port), 2)
+
+
+async def test_shutdown_cuts_what_does_not_finish_within_the_drain_bound():
+    async with running_engine(limits=ServerLimits(drain_timeout=0.2, reply_timeout=30)) as (server, _):
+        r, w = await _open(server.port)
+        w.write(env_block(asterisk_env(dialed="12345")))
+        assert (await asyncio.wait_for(r.readline(), 2)).startswith(b"GET VARIABLE HOTLINE_AT")
+        await server.shutdown()
+        assert server.active == 0
+        await _read_until_closed(r)
+        w.close()
+
+
+async def test_sigterm_drains_and_sighup_reloads(tmp_path, events):
+    table, menus = tmp_path / "routing.yaml", tmp_path / "ivr.yaml"
+    shutil.copy(TABLE, table)
+    shutil.copy(MENUS, menus)
+    holder = ConfigHolder.from_files(table, menus)
+    async with running_engine(holder=holder) as (server, _):
+        serving = asyncio.create_task(server.serve_until_signalled(on_reload=holder.reload))
+        await asyncio.sleep(0.05)
+        first = holder.current
+        table.write_text(table.read_text(encoding="utf-8") + "\n# touched\n", encoding="utf-8")
+        os.kill(os.getpid(), signal.SIGHUP)
+        for _ in range(200):
+            if holder.current is not first:
+                break
+            await asyncio.sleep(0.01)
+        assert holder.current is not first and holder.current.table.version != first.table.version
+        t = await call(server, "12345", ["2"], at=WORKDAY_10H)
+        assert t.variables["HOTLINE_TABLE"] == holder.current.table.version
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.wait_for(serving, 5)
+    assert any(e["event"] == "config.reloaded" for e in events)
+
+
+async def test_reload_with_a_broken_file_keeps_the_running_table(tmp_path, events):
+    table, menus = tmp_path / "routing.yaml", tmp_path / "ivr.yaml"
+    shutil.copy(TABLE, table)
+    shutil.copy(MENUS, menus)
+    holder = ConfigHolder.from_files(table, menus)
+    running = holder.current
+    async with running_engine(holder=holder) as (server, _):
+        text = table.read_text(encoding="utf-8")
+        table.write_text(text.replace("general_queue: general-12345", "general_queue: no-such-queue"),
+                         encoding="utf-8")
+        assert holder.reload() is False
+        assert holder.current is running
+        t = await call(server, "12320", ["1"], at=WORKDAY_10H)
+        assert t.destination == "queue expert-12320"
+        assert t.variables["HOTLINE_TABLE"] == running.table.version
+        menus.write_text(menus.read_text(encoding="utf-8").replace("menu: cities", "menu: nowhere"),
+                         encoding="utf-8")
+        table.write_text(text, encoding="utf-8")
+        assert holder.reload() is False                      # a broken menu file is refused as well
+        assert holder.current is running
+    problems = [e["problem"] for e in events if e["event"] == "config.problem"]
+    assert any("routing.yaml:" in p and "no-such-queue" in p for p in problems)
+    assert any("ivr.yaml:" in p and "nowhere" in p for p in problems)
+    assert all(p.split(":")[1].isdigit() for p in problems)  # file:line:column: message
+
+
+async def test_a_call_in_flight_finishes_on_the_table_it_started_with(tmp_path):
+    table, menus = tmp_path / "routing.yaml", tmp_path / "ivr.yaml"
+    shutil.copy(TABLE, table)
+    shutil.copy(MENUS, menus)
+    holder = ConfigHolder.from_files(table, menus)
+    old_version = holder.current.table.version
+    async with running_engine(holder=holder) as (server, _):
+        started = asyncio.Event()
+
+        def delay(line):
+            if line.startswith("GET OPTION"):
+                started.set()
+                return 0.3
+            return 0
+        in_flight = asyncio.create_task(call(server, "12345", ["2"], at=WORKDAY_10H, reply_delay=delay))
+        await asyncio.wait_for(started.wait(), 5)
+        table.write_text(table.read_text(encoding="utf-8") + "\n# new version\n", encoding="utf-8")
+        assert holder.reload() is True
+        t = await asyncio.wait_for(in_flight, 5)
+        new = await call(server, "12345", ["2"], at=WORKDAY_10H)
+    assert t.variables["HOTLINE_TABLE"] == old_version
+    assert new.variables["HOTLINE_TABLE"] == holder.current.table.version != old_version
+
+
+async def test_logs_carry_the_uniqueid_and_mask_the_caller(events):
+    async with running_engine() as (server, _):
+        await call(server, "12345", ["2"], at=WORKDAY_10H, uniqueid="1795698999.42", caller="13812345678")
+    mine = [e for e in events if e.get("uniqueid") == "1795698999.42"]
+    names = {e["event"] for e in mine}
+    assert {"engine.route", "engine.call_end"} <= names
+    assert all(e.get("caller") in (None, "138****5678") for e in mine)
+    assert not any("13812345678" in repr(e) for e in events)
+
+
+async def test_the_test_clock_is_ignored_unless_allowed():
+    async with running_engine(allow_test_clock=False) as (server, _):
+        t = await call(server, "12396", at="2021-09-10T10:00:00+08:00")
+    assert not any(cmd.startswith("GET VARIABLE HOTLINE_AT") for cmd, _ in t.exchanges)
+    assert "hotline/number-cancelled-dial-12345" in t.heard          # today, not the transition window
