@@ -176,3 +176,11 @@ def next_change(line: Line, at: datetime) -> datetime | None:
             if window is not None:
                 bounds += [b for b in (window.start, window.end) if b is not None and b > at]
     return min(bounds, default=None)
+
+
+def to_queue(table: RoutingTable, route: Route, queue_id: str, at: datetime, why: str) -> Route:
+    """The call's route sent to another queue (an IVR choice), keeping its line, rule and tags; the new
+    queue's hours apply, so a closed seat hands over to its fallback as a routed call would."""
+    moved = replace(route, action=Action.QUEUE, target=queue_id, menu=None, prompts=(),
+                    overflow=overflow_chain(table, queue_id), reason=f"{route.reason}; {why}")
+    return _apply_hours(table, moved, at)

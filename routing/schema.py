@@ -66,19 +66,19 @@ class Holiday(Strict):
 
 
 class CalendarSpec(Strict):
-    holidays: list[Holiday] = []
-    working_days: list[date] = []  # 调休: weekend days that are working days
+    holidays: tuple[Holiday, ...] = ()
+    working_days: tuple[date, ...] = ()  # 调休: weekend days that are working days
 
 
 class ScheduleSpec(Strict):
     always: bool = False
     calendar: Id | None = None
-    workday: list[str] = []
-    restday: list[str] = []
+    workday: tuple[str, ...] = ()
+    restday: tuple[str, ...] = ()
 
     @field_validator("workday", "restday")
     @classmethod
-    def _spans(cls, spans: list[str]) -> list[str]:
+    def _spans(cls, spans: tuple[str, ...]) -> tuple[str, ...]:
         for span in spans:
             match = SPAN.match(span)
             if not match:
@@ -106,7 +106,7 @@ class ClosedSpec(Strict):
 
     queue: Id | None = None
     callback: Id | None = None
-    prompts: list[Prompt] = []
+    prompts: tuple[Prompt, ...] = ()
     hangup: bool = False
 
     @model_validator(mode="after")
@@ -131,7 +131,7 @@ class QueueSpec(Strict):
     wrapup_seconds: int = Field(default=5, ge=0, le=600)
     service_level_seconds: int | None = Field(default=None, gt=0, le=600)
     announce_holdtime: bool = True
-    members: list[Annotated[str, Field(pattern=r"^[A-Za-z]+/[A-Za-z0-9_@.;/-]+$")]] = []
+    members: tuple[Annotated[str, Field(pattern=r"^[A-Za-z]+/[A-Za-z0-9_@.;/-]+$")], ...] = ()
 
 
 class TrunkSpec(Strict):
@@ -143,7 +143,7 @@ class TrunkSpec(Strict):
     dial: Number | None = None
     username: str | None = None
     secret_env: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")] | None = None
-    match: list[str] = []
+    match: tuple[str, ...] = ()
 
     @model_validator(mode="before")
     @classmethod
@@ -187,13 +187,13 @@ class RuleSpec(Dated):
     category: Category
     queue: Id | None = None
     trunk: Id | None = None
-    prompts: list[Prompt] = []
+    prompts: tuple[Prompt, ...] = ()
     menu: Id | None = None
-    tags: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]] = []
-    transfers: list[TransferSpec] = []
+    tags: tuple[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")], ...] = ()
+    transfers: tuple[TransferSpec, ...] = ()
     transition: Dated | None = None
     after_transition: Literal["connect", "hangup"] | None = None
-    after_prompts: list[Prompt] = []
+    after_prompts: tuple[Prompt, ...] = ()
 
     @model_validator(mode="after")
     def _category_fields(self) -> "RuleSpec":
@@ -231,12 +231,12 @@ class ListedCallerSpec(Strict):
 
 
 class AbuseSpec(Strict):
-    listed: list[ListedCallerSpec] = []
+    listed: tuple[ListedCallerSpec, ...] = ()
     max_calls: int | None = Field(default=None, gt=0)
     per_minutes: int = Field(default=60, gt=0, le=7 * 24 * 60)
     queue: Id | None = None
     hangup: bool = False
-    prompts: list[Prompt] = []
+    prompts: tuple[Prompt, ...] = ()
 
     @model_validator(mode="after")
     def _action(self) -> "AbuseSpec":
@@ -248,7 +248,7 @@ class AbuseSpec(Strict):
 
 
 class UnknownSpec(Strict):
-    prompts: list[Prompt] = []
+    prompts: tuple[Prompt, ...] = ()
 
 
 class TableSpec(Strict):

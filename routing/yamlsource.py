@@ -6,6 +6,7 @@ A pydantic ValidationError's `loc` is then mapped back to the closest position (
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -13,12 +14,59 @@ from typing import Any, Iterable
 import yaml
 from pydantic import ValidationError
 
-try:  # libyaml's composer is several times faster on big tables
-    _Loader: type = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - depends on how PyYAML was built
-    _Loader = yaml.SafeLoader
+# libyaml's composer without PyYAML's Python-side tag resolution (the slow part on big tables): plain
+# scalars are typed by `_plain_scalar` below, with YAML 1.2 rules, so `yes`, `no`, `on` and `14:30` stay text.
+class _UntaggedResolver(yaml.resolver.BaseResolver):
+    def resolve(self, kind: type, value: Any, implicit: Any) -> str:
+        return ""
+
+
+try:
+    class _Loader(yaml.cyaml.CParser, yaml.constructor.BaseConstructor, _UntaggedResolver):  # type: ignore[misc]
+        def __init__(self, stream: str) -> None:
+            yaml.cyaml.CParser.__init__(self, stream)
+            yaml.constructor.BaseConstructor.__init__(self)
+            _UntaggedResolver.__init__(self)
+except AttributeError:  # pragma: no cover - PyYAML built without libyaml
+    class _Loader(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, yaml.composer.Composer,  # type: ignore[no-redef]
+                  yaml.constructor.BaseConstructor, _UntaggedResolver):
+        def __init__(self, stream: str) -> None:
+            yaml.reader.Reader.__init__(self, stream)
+            yaml.scanner.Scanner.__init__(self)
+            yaml.parser.Parser.__init__(self)
+            yaml.composer.Composer.__init__(self)
+            yaml.constructor.BaseConstructor.__init__(self)
+            _UntaggedResolver.__init__(self)
 
 _scalars = yaml.constructor.SafeConstructor()
+_INT = re.compile(r"[-+]?(0|[1-9][0-9_]*)")
+_FLOAT = re.compile(r"[-+]?([0-9][0-9_]*)?\.[0-9_]+([eE][-+]?[0-9]+)?")
+_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(([Tt]|[ \t]+)[0-9]{1,2}:[0-9]{2}:[0-9]{2}(\.[0-9]*)?"
+                        r"([ \t]*(Z|[-+][0-9]{1,2}(:[0-9]{2})?))?)?")
+_NULLS = {"", "~", "null", "Null", "NULL"}
+_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+
+
+def _plain_scalar(node: yaml.ScalarNode) -> Any:
+    value = node.value
+    if node.style:  # quoted or block: always text (plain is None in PyYAML, "" in libyaml)
+        return value
+    if value in _NULLS:
+        return None
+    if value in _BOOLS:
+        return _BOOLS[value]
+    if _INT.fullmatch(value):
+        return int(value.replace("_", ""))
+    if _FLOAT.fullmatch(value):
+        return float(value.replace("_", ""))
+    if _TIMESTAMP.fullmatch(value):
+        try:
+            return _scalars.construct_yaml_timestamp(node)
+        except ValueError:
+            # No such date (2021-02-30): keep the text, so the schema reports it with its position
+            # alongside every other problem instead of stopping here.
+            return value
+    return value
 
 Path_ = tuple[Any, ...]
 
@@ -102,31 +150,21 @@ def load_document(path: str | Path, text: str | None = None) -> Document:
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    raise SourceError([Problem(name, *_mark(key_node), "YAML merge keys (<<) are not supported")])
-                key = build(key_node, here + ("<key>",))
-                if isinstance(key, int) and not isinstance(key, bool):
-                    key = key_node.value  # `12345:` is a phone number, not an integer: keep it as written
-                if isinstance(key, (list, dict)):
+                if not isinstance(key_node, yaml.ScalarNode):
                     raise SourceError([Problem(name, *_mark(key_node), "a mapping key must be a plain value")])
+                if key_node.value == "<<" and not key_node.style:
+                    raise SourceError([Problem(name, *_mark(key_node), "YAML merge keys (<<) are not supported")])
+                key = key_node.value  # keys are names or numbers as written: `12345:` is a phone number
                 if key in out:
                     first = key_positions[here + (key,)]
                     duplicates.append(Problem(name, *_mark(key_node),
                                               f"'{key}' is given twice in this mapping (first at line {first[0]})"))
                 key_positions[here + (key,)] = _mark(key_node)
                 out[key] = build(value_node, here + (key,))
-            positions.pop(here + ("<key>",), None)
             return out
         if isinstance(node, yaml.SequenceNode):
             return [build(item, here + (i,)) for i, item in enumerate(node.value)]
-        try:
-            return _scalars.construct_object(node, deep=True)
-        except yaml.constructor.ConstructorError as exc:
-            raise SourceError([Problem(name, *_mark(node), f"bad value: {exc.problem}")]) from exc
-        except ValueError:
-            # A timestamp-looking value that is no date (2021-02-30): keep the text, so the schema reports it
-            # with its position alongside every other problem instead of stopping here.
-            return node.value
+        return _plain_scalar(node)
 
     data = build(root, ()) if root is not None else None
     return Document(name, text, data, positions, key_positions, duplicates)

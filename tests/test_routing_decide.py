@@ -200,3 +200,13 @@ class TestAbuse:
 
     def test_no_history_means_no_rate_limit(self, table):
         assert decide(table, "12345", "13812345678", AFTER, None).category is Category.UNIFIED
+
+
+def test_ivr_choice_to_a_closed_seat_follows_its_closed_handling(table):
+    from routing.decide import to_queue
+    route = decide(table, "12345", None, NIGHT)
+    moved = to_queue(table, route, "business-environment", NIGHT, "menu main: 3")
+    assert (moved.action, moved.target) == (Action.CALLBACK, "business-environment")
+    assert moved.prompts == ("hotline/business-seat-closed",) and moved.rule_id == route.rule_id
+    open_ = to_queue(table, route, "business-environment", AFTER, "menu main: 3")
+    assert (open_.action, open_.target, open_.prompts) == (Action.QUEUE, "business-environment", ())
