@@ -13,6 +13,7 @@ from scripts.logsetup import configure_logging
 # name -> "module:attribute" of a click command or group. Each capability owns its module.
 SUBCOMMANDS: dict[str, str] = {
     "routes": "scripts.cli_routes:routes",
+    "menus": "scripts.cli_menus:menus",
     "web": "scripts.cli_supervisor:web",
     "queues": "scripts.cli_supervisor:queues",
 }

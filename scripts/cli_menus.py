@@ -1,0 +1,117 @@
+"""`hotline menus`: check the IVR menus (conf/ivr.yaml) against the routing table, show them, list their prompts."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ivr.menus import Kind, MenuError, Menus, load_menus
+from routing.loader import TableError, load_table
+from routing.model import RoutingTable
+from scripts.settings import load_settings
+
+menus_argument = click.argument("file", required=False, type=click.Path(path_type=Path))
+menus_option = click.option("--file", "-f", "file", type=click.Path(path_type=Path), default=None,
+                            help="IVR menus (default: HOTLINE_IVR_MENUS or conf/ivr.yaml).")
+table_option = click.option("--table", "table_path", type=click.Path(path_type=Path), default=None,
+                            help="Routing table to check queues and menu names against "
+                                 "(default: HOTLINE_ROUTING_TABLE or conf/routing.yaml).")
+
+
+def _load(file: Path | None, table_path: Path | None, *, need_table: bool = True) -> tuple[Menus, RoutingTable | None]:
+    settings = load_settings()
+    path = file or settings.ivr_menus
+    table_path = table_path or settings.routing_table
+    failed = 0
+    table = None
+    try:
+        table = load_table(table_path)
+    except TableError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        click.echo(f"{table_path}: {len(exc.problems)} error(s); the menus are checked without the table", err=True)
+        failed = 1
+    try:
+        menus = load_menus(path, table)
+    except MenuError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        click.echo(f"{path}: {len(exc.problems)} error(s); nothing was loaded", err=True)
+        sys.exit(1)
+    if failed and need_table:
+        sys.exit(1)
+    return menus, table
+
+
+@click.group()
+def menus() -> None:
+    """Check, show and list the prompts of the IVR menus."""
+
+
+@menus.command()
+@menus_argument
+@table_option
+def check(file: Path | None, table_path: Path | None) -> None:
+    """Validate the menus; print every problem as file:line:column and exit 1 if there is any."""
+    loaded, table = _load(file, table_path)
+    click.echo(f"{loaded.source}: OK, {len(loaded.menus)} menus ({', '.join(loaded.menus)}), "
+               f"{len(loaded.prompt_files())} prompt files, version {loaded.version}; "
+               f"checked against {table.source} (version {table.version})")
+
+
+@menus.command()
+@menus_option
+@table_option
+@click.argument("menu_id", required=False)
+def show(file: Path | None, table_path: Path | None, menu_id: str | None) -> None:
+    """Print the menus (or one) as the caller meets them: keys, destinations, timeouts."""
+    loaded, _ = _load(file, table_path, need_table=False)
+    for menu in loaded.menus.values():
+        if menu_id and menu.id != menu_id:
+            continue
+        click.echo(f"{menu.id}  ({menu.label or 'no label'})  line {menu.line}")
+        click.echo(f"  prompt zh={menu.prompt.zh} en={menu.prompt.en}")
+        click.echo(f"  listen {menu.timeout_ms / 1000:g}s for up to {menu.max_digits} key(s), "
+                   f"barge-in {'on' if menu.barge_in else 'off'}, {menu.retries} retries, then "
+                   f"{_describe(menu.after_retries)}")
+        for key, dest in menu.options.items():
+            label = f"  # {dest.label}" if dest.label else ""
+            click.echo(f"  {key:>3} -> {_describe(dest)}{label}")
+    if menu_id and menu_id not in loaded:
+        raise click.BadParameter(f"no menu '{menu_id}' (menus: {', '.join(loaded.menus)})")
+
+
+def _describe(dest) -> str:
+    text = dest.kind.value if dest.target is None else f"{dest.kind.value} {dest.target}"
+    if dest.tags:
+        text += f" +tags {'+'.join(dest.tags)}"
+    if dest.kind is Kind.HANGUP and dest.prompt is not None:
+        text += f" after {dest.prompt.zh} / {dest.prompt.en}"
+    return text
+
+
+@menus.command()
+@menus_option
+@table_option
+@click.option("--sounds-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Asterisk's sounds directory: list only the prompts with no recording there (exit 1 if any).")
+def prompts(file: Path | None, table_path: Path | None, sounds_dir: Path | None) -> None:
+    """Every sound the menus and the routing table play (conf/prompts.txt says what each must say)."""
+    loaded, table = _load(file, table_path, need_table=False)
+    names = set(loaded.prompt_files())
+    if table is not None:
+        names |= set(table.unknown_prompts) | set(table.abuse.prompts)
+        names |= {p for q in table.queues.values() if q.when_closed for p in q.when_closed.prompts}
+        for line in table.lines.values():
+            for rule in line.rules:
+                names |= set(rule.prompts) | set(rule.after_prompts)
+    if sounds_dir is None:
+        for name in sorted(names):
+            click.echo(name)
+        return
+    missing = [n for n in sorted(names) if not any((sounds_dir / n).parent.glob((sounds_dir / n).name + ".*"))]
+    for name in missing:
+        click.echo(name)
+    click.echo(f"{len(missing)} of {len(names)} prompts have no recording under {sounds_dir}", err=True)
+    sys.exit(1 if missing else 0)
