@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, str] = {
     "menus": "scripts.cli_menus:menus",
     "web": "scripts.cli_supervisor:web",
     "queues": "scripts.cli_supervisor:queues",
+    "dialplan": "scripts.cli_dialplan:dialplan",
 }
 
 

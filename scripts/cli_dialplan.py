@@ -1,0 +1,109 @@
+"""`hotline dialplan render|diff`: the Asterisk configuration generated from the routing table.
+
+Exit codes: render 0 written, 2 bad input (table, options, secrets file), 3 --strict and a secret missing;
+diff 0 nothing would change, 1 changes, 2 bad input.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+import structlog
+
+from dialplan.common import RenderError
+from dialplan.options import OptionsError, RenderOptions, collect_secrets, engines_from, read_secrets_file
+from dialplan.render import diff_files, missing_secrets, render, required_secrets, write_files
+from routing.loader import TableError, load_table
+
+log = structlog.get_logger()
+
+
+def _options(func):
+    func = click.option("--strict", is_flag=True, help="Fail (exit 3, nothing written) if a secret is missing.")(func)
+    func = click.option("--secrets", "secrets_file", type=click.Path(dir_okay=False, path_type=Path),
+                        default=lambda: os.environ.get("HOTLINE_SECRETS_FILE") or None,
+                        help="KEY=value file with trunk and AMI secrets (default: $HOTLINE_SECRETS_FILE). "
+                             "The environment wins over it.")(func)
+    func = click.option("--hagi", metavar="NAME", help="Engines found by DNS SRV _agi._tcp.NAME (hagi://).")(func)
+    func = click.option("--agi-hosts", metavar="H1:P,H2:P", help="Engines tried in this order.")(func)
+    func = click.option("--agi", metavar="agi://HOST:PORT",
+                        help="One engine (default: agi://$HOTLINE_AGI_HOST:$HOTLINE_AGI_PORT).")(func)
+    func = click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+                        help="Directory of the generated *_hotline.conf files.")(func)
+    func = click.option("--table", "table_path", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+                        default=lambda: os.environ.get("HOTLINE_ROUTING_TABLE") or "conf/routing.yaml",
+                        show_default="$HOTLINE_ROUTING_TABLE or conf/routing.yaml", help="Routing table YAML.")(func)
+    return func
+
+
+def _prepare(table_path: Path, agi: str | None, agi_hosts: str | None, hagi: str | None,
+             secrets_file: Path | None):
+    try:
+        table = load_table(table_path)
+    except TableError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        raise SystemExit(2) from None
+    try:
+        if not (agi or agi_hosts or hagi):
+            host = os.environ.get("HOTLINE_AGI_HOST", "127.0.0.1")
+            port = os.environ.get("HOTLINE_AGI_PORT", "4573")
+            agi = f"agi://{host}:{port}"
+        engines = engines_from(agi=agi, agi_hosts=agi_hosts, hagi=hagi)
+        file_values = read_secrets_file(secrets_file) if secrets_file else {}
+        names = required_secrets(table, RenderOptions(engines=engines))
+        options = RenderOptions(engines=engines, secrets=collect_secrets(names, os.environ, file_values))
+    except (OptionsError, RenderError, OSError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
+    return table, options
+
+
+@click.group()
+def dialplan() -> None:
+    """Asterisk configuration generated from the routing table (extensions, pjsip, queues, manager, features)."""
+
+
+@dialplan.command("render")
+@_options
+def render_command(table_path, out_dir, agi, agi_hosts, hagi, secrets_file, strict) -> None:
+    """Write the *_hotline.conf files into --out (pjsip and manager mode 0600: they hold secrets)."""
+    table, options = _prepare(table_path, agi, agi_hosts, hagi, secrets_file)
+    missing = missing_secrets(table, options)
+    if strict and missing:
+        click.echo(f"error: secrets missing (nothing written): {', '.join(missing)}", err=True)
+        raise SystemExit(3)
+    try:
+        files = render(table, options)
+    except RenderError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
+    changed = write_files(files, out_dir)
+    log.info("dialplan.written", out=str(out_dir), changed=changed, table_version=table.version)
+    click.echo(f"{len(changed)} of {len(files)} files changed in {out_dir}" +
+               (f": {', '.join(changed)}" if changed else ""))
+    if missing:
+        click.echo(f"warning: secrets missing, placeholders rendered: {', '.join(missing)}", err=True)
+
+
+@dialplan.command("diff")
+@_options
+def diff_command(table_path, out_dir, agi, agi_hosts, hagi, secrets_file, strict) -> None:
+    """Show what a render would change in --out (secret values masked). Exit 0: no change, 1: changes."""
+    table, options = _prepare(table_path, agi, agi_hosts, hagi, secrets_file)
+    missing = missing_secrets(table, options)
+    if strict and missing:
+        click.echo(f"error: secrets missing: {', '.join(missing)}", err=True)
+        raise SystemExit(3)
+    try:
+        files = render(table, options)
+    except RenderError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
+    text = diff_files(files, out_dir, options.secrets)
+    if text:
+        sys.stdout.write(text)
+        raise SystemExit(1)
+    click.echo(f"no change in {out_dir}")
