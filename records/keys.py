@@ -50,6 +50,16 @@ def _read(path: Path) -> bytes:
     return text.encode("utf-8")
 
 
+def existing_key(configured: str | None, var_dir: Path) -> bytes | None:
+    """The key if one is configured or was generated; None otherwise (a lookup must not invent a key)."""
+    if configured:
+        return configured.encode("utf-8")
+    try:
+        return _read(Path(var_dir) / KEY_FILE_NAME)
+    except FileNotFoundError:
+        return None
+
+
 def key_from_settings(settings) -> bytes:
     from scripts.settings import VAR_DIR
 

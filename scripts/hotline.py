@@ -17,6 +17,8 @@ SUBCOMMANDS: dict[str, str] = {
     "web": "scripts.cli_supervisor:web",
     "queues": "scripts.cli_supervisor:queues",
     "dialplan": "scripts.cli_dialplan:dialplan",
+    "db": "scripts.cli_records:db", "records": "scripts.cli_records:records",
+    "report": "scripts.cli_records:report", "workorders": "scripts.cli_records:workorders_group",
 }
 
 

@@ -1,0 +1,365 @@
+"""`hotline db`, `hotline records`, `hotline report`, `hotline workorders`: the records' command line.
+
+The clock is read here, at the edge. Times without an offset are read in the routing table's time zone.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from datetime import date, datetime, timedelta, timezone, tzinfo
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import click
+from sqlalchemy import Engine, make_url, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from records import reports, workorders
+from records.db import current_revision, make_engine, upgrade
+from records.keys import KEY_FILE_NAME, existing_key
+from records.schema import table_versions
+from records.types import Outcome, WorkOrder
+from routing.model import Calendar, RoutingTable
+from scripts.settings import VAR_DIR, load_settings
+
+DEFAULT_TZ = ZoneInfo("Asia/Shanghai")
+
+
+class Context:
+    def __init__(self, db_url: str | None) -> None:
+        self.settings = load_settings()
+        self.db_url = db_url or self.settings.db_url
+        self._table: RoutingTable | None = None
+
+    def engine(self) -> Engine:
+        return make_engine(self.db_url)
+
+    def shown_url(self) -> str:
+        return make_url(self.db_url).render_as_string(hide_password=True)
+
+    def table(self) -> RoutingTable | None:
+        if self._table is None:
+            from routing.loader import TableError, load_table
+
+            try:
+                self._table = load_table(self.settings.routing_table)
+            except (TableError, OSError):
+                return None
+        return self._table
+
+    def tz(self) -> tzinfo:
+        table = self.table()
+        return table.timezone if table else DEFAULT_TZ
+
+    def calendar(self, name: str | None) -> Calendar:
+        table = self.table()
+        if table is None:
+            raise click.ClickException(f"the routing table {self.settings.routing_table} does not load; "
+                                       "run `hotline routes check` (the sign deadline needs its calendar)")
+        if name is None:
+            if len(table.calendars) != 1:
+                raise click.ClickException(f"the table has calendars {sorted(table.calendars)}: choose --calendar")
+            name = next(iter(table.calendars))
+        if name not in table.calendars:
+            raise click.ClickException(f"no calendar {name!r}; the table has {sorted(table.calendars)}")
+        return table.calendars[name]
+
+    def key(self) -> bytes | None:
+        secret = self.settings.caller_hash_key
+        return existing_key(secret.get_secret_value() if secret else None, VAR_DIR)
+
+
+db_option = click.option("--db-url", default=None, help="SQLAlchemy URL (default: HOTLINE_DB_URL).")
+
+
+def instant(text: str | None, tz: tzinfo) -> datetime | None:
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"'{text}' is not an ISO-8601 date or instant (e.g. 2021-09-17T17:00)") from None
+    return value if value.tzinfo else value.replace(tzinfo=tz)
+
+
+def now(tz: tzinfo) -> datetime:
+    return datetime.now(timezone.utc).astimezone(tz)
+
+
+def database_errors(func):
+    """A database that cannot be reached is a clear one-line error, not a traceback."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except SQLAlchemyError as exc:
+            orig = getattr(exc, "orig", None) or exc
+            first = (str(orig).strip().splitlines() or [""])[0]
+            raise click.ClickException(f"database error: {type(orig).__name__}: {first}") from None
+        except workorders.WorkOrderError as exc:
+            raise click.ClickException(str(exc)) from None
+    return wrapper
+
+
+# --- hotline db ------------------------------------------------------------------------------------
+@click.group("db")
+def db() -> None:
+    """The records database: schema migrations."""
+
+
+@db.command("upgrade")
+@db_option
+@click.option("--revision", default="head", show_default=True)
+@database_errors
+def db_upgrade(db_url: str | None, revision: str) -> None:
+    """Bring the schema up to date (alembic migrations shipped in records/migrations)."""
+    ctx = Context(db_url)
+    engine = ctx.engine()
+    try:
+        upgrade(engine, revision)
+        click.echo(f"{ctx.shown_url()}: schema at revision {current_revision(engine)}")
+    finally:
+        engine.dispose()
+
+
+@db.command("current")
+@db_option
+@database_errors
+def db_current(db_url: str | None) -> None:
+    """Show the schema revision the database is at."""
+    ctx = Context(db_url)
+    engine = ctx.engine()
+    try:
+        click.echo(f"{ctx.shown_url()}: schema at revision {current_revision(engine) or '(none: run hotline db upgrade)'}")
+    finally:
+        engine.dispose()
+
+
+# --- hotline records -------------------------------------------------------------------------------
+def call_filters(func):
+    for option in reversed([
+        click.option("--line", help="Legacy line that decided, e.g. 12320."),
+        click.option("--since", help="From this date/instant (inclusive)."),
+        click.option("--until", help="Up to this date/instant (exclusive)."),
+        click.option("--caller", metavar="NUMBER", help="A caller's full number: looked up by keyed hash."),
+        click.option("--outcome", type=click.Choice([o.value for o in Outcome])),
+        click.option("--limit", type=int, default=None),
+        db_option,
+    ]):
+        func = option(func)
+    return func
+
+
+def build_filter(ctx: Context, line, since, until, caller, outcome, limit) -> reports.CallFilter:
+    tz = ctx.tz()
+    if caller and ctx.key() is None:
+        raise click.ClickException(f"no caller-hash key (HOTLINE_CALLER_HASH_KEY or {VAR_DIR / KEY_FILE_NAME}): "
+                                   "no call can have been recorded with one, so none can be found by number")
+    return reports.CallFilter(line=line, since=instant(since, tz), until=instant(until, tz), caller=caller,
+                              outcome=outcome, limit=limit)
+
+
+@click.group("records")
+def records() -> None:
+    """Call records: search and export. Caller numbers are stored masked plus a keyed hash, never in full."""
+
+
+@records.command("search")
+@call_filters
+@click.option("--full", is_flag=True, help="(admin) Ask for full caller numbers: refused, none are stored.")
+@database_errors
+def records_search(line, since, until, caller, outcome, limit, db_url, full) -> None:
+    """List calls, oldest first (masked callers)."""
+    if full:
+        raise click.ClickException(
+            "--full: caller numbers are never stored in full (only masked, e.g. 138****5678, plus a keyed hash), "
+            "so they cannot be shown to anyone, admins included. To find a known number's calls, pass "
+            "--caller NUMBER.")
+    ctx = Context(db_url)
+    filt = build_filter(ctx, line, since, until, caller, outcome, limit)
+    engine = ctx.engine()
+    try:
+        rows = reports.search(engine, filt, ctx.key())
+    finally:
+        engine.dispose()
+    tz = ctx.tz()
+    click.echo(f"{'arrived':<19} {'uniqueid':<20} {'line':<6} {'caller':<13} {'action':<8} {'target':<20} "
+               f"{'wait':>6} {'outcome':<10} transfers")
+    for row in rows:
+        wait = f"{row['wait_seconds']:.0f}s" if row["wait_seconds"] is not None else "-"
+        click.echo(f"{row['arrived_at'].astimezone(tz):%Y-%m-%d %H:%M:%S} {row['uniqueid']:<20} {row['line']:<6} "
+                   f"{row['caller_masked'] or '-':<13} {row['action'] or '-':<8} {row['target'] or '-':<20} "
+                   f"{wait:>6} {row['outcome'] or '-':<10} {row['transfers']}")
+    click.echo(f"{len(rows)} call(s)", err=True)
+
+
+@records.command("export")
+@click.option("--csv", "csv_file", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Output file ('-' for stdout).")
+@call_filters
+@database_errors
+def records_export(csv_file: Path, line, since, until, caller, outcome, limit, db_url) -> None:
+    """Export calls as CSV (masked callers, no hashes)."""
+    ctx = Context(db_url)
+    filt = build_filter(ctx, line, since, until, caller, outcome, limit)
+    engine = ctx.engine()
+    try:
+        rows = reports.search(engine, filt, ctx.key())
+    finally:
+        engine.dispose()
+    if str(csv_file) == "-":
+        count = reports.write_csv(rows, sys.stdout)
+    else:
+        with open(csv_file, "w", newline="", encoding="utf-8") as out:
+            count = reports.write_csv(rows, out)
+    click.echo(f"exported {count} call(s) to {csv_file}", err=True)
+
+
+@records.command("versions")
+@db_option
+@click.option("--limit", type=int, default=20, show_default=True)
+@database_errors
+def records_versions(db_url: str | None, limit: int) -> None:
+    """The routing-table audit trail: which version was loaded, by whom, when, from where."""
+    ctx = Context(db_url)
+    engine = ctx.engine()
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(select(table_versions).order_by(table_versions.c.loaded_at.desc())
+                                .limit(limit)).mappings().all()
+    finally:
+        engine.dispose()
+    for row in rows:
+        click.echo(f"{row['loaded_at'].astimezone(ctx.tz()):%Y-%m-%d %H:%M:%S} {row['version'][:12]} "
+                   f"{row['loaded_by']} {row['source']}")
+
+
+# --- hotline report --------------------------------------------------------------------------------
+@click.group("report")
+def report() -> None:
+    """Traffic reports from the call records."""
+
+
+@report.command("daily")
+@click.option("--date", "day", default=None, help="Day (YYYY-MM-DD) in the table's time zone; default yesterday.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@db_option
+@database_errors
+def report_daily(day: str | None, as_json: bool, db_url: str | None) -> None:
+    """Per legacy line: calls, answered share, average and 90th-percentile wait, transfers and outcomes."""
+    ctx = Context(db_url)
+    tz = ctx.tz()
+    try:
+        the_day = date.fromisoformat(day) if day else now(tz).date() - timedelta(days=1)
+    except ValueError:
+        raise click.BadParameter(f"'{day}' is not a date (YYYY-MM-DD)", param_hint="--date") from None
+    engine = ctx.engine()
+    try:
+        result = reports.daily(engine, the_day, tz)
+    finally:
+        engine.dispose()
+    if as_json:
+        click.echo(json.dumps({"date": the_day.isoformat(), "timezone": str(tz),
+                               "lines": [asdict(r) for r in result]}, ensure_ascii=False, indent=2))
+    else:
+        click.echo(reports.format_daily(result, the_day))
+
+
+# --- hotline workorders ----------------------------------------------------------------------------
+@click.group("workorders")
+def workorders_group() -> None:
+    """Work orders to sub-centers and departments: dispatch, sign, close, overdue."""
+
+
+def show_order(order: WorkOrder, tz: tzinfo, at: datetime) -> str:
+    late = "  OVERDUE" if order.is_overdue(at) else ""
+    return (f"{order.number}  {order.status.value:<10} line {order.line:<6} -> {order.target:<18} "
+            f"dispatched {order.dispatched_at.astimezone(tz):%Y-%m-%d %H:%M}  "
+            f"sign by {order.sign_deadline.astimezone(tz):%Y-%m-%d %H:%M}{late}")
+
+
+@workorders_group.command("list")
+@click.option("--overdue", is_flag=True, help="Only orders past their sign deadline and not signed.")
+@click.option("--at", "at_text", default=None, help="As of this instant (default now).")
+@click.option("--status", type=click.Choice(["dispatched", "signed", "closed"]))
+@click.option("--line")
+@db_option
+@database_errors
+def workorders_list(overdue: bool, at_text: str | None, status: str | None, line: str | None,
+                    db_url: str | None) -> None:
+    ctx = Context(db_url)
+    tz = ctx.tz()
+    at = instant(at_text, tz) or now(tz)
+    engine = ctx.engine()
+    try:
+        orders = list(workorders.list_orders(engine, overdue_at=at if overdue else None, status=status, line=line))
+    finally:
+        engine.dispose()
+    for order in orders:
+        click.echo(show_order(order, tz, at))
+    click.echo(f"{len(orders)} work order(s)", err=True)
+
+
+@workorders_group.command("dispatch")
+@click.option("--line", required=True, help="The legacy line the call came in on.")
+@click.option("--category", required=True, help="e.g. subcenter, retained_seat.")
+@click.option("--target", required=True, help="Sub-center trunk id or department id, e.g. subcenter-12366.")
+@click.option("--department")
+@click.option("--uniqueid", help="The call this order comes from.")
+@click.option("--by", "by", help="Who dispatches.")
+@click.option("--summary")
+@click.option("--days", type=int, default=1, show_default=True, help="Working days to sign.")
+@click.option("--calendar", "calendar_id", help="Calendar id in the routing table (default: its only one).")
+@click.option("--at", "at_text", help="Dispatch instant (default now).")
+@db_option
+@database_errors
+def workorders_dispatch(line, category, target, department, uniqueid, by, summary, days, calendar_id, at_text,
+                        db_url) -> None:
+    ctx = Context(db_url)
+    tz = ctx.tz()
+    at = instant(at_text, tz) or now(tz)
+    calendar = ctx.calendar(calendar_id)
+    engine = ctx.engine()
+    try:
+        order = workorders.dispatch(engine, line=line, category=category, target=target, department=department,
+                                    uniqueid=uniqueid, dispatched_by=by, summary=summary, at=at,
+                                    calendar=calendar, tz=tz, working_days=days)
+    finally:
+        engine.dispose()
+    click.echo(show_order(order, tz, at))
+
+
+def _transition(action, number: str, by: str, at_text: str | None, db_url: str | None) -> None:
+    ctx = Context(db_url)
+    tz = ctx.tz()
+    at = instant(at_text, tz) or now(tz)
+    engine = ctx.engine()
+    try:
+        order = action(engine, number, at=at, by=by)
+    finally:
+        engine.dispose()
+    click.echo(show_order(order, tz, at))
+
+
+@workorders_group.command("sign")
+@click.argument("number")
+@click.option("--by", "by", required=True, help="Who signs (the receiving desk).")
+@click.option("--at", "at_text", help="Instant (default now).")
+@db_option
+@database_errors
+def workorders_sign(number: str, by: str, at_text: str | None, db_url: str | None) -> None:
+    _transition(workorders.sign, number, by, at_text, db_url)
+
+
+@workorders_group.command("close")
+@click.argument("number")
+@click.option("--by", "by", required=True)
+@click.option("--at", "at_text", help="Instant (default now).")
+@db_option
+@database_errors
+def workorders_close(number: str, by: str, at_text: str | None, db_url: str | None) -> None:
+    _transition(workorders.close, number, by, at_text, db_url)
