@@ -159,3 +159,35 @@ def test_count_helper_sanity(db_url):  # noqa: F811
             assert conn.execute(select(func.count()).select_from(calls)).scalar_one() == 0
     finally:
         engine.dispose()
+
+
+def test_caller_hash_key_generated_once_private_and_configured_key_wins(tmp_path):
+    from records.keys import caller_hash_key, existing_key
+
+    assert existing_key(None, tmp_path) is None
+    generated = caller_hash_key(None, tmp_path)
+    path = tmp_path / "caller-hash.key"
+    assert path.exists() and path.stat().st_mode & 0o777 == 0o600
+    assert len(generated) == 64
+    assert caller_hash_key(None, tmp_path) == generated == existing_key(None, tmp_path)
+    assert caller_hash_key("from-the-environment", tmp_path) == b"from-the-environment"
+    assert [p.name for p in tmp_path.iterdir()] == ["caller-hash.key"]
+
+
+def test_unreachable_postgresql_skips_locally_and_fails_on_ci(monkeypatch):
+    import socket
+
+    from tests.db_fixtures import fresh_pg_database
+
+    with socket.socket() as probe:          # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("HOTLINE_TEST_PG_URL", f"postgresql+psycopg://postgres@127.0.0.1:{port}/test")
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="PostgreSQL unreachable"):
+        with fresh_pg_database():
+            pass
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true: PostgreSQL .* is required"):
+        with fresh_pg_database():
+            pass
