@@ -1,0 +1,145 @@
+"""Classic AGI (a process per call, stdin/stdout) through pyst2, driving the same engine and session as FastAGI.
+
+pyst2 0.5.1's `asterisk.agi.AGI` is wrapped here, and only here:
+1. its constructor installs a process-wide SIGHUP handler and echoes the whole env block (the caller's
+   number) to stderr, which Asterisk writes to its log. We install no handler unless asked (`main()` asks:
+   Asterisk sends SIGHUP to a classic AGI on hang-up, and the default action would kill us before the
+   fail-safe variables are set), our handler only records the hang-up, and nothing is echoed.
+2. its reply parser raises ValueError on Asterisk's lone `HANGUP` line and AGIUnknownError on 511, and
+   once SIGHUP came, every later command raises before it is sent (so the dialplan never gets the
+   decision). Replies go through our ResponseParser: the HANGUP line is a notice, 511 a dead-channel reply.
+3. `_quote` wraps a value in quotes without escaping anything, and `send_command` writes whatever it is
+   given, newlines included. Commands are formatted by our codec (Asterisk's parse_args rules, one line
+   per command, always).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Any, BinaryIO
+
+import structlog
+from asterisk.agi import AGI, AGIAppError, AGIHangup, AGIInvalidCommand, AGIUsageError
+
+from ivr.agi.codec import ProtocolError, ResponseParser, command_line, parse_env_lines, quote
+from ivr.agi.commands import HANGUP_NOTICE, Command, Response
+
+log = structlog.get_logger()
+
+
+class ClassicClosed(ConnectionError):
+    """Asterisk closed our stdin: the channel went on in the dialplan (or Asterisk is gone)."""
+
+
+class ClassicChannel(AGI):
+    """pyst2's AGI over binary streams, with our codec for what goes out and what comes back."""
+
+    def __init__(self, stdin: BinaryIO, stdout: BinaryIO, stderr: Any = None, *,
+                 install_sighup: bool = False) -> None:
+        # AGI.__init__ is not called on purpose (see the module docstring, point 1).
+        self.stdin, self.stdout = stdin, stdout
+        self.stderr = stderr if stderr is not None else open(os.devnull, "w")
+        self._got_sighup = False
+        self.hangup_seen = False
+        self.commands = 0
+        self._parser = ResponseParser()
+        self._ready: list[Response] = []
+        if install_sighup:
+            signal.signal(signal.SIGHUP, self._handle_sighup)
+        self.env = self._read_env()
+
+    def _read_env(self) -> dict[str, str]:
+        lines = []
+        while True:
+            raw = self.stdin.readline()
+            if not raw:
+                raise ClassicClosed("EOF before the end of the AGI environment block")
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            if not line:
+                return parse_env_lines(lines)
+            lines.append(line)
+            if len(lines) > 200:
+                raise ProtocolError("AGI environment block without an end")
+
+    def _handle_sighup(self, signum: int, frame: Any) -> None:
+        self._got_sighup = True            # remembered only: dead-channel commands still go out
+        self.hangup_seen = True
+
+    def test_hangup(self) -> None:         # pyst2 raises here on every command after SIGHUP; we do not
+        return None
+
+    def _quote(self, string: Any) -> str:
+        return quote(string, force=True)
+
+    def send_command(self, command: str, *args: Any) -> None:
+        text = " ".join([command.strip(), *(str(a) for a in args)]).strip()
+        if "\n" in text or "\r" in text:
+            raise ValueError("an AGI command is one line")
+        self.stdout.write((text + "\n").encode("utf-8"))
+        self.stdout.flush()
+
+    def read_response(self) -> Response:
+        """The reply to the pending command; HANGUP notices on the way are remembered, not returned."""
+        while True:
+            while self._ready:
+                resp = self._ready.pop(0)
+                if resp is HANGUP_NOTICE:
+                    self.hangup_seen = True
+                    continue
+                return resp
+            raw = self.stdin.readline()
+            if not raw:
+                raise ClassicClosed("Asterisk closed stdin")
+            self._ready.extend(self._parser.feed(raw if raw.endswith(b"\n") else raw + b"\n"))
+
+    def send(self, cmd: Command) -> Response:
+        self.send_command(command_line(cmd))
+        self.commands += 1
+        return self.read_response()
+
+    def get_result(self, stdin: Any = None) -> dict:
+        """pyst2's API (agi.stream_file(), agi.get_variable(), ...) on top of our parser."""
+        resp = self.read_response()
+        if resp.hungup:
+            raise AGIHangup(resp.raw or "channel hung up")
+        if resp.code == 510:
+            raise AGIInvalidCommand(resp.raw)
+        if resp.code == 520:
+            raise AGIUsageError(resp.usage or resp.raw)
+        if resp.code != 200:
+            raise AGIAppError(resp.raw)
+        result = {"result": ("" if resp.result is None else str(resp.result), resp.data or "")}
+        if resp.endpos is not None:
+            result["endpos"] = (str(resp.endpos), "")
+        return result
+
+
+def main(argv: list[str] | None = None, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> int:
+    """`python -m ivr.classic [dialed]`: one call on stdin/stdout. Always exits 0 so AGISTATUS is SUCCESS
+    whenever the decision (or the fail-open variables) reached the channel."""
+    from ivr.engine import ConfigHolder, Engine, fail_open_commands
+    from scripts.logsetup import configure_logging
+    from scripts.settings import load_settings
+
+    configure_logging(level=os.environ.get("HOTLINE_LOG_LEVEL", "info"), fmt="json", stream=sys.stderr)
+    channel = ClassicChannel(stdin or sys.stdin.buffer, stdout or sys.stdout.buffer, install_sighup=True)
+    structlog.contextvars.bind_contextvars(uniqueid=channel.env.get("uniqueid", ""))
+    try:
+        settings = load_settings()
+        holder = ConfigHolder.from_files(settings.routing_table, settings.ivr_menus)
+    except Exception as exc:
+        log.error("classic.config_unusable", error=f"{type(exc).__name__}: {str(exc)[:500]}")
+        for cmd in fail_open_commands(channel.env):
+            channel.send(cmd)
+        return 0
+    engine = Engine(holder, allow_test_clock=os.environ.get("HOTLINE_ALLOW_TEST_CLOCK") == "1")
+    try:
+        engine.handle_sync(channel.env, channel.send)
+    except ClassicClosed as exc:
+        log.warning("classic.closed", detail=str(exc))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
