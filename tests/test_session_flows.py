@@ -489,3 +489,35 @@ def test_get_data_without_raw_falls_back_to_the_number():
                                          (10**9, "?")])
 def test_keys_from_option_results(result, key):
     assert key_of(Response(200, result=result)) == key
+
+
+def test_a_greeting_key_starts_a_multi_digit_choice():
+    route = dataclasses.replace(decide(TABLE, "12345", CALLER, DAY), prompts=("hotline/welcome-12345",))
+    c = call("12345", ["12"], route=route, menus=custom_menus())
+    assert "GET DATA silence/1 5000 1" in c.lines              # the rest of the key after the barge-in
+    assert c.outcome.ivr_path == ("main", "12") and c.outcome.target == "minors-protection"
+
+
+def test_a_hangup_route_announces_and_ends():
+    route = dataclasses.replace(decide(TABLE, "12396", CALLER, DAY), action=Action.HANGUP, target=None,
+                                prompts=("hotline/number-cancelled-dial-12345",))
+    c = call("12396", ["1"], route=route)
+    assert c.heard == ["hotline/number-cancelled-dial-12345"]
+    assert (c.outcome.action, c.outcome.variables["HOTLINE_ACTION"]) == (Action.HANGUP, "hangup")
+    assert not any(line == "HANGUP" for line in c.lines)       # the dialplan hangs up after AGI() returns
+
+
+def test_route_destination_with_tags_keeps_the_rule_target():
+    text = CUSTOM.replace('"3": route', '"3": {route: true, tags: [vip]}') % {"barge": "true", "digits": 1, "key": "1"}
+    c = call("12345", ["3"], menus=load_menus("custom.yaml", None, text=text))
+    assert (c.outcome.target, c.outcome.route.tags) == ("general-12345", ("general", "vip"))
+
+
+def test_one_log_event_per_decision_with_uniqueid_and_masked_caller():
+    from structlog.testing import capture_logs
+    with capture_logs() as events:
+        call("12345", ["7", "5", "timeout", "1"], env=env_for("12345") | {"uniqueid": "1795698853.7"})
+    kinds = [e["event"] for e in events]
+    assert kinds == ["ivr.menu", "ivr.invalid", "ivr.key", "ivr.menu", "ivr.timeout", "ivr.key", "ivr.destination"]
+    assert all(e["uniqueid"] == "1795698853.7" and e["caller"] == "138****5678" for e in events)
+    assert not any(CALLER in repr(e) for e in events)
