@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 
 from ivr.agi.codec import MAX_LINE_BYTES, split_app_args, split_args
+from routing.privacy import mask_number
 
 DEAD_REPLY = b"511 Command Not Permitted on a dead channel or intercept routine\n"
 UNKNOWN_REPLY = b"510 Invalid or unknown command\n"
@@ -91,7 +92,7 @@ class CallTranscript:
         return action
 
     def render(self) -> str:
-        lines = [f"call to {self.env.get('extension')} from {self.env.get('callerid')} "
+        lines = [f"call to {self.env.get('extension')} from {mask_number(self.env.get('callerid'))} "
                  f"(uniqueid {self.env.get('uniqueid')})"]
         for cmd, reply in self.exchanges:
             lines.append(f"  > {cmd}")

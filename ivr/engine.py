@@ -304,7 +304,11 @@ class Engine:
             request.writer.close()                   # Asterisk continues the dialplan now; we record after
             hungup = not completed or bool(flow.outcome and flow.outcome.hungup)
             self._log_end(flow, hungup, getattr(request, "commands", 0))
-            self._record(flow, hungup=hungup)
+            if self.recorder is not None:            # the spool append fsyncs: keep it off the event loop
+                try:
+                    await asyncio.to_thread(self._record, flow, hungup)
+                except asyncio.CancelledError:       # shutdown cut: the thread still finishes the append
+                    pass
 
     # -- classic AGI: the same flow over a blocking `send`
     def handle_sync(self, env: Mapping[str, str], send: Callable[[Command], Response]) -> CallFlow:
