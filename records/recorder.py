@@ -131,7 +131,7 @@ class CallRecorder:
                 self._ensure_schema()
                 written += self._flush_unspooled()
                 self._spool.seal()
-                for path in self._spool.sealed():
+                for path in self._spool.segments():
                     written += self._flush_segment(path)
             except Exception as exc:  # noqa: BLE001 - any failure to reach the database: retry later
                 self._set_health(False, exc)
@@ -162,15 +162,17 @@ class CallRecorder:
         return len(pending)
 
     def _flush_segment(self, path: Path) -> int:
-        segment = self._spool.read(path)
-        if segment.bad_lines:
-            log.error("records.spool_bad_lines", segment=path.name, lines=len(segment.bad_lines))
-            self._spool.reject(list(segment.bad_lines), "undecodable spool line")
-        entries = list(segment.entries)
-        for start in range(0, len(entries), self._batch_size):
-            self._write_entries(entries[start:start + self._batch_size])
-        self._spool.remove(path)   # trimmed only after every batch of it committed
-        return len(entries)
+        with self._spool.take(path) as segment:
+            if segment is None:
+                return 0    # being written, or another process is flushing it
+            if segment.bad_lines:
+                log.error("records.spool_bad_lines", segment=path.name, lines=len(segment.bad_lines))
+                self._spool.reject(list(segment.bad_lines), "undecodable spool line")
+            entries = list(segment.entries)
+            for start in range(0, len(entries), self._batch_size):
+                self._write_entries(entries[start:start + self._batch_size])
+            self._spool.remove(path)   # trimmed only after every batch of it committed
+            return len(entries)
 
     def _write_entries(self, entries: list[Entry]) -> None:
         if not entries:

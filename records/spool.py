@@ -1,31 +1,33 @@
 """The local durable spool: append-only JSON-lines segment files, fsync'd on every append.
 
-Why files and not a SQLite spool: an append is one write() plus one fsync() on a file only this process
-holds, with no lock shared with the database it is protecting us from; a crash can at worst leave a torn
-last line, which the reader detects and moves aside; and an admin can read or replay a segment with any
-tool. Segments are sealed (closed) before a flush reads them and are deleted only after every record in
-them was committed, so a record is on disk from the moment `append` returns until it is in the database.
+Why files and not a SQLite spool: an append is one write() plus one fsync() on a file only this writer
+holds, with no lock shared with the database it protects us from; a crash can at worst leave a torn last
+line, which the reader detects and sets aside; and an admin can read or replay a segment with any tool.
 
-One spool directory belongs to one process (an exclusive flock on `.lock` enforces it).
+Several processes may share one spool directory (the FastAGI daemon and classic-AGI processes, one per
+call): every segment is flock'ed by whoever uses it. A writer holds the lock on its open segment; it is
+created under a temporary name and renamed only once locked, so no flusher can take it half-born. A
+flusher takes a segment only if it gets the lock (LOCK_NB), deletes it only after its records were
+committed, and adopts the segments of a process that died (the kernel released its lock).
+
 Rows here are already masked and hashed: no full caller number is ever written.
 """
 from __future__ import annotations
 
 import fcntl
+import itertools
 import json
 import os
 import threading
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 SEGMENT_GLOB = "seg-*.jsonl"
 REJECTED = "rejected.jsonl"
-
-
-class SpoolBusy(RuntimeError):
-    """Another process holds this spool directory."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class Entry:
 class Segment:
     path: Path
     entries: tuple[Entry, ...]
-    bad_lines: tuple[str, ...]      # undecodable lines (a torn tail after a crash): moved to rejected.jsonl
+    bad_lines: tuple[str, ...]      # undecodable lines (a torn tail after a crash): set aside in rejected.jsonl
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -55,25 +57,15 @@ class Spool:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._segment_records = segment_records
         self._lock = threading.Lock()
-        self._lock_fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._lock_fd)
-            raise SpoolBusy(f"spool directory {self.directory} is in use by another process") from None
-        existing = [self._seq_of(p) for p in self.directory.glob(SEGMENT_GLOB)]
-        self._next_seq = max(existing, default=0) + 1
+        self._numbers = itertools.count(1)
         self._fd: int | None = None
         self._current: Path | None = None
         self._in_current = 0
         self._closed = False
 
-    @staticmethod
-    def _seq_of(path: Path) -> int:
-        return int(path.stem.split("-", 1)[1])
-
+    # --- writing ---------------------------------------------------------------------------------
     def append(self, kind: str, row: dict[str, Any]) -> None:
-        """Durable on return: written and fsync'd. A new process never appends to an old segment."""
+        """Durable on return: written and fsync'd."""
         data = (json.dumps({"kind": kind, "row": row}, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
         with self._lock:
             if self._closed:
@@ -88,16 +80,19 @@ class Spool:
                 self._seal_locked()
 
     def _open_segment(self) -> None:
-        path = self.directory / f"seg-{self._next_seq:012d}.jsonl"
-        self._next_seq += 1
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
-        _fsync_dir(self.directory)   # the new name survives a crash too
-        self._current = path
-        self._in_current = 0
+        # Names sort by creation time; pid and a counter keep concurrent writers apart.
+        name = f"seg-{time.time_ns():020d}-{os.getpid()}-{next(self._numbers)}.jsonl"
+        temporary = self.directory / f".{name}.new"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)          # held as long as we write it
+        path = self.directory / name
+        os.rename(temporary, path)
+        _fsync_dir(self.directory)              # the name survives a crash too
+        self._fd, self._current, self._in_current = fd, path, 0
 
     def _seal_locked(self) -> None:
         if self._fd is not None:
-            os.close(self._fd)
+            os.close(self._fd)                  # releases the lock: flushers may take it now
         self._fd, self._current, self._in_current = None, None, 0
 
     def seal(self) -> None:
@@ -105,22 +100,49 @@ class Spool:
         with self._lock:
             self._seal_locked()
 
-    def sealed(self) -> list[Path]:
-        with self._lock:
-            current = self._current
-        return sorted((p for p in self.directory.glob(SEGMENT_GLOB) if p != current), key=self._seq_of)
+    # --- flushing --------------------------------------------------------------------------------
+    def segments(self) -> list[Path]:
+        """Segment files, oldest first (some may be locked by a writer or another flusher)."""
+        return sorted(self.directory.glob(SEGMENT_GLOB))
 
-    def read(self, path: Path) -> Segment:
+    @contextmanager
+    def take(self, path: Path) -> Iterator[Segment | None]:
+        """The segment's records if we got its lock (None if someone else holds it or it is gone)."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            yield None
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield None
+                return
+            if not path.exists():               # another flusher finished it while we waited
+                yield None
+                return
+            with os.fdopen(os.dup(fd), "rb") as handle:
+                yield self._parse(path, handle)
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _parse(path: Path, handle) -> Segment:
         entries: list[Entry] = []
         bad: list[str] = []
-        with open(path, "rb") as handle:
-            for raw in handle:
-                try:
-                    item = json.loads(raw)
-                    entries.append(Entry(kind=str(item["kind"]), row=dict(item["row"])))
-                except (ValueError, KeyError, TypeError):
-                    bad.append(raw.decode("utf-8", "replace"))
+        for raw in handle:
+            try:
+                item = json.loads(raw)
+                entries.append(Entry(kind=str(item["kind"]), row=dict(item["row"])))
+            except (ValueError, KeyError, TypeError):
+                bad.append(raw.decode("utf-8", "replace"))
         return Segment(path, tuple(entries), tuple(bad))
+
+    def remove(self, path: Path) -> None:
+        """Trim a segment (while holding it): only after every record in it was committed."""
+        path.unlink(missing_ok=True)
+        _fsync_dir(self.directory)
 
     def reject(self, lines: list[str], reason: str) -> None:
         """Keep what cannot be written (a torn line, a row the database refuses) for an admin to inspect."""
@@ -134,19 +156,10 @@ class Spool:
         finally:
             os.close(fd)
 
-    def remove(self, path: Path) -> None:
-        """Trim a segment: only after every record in it was committed."""
-        path.unlink(missing_ok=True)
-        _fsync_dir(self.directory)
-
     def pending_segments(self) -> int:
-        return len(list(self.directory.glob(SEGMENT_GLOB)))
+        return len(self.segments())
 
     def close(self) -> None:
         with self._lock:
-            if self._closed:
-                return
             self._seal_locked()
             self._closed = True
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            os.close(self._lock_fd)

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from records.db import make_engine
 from records.recorder import CallRecorder
 from records.schema import calls, transfers
-from records.spool import Spool, SpoolBusy
+from records.spool import Spool
 from records.types import CallRecord, TransferRecord
 from tests.db_fixtures import db_url  # noqa: F401
 
@@ -98,7 +98,7 @@ def test_replaying_a_segment_writes_nothing_twice(db_url, tmp_path):  # noqa: F8
         rec.record_transfer(TransferRecord(uniqueid=call(1).uniqueid, kind="attended", from_line="12345",
                                            first_line="12345", started_at=T0, target_trunk="seat-12348"))
         rec._spool.seal()
-        segment = rec._spool.sealed()[0]
+        segment = rec._spool.segments()[0]
         copy = segment.read_bytes()
         assert rec.flush() == 11
         # A crash after the commit but before the trim leaves the segment behind: put it back and replay.
@@ -120,7 +120,7 @@ def test_torn_line_is_set_aside_and_the_rest_written(db_url, tmp_path):  # noqa:
         rec.record_call(call(1))
         rec.record_call(call(2))
         rec._spool.seal()
-        segment = rec._spool.sealed()[0]
+        segment = rec._spool.segments()[0]
         with open(segment, "ab") as handle:
             handle.write(b'{"kind":"call","row":{"uniqueid":"torn')    # power cut mid-write
         rec.record_call(call(3))
@@ -150,14 +150,59 @@ def test_a_row_the_database_refuses_does_not_hold_back_the_others(db_url, tmp_pa
     assert json.loads(rejected["line"])["row"]["uniqueid"] == "bad"
 
 
-def test_one_process_per_spool_directory(tmp_path):
-    first = Spool(tmp_path / "spool")
+def test_a_segment_being_written_is_never_taken(tmp_path):
+    writer = Spool(tmp_path / "spool")
+    reader = Spool(tmp_path / "spool")
     try:
-        with pytest.raises(SpoolBusy, match="in use by another process"):
-            Spool(tmp_path / "spool")
+        writer.append("call", {"uniqueid": "a"})
+        (path,) = reader.segments()
+        with reader.take(path) as segment:
+            assert segment is None                 # locked by its writer
+        writer.append("call", {"uniqueid": "b"})
+        writer.seal()
+        with reader.take(path) as segment:
+            assert [e.row["uniqueid"] for e in segment.entries] == ["a", "b"]
+            with Spool(tmp_path / "spool").take(path) as other:
+                assert other is None               # one flusher at a time
+            reader.remove(path)
+        assert reader.segments() == []
     finally:
-        first.close()
-    Spool(tmp_path / "spool").close()
+        writer.close()
+        reader.close()
+
+
+def test_many_processes_share_one_spool_directory(db_url, tmp_path):  # noqa: F811
+    """Classic AGI runs a process per call: they all append to one spool while another process flushes."""
+    spool_dir = tmp_path / "spool"
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from datetime import datetime, timedelta, timezone
+        from records.recorder import CallRecorder
+        from records.types import CallRecord
+        worker = int(sys.argv[1])
+        t0 = datetime(2021, 9, 17, 9, 0, tzinfo=timezone.utc)
+        rec = CallRecorder("sqlite:////nonexistent-dir/x/records.sqlite3", {str(spool_dir)!r}, b"k",
+                           segment_records=3)
+        for i in range(30):
+            rec.record_call(CallRecord(uniqueid=f"w{{worker}}-{{i}}", dialed="12345", line="12345",
+                                       caller=None, arrived_at=t0 + timedelta(seconds=i)))
+        rec._spool.close()   # exits without flushing: the segments are left for the flusher
+    """)
+    rec = CallRecorder(db_url, spool_dir, KEY, auto_upgrade=True)
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(n)]) for n in range(4)]
+    try:
+        while any(p.poll() is None for p in procs):
+            rec.flush()                            # concurrently with the writers
+        assert [p.wait(timeout=30) for p in procs] == [0, 0, 0, 0]
+        rec.flush()
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+        rec.close()
+    assert sorted(ids(db_url)) == sorted(f"w{n}-{i}" for n in range(4) for i in range(30))
+    assert list(spool_dir.glob("seg-*.jsonl")) == []
 
 
 def test_sqlite_locked_keeps_records_spooled_until_released(tmp_path):
@@ -211,7 +256,7 @@ def test_spool_files_are_private(tmp_path):
     try:
         spool.append("call", {"uniqueid": "x"})
         spool.seal()
-        (segment,) = spool.sealed()
+        (segment,) = spool.segments()
         assert os.stat(segment).st_mode & 0o077 == 0
     finally:
         spool.close()
