@@ -29,7 +29,7 @@ import structlog
 
 from ivr.agi.commands import Answer, Command, GetData, GetOption, Response, SayDigits, SetVariable, StreamFile
 from ivr.menus import DTMF_KEYS, SILENCE, Destination, Kind, Menu, Menus
-from routing.decide import is_open, overflow_chain
+from routing.decide import overflow_chain, to_queue
 from routing.model import Action, Category, Route, RoutingTable
 from routing.privacy import mask_number
 
@@ -263,17 +263,22 @@ class IvrSession:
 
     def _terminal(self, dest: Destination) -> Generator[Command, Response, tuple[Route, str | None]]:
         route = self.route
+        closed_prompts: tuple[str, ...] = ()
         if dest.kind is Kind.ROUTE:
             chosen = self._derive(route.action, route.target, dest.tags, "the route") if dest.tags else route
+        elif dest.kind is Kind.QUEUE and self.at is not None:
+            # The chosen queue's hours apply as for a routed call: a closed seat hands over to its when_closed
+            # (another queue, or its prompts then a callback request or a hang-up).
+            tagged = dataclasses.replace(route, tags=tuple(dict.fromkeys(route.tags + dest.tags)))
+            chosen = to_queue(self.table, tagged, dest.target or "", self.at,
+                              f"IVR {'>'.join(self.path)}: queue {dest.target}")
+            closed_prompts = chosen.prompts
         elif dest.kind is Kind.QUEUE:
             chosen = self._derive(Action.QUEUE, dest.target, dest.tags, f"queue {dest.target}")
         elif dest.kind is Kind.CALLBACK:
             chosen = self._derive(Action.CALLBACK, dest.target, dest.tags, f"callback for {dest.target}")
         else:  # HANGUP
             chosen = self._derive(Action.HANGUP, None, (), "hang-up")
-        closed_prompts: tuple[str, ...] = ()
-        if dest.kind is Kind.QUEUE:
-            chosen, closed_prompts = self._follow_hours(chosen)
         self._chosen = chosen
         self.log.info("ivr.destination", action=chosen.action.value, target=chosen.target,
                       ivr_path=">".join(self.path))
@@ -326,27 +331,6 @@ class IvrSession:
         return dataclasses.replace(base, action=action, target=target,
                                    tags=tuple(dict.fromkeys(base.tags + tags)), overflow=overflow,
                                    reason=f"{base.reason}; {reason}" if base.reason else reason)
-
-    def _follow_hours(self, chosen: Route) -> tuple[Route, tuple[str, ...]]:
-        """A queue picked in a menu may be closed now: follow its when_closed (another queue, or prompts and a
-        callback or hang-up), as decide() does for the rule's own queue. Returns the route and its prompts."""
-        prompts: tuple[str, ...] = ()
-        if self.at is None or chosen.action is not Action.QUEUE:
-            return chosen, prompts
-        for _ in range(len(self.table.queues) + 1):
-            queue = self.table.queues.get(chosen.target or "")
-            if queue is None or queue.when_closed is None or is_open(self.table, queue.schedule, self.at):
-                break
-            closed = queue.when_closed
-            prompts += closed.prompts
-            note = f"queue {queue.id} is closed at this time"
-            if closed.action is not Action.QUEUE:
-                return dataclasses.replace(chosen, action=closed.action, target=closed.queue, overflow=(),
-                                           reason=f"{chosen.reason}; {note}"), prompts
-            chosen = dataclasses.replace(chosen, target=closed.queue,
-                                         overflow=overflow_chain(self.table, closed.queue or ""),
-                                         reason=f"{chosen.reason}; {note}: on to {closed.queue}")
-        return chosen, prompts
 
     def _variables(self, route: Route, callback_number: str | None) -> dict[str, str]:
         name = (self.env.get("calleridname") or "").strip()
