@@ -12,7 +12,6 @@ import textwrap
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 
 from records.db import make_engine
@@ -76,6 +75,7 @@ def test_spool_survives_a_killed_process(db_url, tmp_path):  # noqa: F811
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
+        proc.stdout.close()
     assert proc.returncode == -signal.SIGKILL
     assert len(list(spool_dir.glob("seg-*.jsonl"))) == 6     # 41 records, 7 per segment
 
