@@ -131,3 +131,34 @@ def test_work_order_life_cycle_and_overdue(db_url):  # noqa: F811
         assert [o.number for o in list_orders(engine, status="dispatched")] == [third.number]
     finally:
         engine.dispose()
+
+
+def test_cli_db_upgrade_and_work_orders(db_url):  # noqa: F811
+    from click.testing import CliRunner
+
+    from scripts.hotline import cli
+
+    def run(*args: str):
+        result = CliRunner().invoke(cli, [*args, "--db-url", db_url], catch_exceptions=False)
+        return result.exit_code, result.stdout, result.stderr
+
+    code, out, err = run("db", "current")
+    assert code == 0 and "(none: run hotline db upgrade)" in out, err
+    code, out, err = run("db", "upgrade")
+    assert code == 0 and "schema at revision 0001_initial" in out, err
+    code, out, err = run("workorders", "dispatch", "--line", "12366", "--category", "subcenter",
+                         "--target", "subcenter-12366", "--by", "agent-07", "--at", "2021-09-30T17:00")
+    assert code == 0, err
+    assert out.startswith("WO-20210930-0001  dispatched") and "sign by 2021-10-08 17:00" in out
+    code, out, _ = run("workorders", "list", "--overdue", "--at", "2021-10-05T12:00")
+    assert out == ""                                  # the holiday does not count
+    code, out, _ = run("workorders", "list", "--overdue", "--at", "2021-10-08T17:01")
+    assert "WO-20210930-0001" in out and "OVERDUE" in out
+    code, out, err = run("workorders", "sign", "WO-20210930-0001", "--by", "12366-desk", "--at", "2021-10-08T18:00")
+    assert code == 0 and "signed" in out, err
+    code, out, err = run("workorders", "close", "WO-20210930-0001", "--by", "12366-desk")
+    assert code == 0 and "closed" in out, err
+    code, _, err = run("workorders", "sign", "WO-20210930-0001", "--by", "x")
+    assert code == 1 and "is closed; cannot change it to signed" in err
+    code, _, err = run("workorders", "list", "--at", "yesterday")
+    assert code == 2 and "is not an ISO-8601" in err
