@@ -231,7 +231,11 @@ class IvrSpec(_Strict):
     max_menu_plays: int = Field(default=12, ge=1, le=100)
     defaults: MenuDefaults
     callback: CallbackSpec
-    menus: dict[Id, MenuSpec] = Field(min_length=1)
+    menus: dict[Id, Any] = Field(min_length=1)   # each menu is validated on its own: see _validate_menus
+
+
+class _OneMenu(BaseModel):
+    menus: dict[str, MenuSpec]
 
 
 # --------------------------------------------------------------------------------------------- loading
@@ -250,17 +254,36 @@ def load_menus(path: str | Path, table: RoutingTable | None = None, *, text: str
     if not isinstance(doc.data, dict):
         raise MenuError(problems + [doc.problem((), "the file must be a mapping with version, defaults, "
                                                      "callback and menus")])
+    spec = None
     try:
         spec = IvrSpec.model_validate(doc.data)
     except ValidationError as exc:
-        raise MenuError(problems + problems_from(doc, exc)) from None
-    problems += _cross_check(doc, spec, table)
-    if problems:
+        problems += problems_from(doc, exc)
+    menus, menu_problems = _validate_menus(doc)
+    problems += menu_problems
+    if spec is not None:
+        problems += _cross_check(doc, spec, menus, table)
+    if problems or spec is None:
         raise MenuError(problems)
-    return _build(doc, spec)
+    return _build(doc, spec, menus)
 
 
-def _cross_check(doc: Document, spec: IvrSpec, table: RoutingTable | None) -> list[Problem]:
+def _validate_menus(doc: Document) -> tuple[dict[str, MenuSpec], list[Problem]]:
+    """Menu by menu, so a typo in one menu does not hide the cross-check problems of the others."""
+    raw = doc.data.get("menus")
+    menus: dict[str, MenuSpec] = {}
+    problems: list[Problem] = []
+    for menu_id, body in (raw.items() if isinstance(raw, dict) else ()):
+        try:
+            menus[menu_id] = _OneMenu.model_validate({"menus": {menu_id: body}}).menus[menu_id]
+        except ValidationError as exc:
+            problems += problems_from(doc, exc)
+    return menus, problems
+
+
+def _cross_check(doc: Document, spec: IvrSpec, menus: dict[str, MenuSpec],
+                 table: RoutingTable | None) -> list[Problem]:
+    """`menus`: the menus that passed the schema; the others count as defined (their errors are reported)."""
     out: list[Problem] = []
     queues = set(table.queues) if table is not None else None
 
@@ -280,7 +303,7 @@ def _cross_check(doc: Document, spec: IvrSpec, table: RoutingTable | None) -> li
                                "after_retries must lead somewhere: menu, route, queue, callback or hangup"))
     check_destination(defaults_after, ("defaults", "after_retries"))
 
-    for menu_id, menu in spec.menus.items():
+    for menu_id, menu in menus.items():
         here = ("menus", menu_id)
         max_digits = menu.max_digits or spec.defaults.max_digits
         for key, dest in menu.options.items():
@@ -301,7 +324,7 @@ def _cross_check(doc: Document, spec: IvrSpec, table: RoutingTable | None) -> li
                                        "route, queue, callback or hangup"))
             check_destination(menu.after_retries, here + ("after_retries",))
 
-    out += _dead_loops(doc, spec)
+    out += _dead_loops(doc, menus)
 
     if table is not None:
         for line in table.lines.values():
@@ -313,14 +336,14 @@ def _cross_check(doc: Document, spec: IvrSpec, table: RoutingTable | None) -> li
     return out
 
 
-def _dead_loops(doc: Document, spec: IvrSpec) -> list[Problem]:
+def _dead_loops(doc: Document, menus: dict[str, MenuSpec]) -> list[Problem]:
     """Submenu loops the caller can never leave by choice (only by failing): an admin's mistake.
 
     Repeat, previous and language are normal and not exits; after_retries is a fallback, not a choice.
     A loop is a strongly connected set of menus joined by submenu options (or a menu naming itself).
     """
-    edges = {m: [d.menu for d in spec.menus[m].options.values() if d.kind() is Kind.MENU and d.menu in spec.menus]
-             for m in spec.menus}
+    edges = {m: [d.menu for d in menus[m].options.values() if d.kind() is Kind.MENU and d.menu in menus]
+             for m in menus}
     out = []
     for component in _strongly_connected(edges):
         members = set(component)
@@ -329,7 +352,7 @@ def _dead_loops(doc: Document, spec: IvrSpec) -> list[Problem]:
             continue
         has_exit = any(
             d.kind() in TERMINAL_KINDS or (d.kind() is Kind.MENU and d.menu not in members)
-            for m in members for d in spec.menus[m].options.values())
+            for m in members for d in menus[m].options.values())
         if not has_exit:
             ordered = sorted(members, key=lambda m: doc.key_position(("menus", m)))
             loop = " -> ".join(ordered + [ordered[0]])
@@ -393,10 +416,10 @@ def _destination(spec: DestinationSpec) -> Destination:
                        tags=tuple(spec.tags), label=spec.label)
 
 
-def _build(doc: Document, spec: IvrSpec) -> Menus:
+def _build(doc: Document, spec: IvrSpec, specs: dict[str, MenuSpec]) -> Menus:
     d = spec.defaults
     menus = {}
-    for menu_id, m in spec.menus.items():
+    for menu_id, m in specs.items():
         timeout = m.timeout_seconds if m.timeout_seconds is not None else d.timeout_seconds
         timeout_prompt = m.timeout_prompt or d.timeout_prompt
         menus[menu_id] = Menu(

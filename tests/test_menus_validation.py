@@ -331,3 +331,19 @@ def test_the_file_must_be_a_mapping_and_readable(tmp_path):
     with pytest.raises(MenuError) as caught:
         load_menus(tmp_path / "missing.yaml")
     assert "cannot read file" in str(caught.value)
+
+
+def test_a_schema_error_in_one_menu_does_not_hide_the_others_problems():
+    text = doc("""
+        main:
+          prompt: {zh: m/zh, en: m/en}
+          options: {"1": {menu: nowhere}, "2": {menu: broken}}
+        broken:
+          prompt: {zh: b/zh, en: b/en}
+          retries: many
+          options: {"1": route}
+    """)
+    found = problems(text)
+    assert len(found) == 2, found
+    assert found[0].startswith("ivr.yaml:13:27: menu 'nowhere' is not defined")     # 'broken' counts as defined
+    assert found[1].startswith("ivr.yaml:16:14: menus.broken.retries: Input should be a valid integer")
