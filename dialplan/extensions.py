@@ -4,8 +4,10 @@ Naming rule: queue and trunk ids (which contain '-') only ever become *context* 
 when it matches non-pattern extension names ("expert-12320" would also match "expert12320" and clash with
 look-alikes), so extensions here are only digits, `s`, `i`, `T` and plain words, and the engine's
 HOTLINE_TARGET is checked by an explicit GotoIf chain (the whitelist) instead of being used as an extension.
-A value that is not exactly one of the ids fails every comparison (a malformed value makes the expression
-false) and falls through to the general queue: there is no dead end.
+Values set by others (the engine's HOTLINE_*, AMI's HOTLINE_CONF) never enter a $[...] expression raw: a quote
+or operator inside them could change the expression. They are first reduced with FILTER() to the characters
+an id may have, and a length mismatch (LEN) marks them malformed. A value that is not exactly one of the ids
+falls through every comparison to fail-open handling: there is no dead end.
 """
 from __future__ import annotations
 
@@ -41,6 +43,16 @@ def failopen(reason: str) -> list[tuple[str | None, str]]:
     """Steps that send the call to fail-open handling for its dialed line (kept from the DID step)."""
     return [(None, f"Set(HOTLINE_FAILOPEN={reason})"),
             (None, f"Goto({CTX_FAILOPEN},${{HOTLINE_DIALED}},1)")]
+
+
+def sanitize(raw: str, safe: str, allowed: str, malformed_label: str) -> list[tuple[str | None, str]]:
+    """Copy ${raw} into ${safe} keeping only `allowed` (FILTER ranges); jump if anything was dropped."""
+    return [(None, f"Set({safe}=${{FILTER({allowed},${{{raw}}})}})"),
+            (None, f"GotoIf($[${{LEN(${{{safe}}})}} != ${{LEN(${{{raw}}})}}]?{malformed_label})")]
+
+
+ID_CHARS = "-0-9a-z"          # FILTER: '-' first is literal, then ranges; queue and trunk ids
+ROOM_CHARS = "-0-9A-Za-z_."   # ConfBridge room names from AMI: no ',' (it would add ConfBridge options)
 
 
 def _add_all(exten: Exten, steps: list[tuple[str | None, str]], first_label: str | None = None) -> None:
@@ -123,10 +135,11 @@ def _engine(facts: Facts, options: RenderOptions) -> Section:
     exten.add('GotoIf($["${AGISTATUS}" = "FAILURE"]?engine_failure)')
     exten.add('GotoIf($["${AGISTATUS}" = "NOTFOUND"]?engine_notfound)')
     exten.add('GotoIf($["${AGISTATUS}" != "SUCCESS"]?engine_failure)')
-    exten.add('GotoIf($["${HOTLINE_ACTION}" = ""]?no_action)')
+    exten.add("GotoIf($[${LEN(${HOTLINE_ACTION})} = 0]?no_action)")
+    _add_all(exten, sanitize("HOTLINE_ACTION", "HOTLINE_SAFE_ACTION", "a-z", "unknown_action"))
     for action in ACTIONS:
-        exten.add(f'GotoIf($["${{HOTLINE_ACTION}}" = "{action}"]?{CTX_ACTION.format(action)},s,1)')
-    _add_all(exten, failopen("unknown-action"))
+        exten.add(f'GotoIf($["${{HOTLINE_SAFE_ACTION}}" = "{action}"]?{CTX_ACTION.format(action)},s,1)')
+    _add_all(exten, failopen("unknown-action"), "unknown_action")
     exten.add("Hangup()", "caller_gone")
     _add_all(exten, failopen("engine-failure"), "engine_failure")
     _add_all(exten, failopen("engine-notfound"), "engine_notfound")
@@ -165,9 +178,10 @@ def _action_queue(facts: Facts) -> Section:
     ctx = Section(CTX_ACTION.format("queue"))
     ctx.comment("HOTLINE_ACTION=queue: HOTLINE_TARGET must be one of the table's queues (generated whitelist).")
     exten = Exten("s")
+    _add_all(exten, sanitize("HOTLINE_TARGET", "HOTLINE_SAFE_TARGET", ID_CHARS, "unknown"))
     for queue in facts.queues:
-        exten.add(f'GotoIf($["${{HOTLINE_TARGET}}" = "{queue.id}"]?{queue_context(queue.id)},s,1)')
-    _add_all(exten, failopen("unknown-queue"))
+        exten.add(f'GotoIf($["${{HOTLINE_SAFE_TARGET}}" = "{queue.id}"]?{queue_context(queue.id)},s,1)')
+    _add_all(exten, failopen("unknown-queue"), "unknown")
     return ctx.exten(exten)
 
 
@@ -175,11 +189,12 @@ def _action_dial(facts: Facts) -> Section:
     ctx = Section(CTX_ACTION.format("dial"))
     ctx.comment("HOTLINE_ACTION=dial: HOTLINE_TARGET must be one of the table's trunks (the carrier excluded).")
     exten = Exten("s")
+    _add_all(exten, sanitize("HOTLINE_TARGET", "HOTLINE_SAFE_TARGET", ID_CHARS, "unknown"))
     for trunk in facts.dial_trunks:
         goto = (f"{CTX_EMERGENCY},{trunk.dial},1" if trunk.kind == "emergency"
                 else f"{CTX_TRUNK.format(trunk.id)},s,1")
-        exten.add(f'GotoIf($["${{HOTLINE_TARGET}}" = "{trunk.id}"]?{goto})')
-    _add_all(exten, failopen("unknown-trunk"))
+        exten.add(f'GotoIf($["${{HOTLINE_SAFE_TARGET}}" = "{trunk.id}"]?{goto})')
+    _add_all(exten, failopen("unknown-trunk"), "unknown")
     return ctx.exten(exten)
 
 
@@ -194,7 +209,7 @@ def _action_callback(options: RenderOptions) -> Section:
     ctx.comment("HOTLINE_ACTION=callback: the engine captured HOTLINE_CALLBACK and writes the request;")
     ctx.comment("confirm and hang up. No number captured: fail open rather than drop the caller.")
     exten = Exten("s")
-    exten.add('GotoIf($["${HOTLINE_CALLBACK}" = ""]?no_number)')
+    exten.add("GotoIf($[${LEN(${HOTLINE_CALLBACK})} = 0]?no_number)")
     exten.add(f"Playback({options.prompt_callback_confirmed})")
     exten.add("Hangup()")
     _add_all(exten, failopen("callback-without-number"), "no_number")
@@ -286,7 +301,8 @@ def _transfer_leg(target: TransferTarget) -> Exten:
 
 def _threeway(facts: Facts) -> Section:
     ctx = Section(CTX_THREEWAY)
-    ctx.comment("Three-way calls (sub-centers, emergency linkage) in a ConfBridge room named hotline-<HOTLINE_CONF>.")
+    ctx.comment("Three-way calls (sub-centers, emergency linkage) in a ConfBridge room named hotline-<HOTLINE_CONF>")
+    ctx.comment(f"(characters other than {ROOM_CHARS} are dropped).")
     ctx.comment("AMI sequence (the \"ami\" helper): 1. Setvar HOTLINE_CONF=<room> on the caller's and the agent's")
     ctx.comment("channels; 2. Redirect Channel=<caller> Context=hotline-threeway Exten=caller Priority=1,")
     ctx.comment("ExtraChannel=<agent> ExtraContext=hotline-threeway ExtraExten=agent ExtraPriority=1;")
@@ -296,12 +312,13 @@ def _threeway(facts: Facts) -> Section:
     ctx.comment("may leave at any time without ending it.")
     for role, marked in (("caller", True), ("agent", False), ("target", True)):
         exten = Exten(role)
-        exten.add('GotoIf($["${HOTLINE_CONF}" = ""]?no_room)')
+        exten.add(f"Set(HOTLINE_ROOM=${{FILTER({ROOM_CHARS},${{HOTLINE_CONF}})}})")
+        exten.add("GotoIf($[${LEN(${HOTLINE_ROOM})} = 0]?no_room)")
         if marked:
             exten.add("Set(CONFBRIDGE(user,marked)=yes)")
         exten.add("Set(CONFBRIDGE(user,end_marked_any)=yes)")
         exten.add("Set(CONFBRIDGE(user,quiet)=yes)")
-        exten.add("ConfBridge(hotline-${HOTLINE_CONF})")
+        exten.add("ConfBridge(hotline-${HOTLINE_ROOM})")
         exten.add("Hangup()")
         if role == "caller":
             # A caller sent here without a room must not end up alone in silence.

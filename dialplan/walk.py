@@ -263,6 +263,11 @@ def _variable(call: Call, name: str) -> str:
         value = str(int(call.variables[func.group(2)]) + 1)    # KeyError like Asterisk's "failed to obtain"
         call.variables[func.group(2)] = value
         return value
+    if func and func.group(1) == "LEN":
+        return str(len(func.group(2)))
+    if func and func.group(1) == "FILTER":
+        allowed, _, value = func.group(2).partition(",")
+        return "".join(ch for ch in value if ch in _filter_set(allowed))
     if func:
         return call.variables.get(name, "")
     base, _, offset = name.partition(":")
@@ -270,8 +275,26 @@ def _variable(call: Call, name: str) -> str:
     return value[int(offset):] if offset else value
 
 
+def _filter_set(allowed: str) -> set[str]:
+    """FILTER's allowed list: ranges like a-z; a '-' that does not follow a character is literal."""
+    chars: set[str] = set()
+    index = 0
+    while index < len(allowed):
+        first = allowed[index]
+        if index + 2 < len(allowed) and allowed[index + 1] == "-":
+            last = allowed[index + 2]
+            chars.update(chr(c) for c in range(ord(first), ord(last) + 1))
+            index += 3
+        else:
+            chars.add(first)
+            index += 1
+    return chars
+
+
 def _expression(body: str) -> str:
-    match = re.match(r'^\s*"(.*)"\s*(=|!=)\s*"(.*)"\s*$', body)
+    # Quoted operands may not contain quotes: a value that would change the expression is refused, since the
+    # generated dialplan promises never to put such a value into one.
+    match = re.match(r'^\s*"([^"]*)"\s*(=|!=)\s*"([^"]*)"\s*$', body)
     if match:
         left, op, right = match.groups()
         return "1" if (left == right) == (op == "=") else "0"
