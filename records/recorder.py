@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import structlog
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, select, text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
 from routing.model import CallerHistory
@@ -133,6 +133,9 @@ class CallRecorder:
                 self._spool.seal()
                 for path in self._spool.segments():
                     written += self._flush_segment(path)
+                if not self._healthy and not written:
+                    # Nothing to write: ask the database itself before declaring it back.
+                    self._guarded(lambda conn: conn.execute(text("SELECT 1")), self._op_timeout, False)
             except Exception as exc:  # noqa: BLE001 - any failure to reach the database: retry later
                 self._set_health(False, exc)
                 self.written += written

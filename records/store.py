@@ -1,11 +1,12 @@
-"""Idempotent writes of spooled rows: a record id already present is left alone (or, for calls, only a
-higher revision adds its outcome), so replaying the spool after a crash or an outage never writes twice.
+"""Idempotent writes of spooled rows: a record id already present is left alone (calls: merged, routing facts
+from the first record that has them, outcome facts from the highest revision), so replaying the spool after
+a crash or an outage never writes a record twice and never changes a row it already wrote.
 """
 from __future__ import annotations
 
 from typing import Any, Sequence
 
-from sqlalchemy import Connection, func
+from sqlalchemy import Connection, case, func
 from sqlalchemy.dialects import postgresql, sqlite
 
 from records.schema import SPOOLED_TABLES, calls
@@ -33,12 +34,14 @@ def write_rows(conn: Connection, kind: str, rows: Sequence[dict[str, Any]]) -> N
     table, key = SPOOLED_TABLES[kind]
     stmt = _insert_for(conn)(table)
     if table is calls:
+        # A merge that is its own replay: applying the same record again yields the same row.
         excluded = stmt.excluded
-        merged = {name: func.coalesce(excluded[name], calls.c[name]) for name in OUTCOME_FIELDS}
+        newer = excluded.revision >= calls.c.revision
+        merged = {name: case((newer, func.coalesce(excluded[name], calls.c[name])), else_=calls.c[name])
+                  for name in OUTCOME_FIELDS}
         merged.update({name: func.coalesce(calls.c[name], excluded[name]) for name in ROUTING_FIELDS})
-        merged["revision"] = excluded.revision
-        stmt = stmt.on_conflict_do_update(index_elements=[key], set_=merged,
-                                          where=calls.c.revision < excluded.revision)
+        merged["revision"] = case((newer, excluded.revision), else_=calls.c.revision)
+        stmt = stmt.on_conflict_do_update(index_elements=[key], set_=merged)
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=[key])
     for wave in _waves(rows, key) if table is calls else [list(rows)]:

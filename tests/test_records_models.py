@@ -101,11 +101,14 @@ def test_later_revision_adds_the_outcome_and_replays_change_nothing(db_url, tmp_
                        ended_at=arrived + timedelta(minutes=3), revision=1)
     rec = CallRecorder(db_url, tmp_path / "spool", KEY, auto_upgrade=True)
     try:
-        rec.record_call(ended)      # AMI's record may even arrive first
+        rec.record_call(ended)      # AMI's record may even be written first
+        rec.flush()
         rec.record_call(routed)
         rec.record_call(ended)      # and be replayed
         rec.flush()
         rec.record_call(routed)
+        rec.record_call(ended)
+        rec.record_call(routed)     # in one batch, in any order
         rec.flush()
     finally:
         rec.close()

@@ -260,3 +260,18 @@ def test_spool_files_are_private(tmp_path):
         assert os.stat(segment).st_mode & 0o077 == 0
     finally:
         spool.close()
+
+
+def test_health_comes_back_only_when_the_database_does(tmp_path):
+    blocker = tmp_path / "var"
+    blocker.write_text("not a directory")
+    url = f"sqlite:///{blocker / 'records.sqlite3'}"
+    rec = CallRecorder(url, tmp_path / "spool", KEY, op_timeout=0.2)
+    try:
+        assert rec.caller_history("13812345678", T0, 60).calls_in_window == 0
+        assert not rec.healthy                     # the failed lookup said so
+        assert rec.flush() == 0 and not rec.healthy   # nothing to write, and the database is still away
+        blocker.unlink()
+        assert rec.flush() == 0 and rec.healthy
+    finally:
+        rec.close()
