@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Mapping
@@ -98,7 +99,7 @@ def diff_files(files: Mapping[str, str], out_dir: str | Path, secrets: Mapping[s
         new = files[name]
         if old == new:
             continue
-        old, new = mask_secrets(old, secrets), mask_secrets(new, secrets)
+        old, new = mask_secrets(old, secrets), mask_secrets(new, secrets)   # the file may hold older values
         chunks.extend(difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
                                            fromfile=f"{path}", tofile=f"{path} (rendered)"))
         if old == new:   # only a secret changed: say so without showing it
@@ -106,7 +107,13 @@ def diff_files(files: Mapping[str, str], out_dir: str | Path, secrets: Mapping[s
     return "".join(chunks)
 
 
+_SECRET_LINE = re.compile(r"^(\s*(?:password|secret)\s*=>?\s*)\S.*$", re.MULTILINE | re.IGNORECASE)
+
+
 def mask_secrets(text: str, secrets: Mapping[str, str]) -> str:
+    """Every password=/secret= value (whatever it is: the file on disk may hold an older one), then any
+    known secret value anywhere else."""
+    text = _SECRET_LINE.sub(lambda m: m.group(1) + MASK, text)
     for value in sorted({v for v in secrets.values() if v}, key=len, reverse=True):
         text = text.replace(value, MASK).replace(value.replace(";", r"\;"), MASK)
     return text
