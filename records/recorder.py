@@ -88,10 +88,23 @@ class CallRecorder:
     def record_table_version(self, rec: TableVersion) -> None:
         self._append("table_version", table_version_row(rec))
 
+    def record(self, rec: CallRecord | TransferRecord | CallbackRequest | TableVersion) -> None:
+        """Any record value (e.g. what records.outcomes.QueueOutcomeTracker returns)."""
+        if isinstance(rec, CallRecord):
+            self.record_call(rec)
+        elif isinstance(rec, TransferRecord):
+            self.record_transfer(rec)
+        elif isinstance(rec, CallbackRequest):
+            self.record_callback(rec)
+        elif isinstance(rec, TableVersion):
+            self.record_table_version(rec)
+        else:
+            raise TypeError(f"not a record: {type(rec).__name__}")
+
     def _append(self, kind: str, row: dict[str, Any]) -> None:
         try:
             self._spool.append(kind, row)
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:   # disk trouble, or recording after close()
             # The spool's disk failed: keep the record in memory and let the flush try the database directly.
             log.error("records.spool_write_failed", kind=kind, error=str(exc))
             with self._unspooled_lock:

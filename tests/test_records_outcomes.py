@@ -1,0 +1,124 @@
+"""Call outcomes from the AMI events a real Asterisk 22 sent (tests/transcripts/ami-*.txt), merged with the
+engine's own record into one row per call."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from ivr.ami.framing import AmiDecoder
+from ivr.ami.transcript import read_transcript
+from records.db import make_engine
+from records.outcomes import QueueOutcomeTracker
+from records.recorder import CallRecorder
+from records.schema import calls
+from records.types import CallRecord
+from tests.db_fixtures import db_url  # noqa: F401
+
+TRANSCRIPTS = Path(__file__).resolve().parent / "transcripts"
+BASE = datetime(2026, 11, 26, 13, 0, tzinfo=timezone.utc)
+
+
+def replay(name: str, tracker: QueueOutcomeTracker) -> list[CallRecord]:
+    decoder = AmiDecoder()
+    out: list[CallRecord] = []
+    for chunk in read_transcript(TRANSCRIPTS / name):
+        if chunk.direction == "A>C":
+            for event in decoder.feed(chunk.data):
+                out.extend(tracker.feed(event, BASE + timedelta(seconds=chunk.seconds)))
+    return out
+
+
+@pytest.mark.parametrize("name, uniqueid, queue, dialed, outcome, wait, answered_by", [
+    ("ami-queue-answered.txt", "1795698853.1", "expert-12320", "12320", "answered", 1.0,
+     "Local/agent1@queue-agents/n"),
+    ("ami-sip-baresip.txt", "1795698957.32", "expert-12320", "12320", "answered", 1.0,
+     "Local/agent1@queue-agents/n"),
+    ("ami-atxfer.txt", "1795698869.5", "expert-12320", "12320", "answered", 1.0, "Local/agent1@queue-agents/n"),
+    # Redirected out of the queue by AMI (the caller left): Asterisk reports it as an abandon.
+    ("ami-queue-redirect.txt", "1795698890.11", "general-12345", "12345", "abandoned", 2.0, None),
+])
+def test_outcomes_from_real_asterisk_events(name, uniqueid, queue, dialed, outcome, wait, answered_by):
+    tracker = QueueOutcomeTracker()
+    (record,) = replay(name, tracker)
+    assert record.uniqueid == uniqueid and record.revision == 1
+    assert (record.target, record.dialed, record.line) == (queue, dialed, dialed)
+    assert record.outcome.value == outcome and record.wait_seconds == wait and record.answered_by == answered_by
+    assert record.hangup_cause == "16 Normal Clearing"
+    assert record.caller and record.caller.isdigit()    # in memory only; the recorder masks it
+    assert record.ended_at > record.arrived_at
+    assert len(tracker) == 0                       # nothing kept after the hang-up
+
+
+def test_line_from_caller_name_overflow_and_timeout():
+    tracker = QueueOutcomeTracker()
+    t = BASE
+
+    def ev(name, **fields):
+        return {"Event": name, "Uniqueid": "u1", **fields}
+
+    assert tracker.feed(ev("QueueCallerJoin", Queue="expert-12320", Exten="12320",
+                           CallerIDName="[12320] Zhang", CallerIDNum="13812345678"), t) == []
+    tracker.feed(ev("QueueCallerLeave", Queue="expert-12320"), t + timedelta(seconds=30))
+    tracker.feed(ev("QueueCallerJoin", Queue="general-12345", Exten="12320"), t + timedelta(seconds=30))
+    tracker.feed(ev("QueueCallerLeave", Queue="general-12345"), t + timedelta(seconds=95))
+    (rec,) = tracker.feed(ev("Hangup", Cause="16", **{"Cause-txt": "Normal Clearing"}), t + timedelta(seconds=100))
+    assert rec.line == "12320" and rec.target == "general-12345"
+    assert rec.outcome.value == "no_answer" and rec.wait_seconds == 95.0   # 30 s + 65 s in the two queues
+    assert tracker.feed({"Event": "Hangup", "Uniqueid": "u1"}, t) == []          # unknown now: ignored
+    assert tracker.feed({"Event": "Hangup", "Uniqueid": "never-queued"}, t) == []
+
+
+def test_a_call_whose_hangup_we_never_see_is_forgotten():
+    tracker = QueueOutcomeTracker(max_age=timedelta(hours=1))
+    tracker.feed({"Event": "QueueCallerJoin", "Uniqueid": "lost", "Queue": "general-12345", "Exten": "12345"}, BASE)
+    assert len(tracker) == 1
+    tracker.feed({"Event": "Newchannel", "Uniqueid": "other"}, BASE + timedelta(hours=2))
+    assert len(tracker) == 0
+
+
+def test_engine_record_and_ami_outcome_make_one_row(db_url, tmp_path):  # noqa: F811
+    tracker = QueueOutcomeTracker()
+    (outcome,) = replay("ami-queue-answered.txt", tracker)
+    routed = CallRecord(uniqueid="1795698853.1", dialed="12320", line="12320", caller="4951234567",
+                        arrived_at=BASE + timedelta(seconds=1), category="expert", rule_id="12320-expert",
+                        action="queue", target="expert-12320", ivr_path=("expert-12320", "1"), language="en",
+                        table_version="v1")
+    rec = CallRecorder(db_url, tmp_path / "spool", b"k", auto_upgrade=True)
+    try:
+        rec.record(outcome)          # AMI's outcome is written first here ...
+        rec.flush()
+        rec.record(routed)           # ... the engine's record after it
+        rec.flush()
+    finally:
+        rec.close()
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            (row,) = conn.execute(select(calls)).mappings().all()
+    finally:
+        engine.dispose()
+    assert (row["rule_id"], row["ivr_path"], row["language"], row["table_version"]) == (
+        "12320-expert", "expert-12320>1", "en", "v1")
+    assert (row["outcome"], row["wait_seconds"], row["answered_by"], row["hangup_cause"]) == (
+        "answered", 1.0, "Local/agent1@queue-agents/n", "16 Normal Clearing")
+    assert row["caller_masked"] == "495*****67"
+
+
+def test_overflow_then_answered_counts_the_whole_wait():
+    tracker = QueueOutcomeTracker()
+
+    def feed(name, seconds, **fields):
+        return tracker.feed({"Event": name, "Uniqueid": "u2", **fields}, BASE + timedelta(seconds=seconds))
+
+    feed("QueueCallerJoin", 0, Queue="expert-12320", Exten="12320")
+    feed("QueueCallerLeave", 30, Queue="expert-12320")
+    feed("QueueCallerJoin", 30, Queue="general-12345", Exten="12320")
+    feed("QueueCallerLeave", 42, Queue="general-12345")               # Asterisk: Leave, then AgentConnect
+    feed("AgentConnect", 42, Queue="general-12345", HoldTime="12", Interface="PJSIP/agent-3")
+    (rec,) = feed("Hangup", 300, Cause="16")
+    assert (rec.outcome.value, rec.wait_seconds, rec.answered_by, rec.target) == (
+        "answered", 42.0, "PJSIP/agent-3", "general-12345")
+    assert rec.hangup_cause == "16"
