@@ -54,6 +54,8 @@ class RenderOptions:
             raise OptionsError(f"AMI user name must be letters, digits, '_' or '-': {self.ami_username!r}")
         if self.engine_timeout < 1 or self.emergency_engine_timeout < 1:
             raise OptionsError("engine timeouts must be at least 1 second")
+        if not re.match(r"^[A-Za-z0-9_.-]+$", self.transport):
+            raise OptionsError(f"pjsip transport must be a section name, got {self.transport!r}")
         if self.emergency_dial_attempts < 1:
             raise OptionsError("emergency_dial_attempts must be at least 1")
 

@@ -5,6 +5,7 @@ diff 0 nothing would change, 1 changes, 2 bad input.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -21,6 +22,12 @@ log = structlog.get_logger()
 
 
 def _options(func):
+    func = click.option("--ami-permit", multiple=True, metavar="ADDR[/MASK]",
+                        help="Address allowed to log in as the AMI user (repeat; default 127.0.0.1 only).")(func)
+    func = click.option("--transport", default="transport-udp", show_default=True,
+                        help="Your pjsip transport section, used by the generated trunks.")(func)
+    func = click.option("--engine-timeout", type=click.IntRange(min=1), default=300, show_default=True,
+                        help="Seconds the engine step (IVR included) may take before the call fails open.")(func)
     func = click.option("--strict", is_flag=True, help="Fail (exit 3, nothing written) if a secret is missing.")(func)
     func = click.option("--secrets", "secrets_file", type=click.Path(dir_okay=False, path_type=Path),
                         default=lambda: os.environ.get("HOTLINE_SECRETS_FILE") or None,
@@ -39,7 +46,7 @@ def _options(func):
 
 
 def _prepare(table_path: Path, agi: str | None, agi_hosts: str | None, hagi: str | None,
-             secrets_file: Path | None):
+             secrets_file: Path | None, engine_timeout: int, transport: str, ami_permit: tuple[str, ...]):
     try:
         table = load_table(table_path)
     except TableError as exc:
@@ -53,8 +60,10 @@ def _prepare(table_path: Path, agi: str | None, agi_hosts: str | None, hagi: str
             agi = f"agi://{host}:{port}"
         engines = engines_from(agi=agi, agi_hosts=agi_hosts, hagi=hagi)
         file_values = read_secrets_file(secrets_file) if secrets_file else {}
-        names = required_secrets(table, RenderOptions(engines=engines))
-        options = RenderOptions(engines=engines, secrets=collect_secrets(names, os.environ, file_values))
+        shape = RenderOptions(engines=engines, engine_timeout=engine_timeout, transport=transport,
+                              **({"ami_permit": ami_permit} if ami_permit else {}))
+        names = required_secrets(table, shape)
+        options = dataclasses.replace(shape, secrets=collect_secrets(names, os.environ, file_values))
     except (OptionsError, RenderError, OSError) as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(2) from None
@@ -68,9 +77,10 @@ def dialplan() -> None:
 
 @dialplan.command("render")
 @_options
-def render_command(table_path, out_dir, agi, agi_hosts, hagi, secrets_file, strict) -> None:
+def render_command(table_path, out_dir, agi, agi_hosts, hagi, secrets_file, strict, engine_timeout, transport,
+                   ami_permit) -> None:
     """Write the *_hotline.conf files into --out (pjsip and manager mode 0600: they hold secrets)."""
-    table, options = _prepare(table_path, agi, agi_hosts, hagi, secrets_file)
+    table, options = _prepare(table_path, agi, agi_hosts, hagi, secrets_file, engine_timeout, transport, ami_permit)
     missing = missing_secrets(table, options)
     if strict and missing:
         click.echo(f"error: secrets missing (nothing written): {', '.join(missing)}", err=True)
@@ -90,9 +100,10 @@ def render_command(table_path, out_dir, agi, agi_hosts, hagi, secrets_file, stri
 
 @dialplan.command("diff")
 @_options
-def diff_command(table_path, out_dir, agi, agi_hosts, hagi, secrets_file, strict) -> None:
+def diff_command(table_path, out_dir, agi, agi_hosts, hagi, secrets_file, strict, engine_timeout, transport,
+                 ami_permit) -> None:
     """Show what a render would change in --out (secret values masked). Exit 0: no change, 1: changes."""
-    table, options = _prepare(table_path, agi, agi_hosts, hagi, secrets_file)
+    table, options = _prepare(table_path, agi, agi_hosts, hagi, secrets_file, engine_timeout, transport, ami_permit)
     missing = missing_secrets(table, options)
     if strict and missing:
         click.echo(f"error: secrets missing: {', '.join(missing)}", err=True)
