@@ -120,13 +120,12 @@ class QueueOutcomeTracker:
         else:                                   # hung up while waiting, no Abandon event seen
             outcome = Outcome.ABANDONED
             call.wait = call.waited + (at - call.queue_joined_at).total_seconds()
-        cause = ev.get("Cause")
-        text = ev.get("Cause-txt")
+        cause = " ".join(part for part in (ev.get("Cause"), ev.get("Cause-txt")) if part) or None
         return CallRecord(uniqueid=call.uniqueid, dialed=call.dialed, line=call.line, caller=call.caller,
                           arrived_at=call.joined_at, action="queue", target=call.queue,
                           wait_seconds=max(0.0, call.wait) if call.wait is not None else None,
                           answered_by=call.answered_by, outcome=outcome,
-                          hangup_cause=f"{cause} {text}".strip() if cause or text else None,
+                          hangup_cause=cause,
                           ended_at=at, revision=1)
 
     def _evict(self, at: datetime) -> None:
