@@ -123,9 +123,9 @@ class CallRecorder:
         since = at - timedelta(minutes=minutes)
         query = (select(func.count()).select_from(calls)
                  .where(calls.c.caller_hash == digest, calls.c.arrived_at >= since, calls.c.arrived_at <= at))
-        future = self._history_pool.submit(self._guarded, lambda conn: conn.execute(query).scalar_one(),
-                                           self._history_timeout, False)
         try:
+            future = self._history_pool.submit(self._guarded, lambda conn: conn.execute(query).scalar_one(),
+                                               self._history_timeout, False)
             return CallerHistory(calls_in_window=int(future.result(timeout=self._history_timeout + 0.1)))
         except FutureTimeout:
             self._set_health(False, TimeoutError(f"caller history took over {self._history_timeout}s"))
@@ -181,12 +181,12 @@ class CallRecorder:
         with self._spool.take(path) as segment:
             if segment is None:
                 return 0    # being written, or another process is flushing it
-            if segment.bad_lines:
-                log.error("records.spool_bad_lines", segment=path.name, lines=len(segment.bad_lines))
-                self._spool.reject(list(segment.bad_lines), "undecodable spool line")
             entries = list(segment.entries)
             for start in range(0, len(entries), self._batch_size):
                 self._write_entries(entries[start:start + self._batch_size])
+            if segment.bad_lines:      # set aside once, when the segment is done
+                log.error("records.spool_bad_lines", segment=path.name, lines=len(segment.bad_lines))
+                self._spool.reject(list(segment.bad_lines), "undecodable spool line")
             self._spool.remove(path)   # trimmed only after every batch of it committed
             return len(entries)
 
