@@ -219,6 +219,8 @@ def _action_callback(options: RenderOptions) -> Section:
 def _queue(facts: Facts, options: RenderOptions, queue: Queue) -> Section:
     ctx = Section(queue_context(queue.id))
     ctx.comment(comment_text(f"{queue.id}: {queue.name}"))
+    ctx.comment("Option T lets the caller start a transfer too; the caller's transfer context is this one, whose")
+    ctx.comment("only extension is s, so a caller's *2 reaches nothing.")
     exten = Exten("s")
     exten.add(f"Set(HOTLINE_QUEUE={queue.id})")
     if queue.overflow is not None:

@@ -50,14 +50,14 @@ def render_manager(facts: Facts, options: RenderOptions) -> str:
     else:
         user.comment(f"SECRET MISSING: set {options.ami_secret_env} in the environment or the --secrets file "
                      "and render again; until then this user cannot log in.")
-    user.comment("Only these addresses may log in as this user.")
+    user.note("Only these addresses may log in as this user.")
     user.set("deny", "0.0.0.0/0.0.0.0")
     for entry in options.ami_permit:
         user.set("permit", _permit(entry))
-    user.comment("Least privilege: see the list in dialplan/manager.py.")
+    user.note("Least privilege: see the list in dialplan/manager.py.")
     user.set("read", READ)
     user.set("write", WRITE)
     user.set("writetimeout", 5000)
-    user.comment("Several engines (scale-out) log in with the same user.")
+    user.note("Several engines (scale-out) log in with the same user.")
     user.set("allowmultiplelogin", "yes")
     return join_lines(document(head, [user]))
