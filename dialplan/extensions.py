@@ -11,7 +11,7 @@ falls through every comparison to fail-open handling: there is no dead end.
 """
 from __future__ import annotations
 
-from dialplan.common import comment_text, header, join_lines
+from dialplan.common import RenderError, comment_text, header, join_lines
 from dialplan.conftext import Exten, Section, document
 from dialplan.facts import Facts, TransferTarget
 from dialplan.options import AGI_SCRIPT, RenderOptions
@@ -28,6 +28,7 @@ CTX_TRUNK = "hotline-trunk-{}"
 CTX_EMERGENCY = "hotline-emergency"
 CTX_WARM = "hotline-warm-transfer"
 CTX_THREEWAY = "hotline-threeway"
+CTX_ESCALATE = "hotline-escalate"
 
 ACTIONS = ("queue", "dial", "hangup", "callback")     # HOTLINE_ACTION values of the contract
 QUEUE_OPTIONS = "tT"     # t: the agent may transfer (AMI Atxfer needs it), T: the caller may (see NOTES.md)
@@ -74,6 +75,7 @@ def render_extensions(facts: Facts, options: RenderOptions) -> str:
         _emergency(facts, options),
         _warm(facts),
         _threeway(facts),
+        _escalate(facts),
     ]
     head = header(FILENAME, facts.table, "Dialplan: DIDs -> FastAGI engine -> queue/trunk, failing open to "
                   f"{facts.general}. Include it from extensions.conf.")
@@ -84,7 +86,8 @@ def render_extensions(facts: Facts, options: RenderOptions) -> str:
         "; Set here: HOTLINE_DIALED (the DID), HOTLINE_FAILOPEN (why the engine's answer was not used),",
         "; HOTLINE_QUEUE (the queue the caller is in now).",
         "; Extensions are digits or plain words only: Asterisk ignores '-' when matching non-pattern",
-        "; extensions, so ids with '-' are compared in GotoIf chains and used only in context names.",
+        "; extensions, so ids with '-' are compared in GotoIf chains and used in context names (the one",
+        "; exception, hotline-escalate, checks at render time that no two ids differ only by '-').",
     ]
     return join_lines(document(head, sections))
 
@@ -311,8 +314,9 @@ def _threeway(facts: Facts) -> Section:
     ctx.comment("3. Originate Channel=Local/<digits>@hotline-threeway Context=hotline-threeway Exten=target")
     ctx.comment("Priority=1 Variable=HOTLINE_CONF=<room> (the ;2 half dials the trunk).")
     ctx.comment("Caller and target are marked and end_marked_any: when either leaves, the room closes; the agent")
-    ctx.comment("may leave at any time without ending it.")
-    for role, marked in (("caller", True), ("agent", False), ("target", True)):
+    ctx.comment("may leave at any time without ending it. `conf` joins without a role (the room then closes only")
+    ctx.comment("when the last party leaves): prefer caller/agent/target.")
+    for role, marked in (("caller", True), ("agent", False), ("target", True), ("conf", False)):
         exten = Exten(role)
         exten.add(f"Set(HOTLINE_ROOM=${{FILTER({ROOM_CHARS},${{HOTLINE_CONF}})}})")
         exten.add("GotoIf($[${LEN(${HOTLINE_ROOM})} = 0]?no_room)")
@@ -331,3 +335,26 @@ def _threeway(facts: Facts) -> Section:
     for target in facts.threeway:
         ctx.exten(_transfer_leg(target))
     return ctx
+
+
+def _escalate(facts: Facts) -> Section:
+    """Queue ids as extensions, made safe: Asterisk ignores '-' when matching a non-pattern extension, so an id
+    is only used if no other id equals it with the dashes removed (checked here, a RenderError otherwise)."""
+    seen: dict[str, str] = {}
+    for queue in facts.queues:
+        other = seen.setdefault(queue.id.replace("-", ""), queue.id)
+        if other != queue.id:
+            raise RenderError(f"queue ids {other} and {queue.id} differ only by '-': Asterisk would match "
+                              "either extension for both")
+    ctx = Section(CTX_ESCALATE)
+    ctx.comment("Move a caller into another queue (escalation to an expert seat, or any table queue), keeping")
+    ctx.comment("HOTLINE_LINE, HOTLINE_TAGS, HOTLINE_IVR_PATH and CALLERID(name). AMI: Redirect Channel=<caller>")
+    ctx.comment("Context=hotline-escalate Exten=<queue id> Priority=1. The queue context applies its overflow.")
+    ctx.comment("Extensions are the queue ids: unique even with '-' ignored (Asterisk's matching), checked at render.")
+    for queue in facts.queues:
+        ctx.exten(Exten(queue.id)
+                  .add(f"NoOp(escalated to {queue.id})")
+                  .add(f"Goto({queue_context(queue.id)},s,1)"))
+    invalid = Exten("i")
+    _add_all(invalid, failopen("unknown-escalation"))
+    return ctx.exten(invalid)

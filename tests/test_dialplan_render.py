@@ -233,6 +233,7 @@ def test_model_table_overflow_chain_members_and_tags() -> None:
 @pytest.mark.parametrize("change,message", [
     (lambda t: {"queues": MappingProxyType({**t.queues, "Bad_Id": Queue("Bad_Id", "x")})}, "Bad_Id"),
     (lambda t: {"general_queue": "nope"}, "general queue"),
+    (lambda t: {"queues": MappingProxyType({**t.queues, "thi-rd": Queue("thi-rd", "x")})}, "differ only by '-'"),
     (lambda t: {"trunks": MappingProxyType({**t.trunks, "seat-9": Trunk("seat-9", "s", "retained_seat", "h")})},
      "dial must be digits"),
     (lambda t: {"trunks": MappingProxyType({**t.trunks, "x-1": Trunk("x-1", "s", "retained_seat", "h", dial="12348")})},

@@ -253,7 +253,7 @@ def test_transfer_contexts_use_digit_extensions_for_atxfer() -> None:
     warm = set(PLAN.contexts["hotline-warm-transfer"])
     assert warm == {"12348", "12333"}
     threeway = set(PLAN.contexts["hotline-threeway"])
-    assert threeway == {"caller", "agent", "target", "12360", "12366", "12305", "110", "119", "120", "122"}
+    assert threeway == {"caller", "agent", "target", "conf", "12360", "12366", "12305", "110", "119", "120", "122"}
     for digits in ("12348", "12333"):
         steps = PLAN.contexts["hotline-warm-transfer"][digits]
         assert any(s.app == "Dial" and s.args == f"PJSIP/{digits}@seat-{digits},30" for s in steps)
@@ -277,3 +277,15 @@ def test_timeout_extension_lives_in_the_agi_context() -> None:
     steps = PLAN.contexts["hotline-engine"]["_X."]
     after = steps[[s.app for s in steps].index("AGI") + 1]
     assert after.app == "Set" and after.args == "TIMEOUT(absolute)=0"
+
+
+@pytest.mark.parametrize("queue_id", sorted(TABLE.queues))
+def test_escalation_moves_a_caller_into_the_queue_context(queue_id: str) -> None:
+    variables = {"HOTLINE_DIALED": "12320", "HOTLINE_LINE": "12320", "HOTLINE_TAGS": "health"}
+    result = run(PLAN, "hotline-escalate", queue_id, variables, {"Queue": answered})
+    assert result.queues == [queue_id] and result.variables["HOTLINE_TAGS"] == "health"
+
+
+def test_escalation_to_an_unknown_queue_fails_open() -> None:
+    result = run(PLAN, "hotline-escalate", "nope", {"HOTLINE_DIALED": "12320"}, {"Queue": answered})
+    assert result.queues == [GENERAL] and result.variables["HOTLINE_FAILOPEN"] == "unknown-escalation"
