@@ -263,8 +263,11 @@ class Engine:
             log.error("engine.record_failed", error=f"{type(exc).__name__}: {exc}")
 
     def _log_end(self, flow: CallFlow, hungup: bool, commands: int) -> None:
+        """The session already logged its destination; the end of the call is news only when it was cut short
+        or failed open (info), otherwise it is a debug line."""
         o = flow.outcome
-        log.info("engine.call_end", action=o.action.value if o else ("queue" if flow.error else None),
+        notable = flow.error is not None or o is None or hungup
+        (log.info if notable else log.debug)("engine.call_end", action=o.action.value if o else ("queue" if flow.error else None),
                  target=o.target if o else None, ivr_path=">".join(o.ivr_path) if o else "",
                  hungup=hungup or bool(o and o.hungup), failed_open=flow.error is not None, commands=commands)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import time
 from collections import deque
 from typing import Any, Awaitable, Callable
 
@@ -44,17 +45,60 @@ class SessionStalled(TimeoutError):
     """The peer did not finish the env block, or did not answer a command, within the bound."""
 
 
+class Watchdog:
+    """One timer for every session's deadline (env block, pending reply), checked every `period` seconds.
+
+    A per-command asyncio timer costs a heap push and a cancel on each of the ~13 commands of a call; arming
+    here is one dict store. An expired session gets its `on_expire` (close the transport), so the read it is
+    waiting in ends at once. Deadlines are honoured within one `period`.
+    """
+
+    def __init__(self, period: float) -> None:
+        self.period = period
+        self._deadlines: dict[object, tuple[float, Callable[[], None]]] = {}
+        self._task: asyncio.Task | None = None
+
+    def arm(self, key: object, seconds: float, on_expire: Callable[[], None]) -> None:
+        self._deadlines[key] = (time.monotonic() + seconds, on_expire)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def disarm(self, key: object) -> None:
+        self._deadlines.pop(key, None)
+
+    async def _run(self) -> None:
+        try:
+            while self._deadlines:
+                await asyncio.sleep(self.period)
+                now = time.monotonic()
+                for key in [k for k, (deadline, _) in self._deadlines.items() if deadline <= now]:
+                    _, on_expire = self._deadlines.pop(key)
+                    try:
+                        on_expire()
+                    except Exception:
+                        log.exception("fastagi.watchdog_error")
+        finally:
+            self._task = None
+
+
+def _abort(writer: asyncio.StreamWriter | None) -> None:
+    if writer is not None and writer.transport is not None:
+        writer.transport.abort()
+
+
 class AgiRequest(Request):
     """A panoramisk Request whose I/O goes through our codec: one reply per command, never shifted."""
 
     def __init__(self, app: Application, headers: dict[str, str], reader: asyncio.StreamReader,
                  writer: asyncio.StreamWriter, *, reply_timeout: float, parser: ResponseParser | None = None,
-                 pending: bytes = b"") -> None:
+                 pending: bytes = b"", watchdog: Watchdog | None = None) -> None:
         super().__init__(app, headers, reader, writer, encoding="utf-8")
         self.env = headers                       # keys without the agi_ prefix
         self.reply_timeout = reply_timeout
         self.hangup_seen = False                 # the lone HANGUP line arrived: the channel is dead
+        self.stalled = False
         self.commands = 0
+        self._watchdog = watchdog
         self._parser = parser or ResponseParser()
         self._ready: deque[Response] = deque(self._parser.feed(pending)) if pending else deque()
 
@@ -63,11 +107,27 @@ class AgiRequest(Request):
         data = format_command(cmd) if isinstance(cmd, Command) else _one_line(cmd)
         self.writer.write(data)
         self.commands += 1
-        await self.writer.drain()
+        if self._watchdog is None:
+            try:
+                async with asyncio.timeout(self.reply_timeout):
+                    await self.writer.drain()
+                    return await self._next_reply()
+            except TimeoutError:
+                raise SessionStalled(f"no reply within {self.reply_timeout} s to {data[:40]!r}") from None
+        self._watchdog.arm(self, self.reply_timeout, self._expire)
         try:
-            return await asyncio.wait_for(self._next_reply(), self.reply_timeout)
-        except asyncio.TimeoutError:
-            raise SessionStalled(f"no reply within {self.reply_timeout} s to {data[:40]!r}") from None
+            await self.writer.drain()
+            return await self._next_reply()
+        except ConnectionError:
+            if self.stalled:
+                raise SessionStalled(f"no reply within {self.reply_timeout} s to {data[:40]!r}") from None
+            raise
+        finally:
+            self._watchdog.disarm(self)
+
+    def _expire(self) -> None:
+        self.stalled = True
+        _abort(self.writer)
 
     async def send_command(self, command: str) -> Response:    # panoramisk's name, our semantics
         return await self.send(command)
@@ -82,6 +142,8 @@ class AgiRequest(Request):
                 return resp
             data = await self.reader.read(READ_CHUNK)
             if not data:
+                if self.stalled:
+                    raise SessionStalled(f"no reply within {self.reply_timeout} s")
                 raise SessionClosed("Asterisk closed the AGI connection")
             self._ready.extend(self._parser.feed(data))
 
@@ -108,6 +170,7 @@ class AgiApplication(Application):
         self.env_timeout = env_timeout
         self.reply_timeout = reply_timeout
         self.default = default
+        self.watchdog = Watchdog(period=max(0.02, min(1.0, env_timeout / 4, reply_timeout / 4)))
 
     def add_route(self, path: str, endpoint: Callable[..., Any]) -> None:
         if not inspect.iscoroutinefunction(endpoint):
@@ -118,23 +181,42 @@ class AgiApplication(Application):
                 return sync(request)
         super().add_route(path, endpoint)
 
-    async def read_env(self, reader: asyncio.StreamReader) -> tuple[dict[str, str], bytes]:
+    async def read_env(self, reader: asyncio.StreamReader,
+                       writer: asyncio.StreamWriter | None = None) -> tuple[dict[str, str], bytes]:
         """The agi_* block, bounded in time (env_timeout) and size; EOF or junk ends only this session."""
         parser = EnvParser()
+        expired = []
 
-        async def read() -> dict[str, str]:
-            while True:
-                data = await reader.read(READ_CHUNK)
-                if not data:
-                    raise SessionClosed("EOF before the end of the AGI environment block")
-                env = parser.feed(data)
-                if env is not None:
-                    return env
+        def expire() -> None:
+            expired.append(True)
+            _abort(writer)
+        stalled = f"AGI environment block not finished within {self.env_timeout} s"
+        if writer is None:
+            try:
+                async with asyncio.timeout(self.env_timeout):
+                    return await self._read_env(reader, parser, expired)
+            except TimeoutError:
+                raise SessionStalled(stalled) from None
+        self.watchdog.arm(reader, self.env_timeout, expire)
         try:
-            env = await asyncio.wait_for(read(), self.env_timeout)
-        except asyncio.TimeoutError:
-            raise SessionStalled(f"AGI environment block not finished within {self.env_timeout} s") from None
-        return env, parser.rest
+            return await self._read_env(reader, parser, expired)
+        except (SessionClosed, ConnectionError):
+            if expired:
+                raise SessionStalled(stalled) from None
+            raise
+        finally:
+            self.watchdog.disarm(reader)
+
+    @staticmethod
+    async def _read_env(reader: asyncio.StreamReader, parser: EnvParser,
+                        expired: list) -> tuple[dict[str, str], bytes]:
+        while True:
+            data = await reader.read(READ_CHUNK)
+            if not data:
+                raise SessionClosed("EOF before the end of the AGI environment block")
+            env = parser.feed(data)
+            if env is not None:
+                return env, parser.rest
 
     def endpoint_for(self, env: dict[str, str]) -> Endpoint | None:
         script = env.get("network_script", "").split("?", 1)[0].strip("/")
@@ -143,12 +225,13 @@ class AgiApplication(Application):
     async def handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """One FastAGI session: env block, dispatch, close. Errors end this session only."""
         try:
-            env, rest = await self.read_env(reader)
+            env, rest = await self.read_env(reader, writer)
             endpoint = self.endpoint_for(env)
             if endpoint is None:
                 log.error("fastagi.no_route", script=env.get("network_script"))
                 return
-            request = AgiRequest(self, env, reader, writer, reply_timeout=self.reply_timeout, pending=rest)
+            request = AgiRequest(self, env, reader, writer, reply_timeout=self.reply_timeout, pending=rest,
+                                 watchdog=self.watchdog)
             await endpoint(request)
         finally:
             writer.close()

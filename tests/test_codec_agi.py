@@ -271,3 +271,14 @@ def _command_from_words(words):
     if words == ["CHANNEL", "STATUS"]:
         return ChannelStatus()
     return None
+
+
+def test_caches_never_keep_personal_data():
+    codec.parse_result_line("200 result=13812345678")
+    codec.parse_result_line("200 result=1 (13812345678)")
+    codec.command_line(SetVariable("CALLERID(name)", "[12345] Zhang San"))
+    codec.command_line(SayDigits("13812345678"))
+    codec.command_line(SetVariable("HOTLINE_CALLBACK", "13812345678"))
+    kept = repr(codec._PARSED) + repr(codec._FORMATTED)
+    assert "13812345678" not in kept and "Zhang San" not in kept
+    assert codec.parse_result_line("200 result=1") is codec.parse_result_line("200 result=1")

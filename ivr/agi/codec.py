@@ -31,11 +31,12 @@ def parse_env_lines(lines: Iterable[str]) -> dict[str, str]:
     """`agi_key: value` lines (no terminating blank line) -> {"key": "value"}; the query string stays."""
     env: dict[str, str] = {}
     for line in lines:
-        line = line.rstrip("\r")
+        if line.endswith("\r"):
+            line = line[:-1]
         key, sep, value = line.partition(":")
-        if not sep or not key.startswith("agi_") or not key[4:] or " " in key:
+        if not sep or key[:4] != "agi_" or len(key) == 4 or " " in key:
             raise ProtocolError(f"not an AGI environment line: {line[:80]!r}")
-        env[key[4:]] = value[1:] if value.startswith(" ") else value
+        env[key[4:]] = value[1:] if value[:1] == " " else value
     return env
 
 
@@ -129,8 +130,32 @@ def format_command(cmd: Command) -> bytes:
     return (command_line(cmd) + "\n").encode("utf-8")
 
 
+_FORMATTED: dict[Command, str] = {}
+_FORMATTED_MAX = 4096
+
+
 def command_line(cmd: Command) -> str:
-    """The command as one text line without its newline."""
+    """The command as one text line without its newline.
+
+    Most commands repeat across calls (menu prompts, HOTLINE_* values), so their text is kept in a bounded
+    cache; commands that may carry a caller's name or number are formatted afresh and never kept.
+    """
+    line = _FORMATTED.get(cmd)
+    if line is not None:
+        return line
+    line = _command_line(cmd)
+    if len(_FORMATTED) < _FORMATTED_MAX and _cacheable(cmd):
+        _FORMATTED[cmd] = line
+    return line
+
+
+def _cacheable(cmd: Command) -> bool:
+    if isinstance(cmd, SetVariable):
+        return cmd.name.startswith("HOTLINE_") and cmd.name != "HOTLINE_CALLBACK"
+    return not isinstance(cmd, (Verbose, Exec, SayDigits, GetFullVariable))
+
+
+def _command_line(cmd: Command) -> str:
     if isinstance(cmd, StreamFile):
         return f"STREAM FILE {quote(cmd.file)} {quote(cmd.escape_digits)}"
     if isinstance(cmd, GetData):
@@ -234,8 +259,27 @@ def result_text(resp: Response) -> str:
     return m.group(1) if m else ""
 
 
+_PARSED: dict[str, Response] = {}
+_PARSED_MAX = 1024
+
+
 def parse_result_line(line: str) -> Response:
-    """One complete single-line reply (200/510/511/... but not a 520 block) -> Response."""
+    """One complete single-line reply (200/510/511/... but not a 520 block) -> Response.
+
+    Replies without a value ("200 result=1", "511 ...", "200 result=0 endpos=N") repeat endlessly and
+    Responses are immutable, so those are parsed once (bounded cache). Lines with a value in parentheses or
+    more than 3 result digits (GET DATA may carry a callback number) are never kept.
+    """
+    resp = _PARSED.get(line)
+    if resp is not None:
+        return resp
+    resp = _parse_result_line(line)
+    if len(_PARSED) < _PARSED_MAX and "(" not in line and len(line.partition("result=")[2].split(" ", 1)[0]) <= 3:
+        _PARSED[line] = resp
+    return resp
+
+
+def _parse_result_line(line: str) -> Response:
     if line == "HANGUP":
         return HANGUP_NOTICE
     m = _STATUS.match(line)
