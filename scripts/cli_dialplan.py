@@ -17,6 +17,7 @@ from dialplan.common import RenderError
 from dialplan.options import OptionsError, RenderOptions, collect_secrets, engines_from, read_secrets_file
 from dialplan.render import diff_files, missing_secrets, render, required_secrets, write_files
 from routing.loader import TableError, load_table
+from scripts.settings import CONF_DIR
 
 log = structlog.get_logger()
 
@@ -40,7 +41,7 @@ def _options(func):
     func = click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
                         help="Directory of the generated *_hotline.conf files.")(func)
     func = click.option("--table", "table_path", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-                        default=lambda: os.environ.get("HOTLINE_ROUTING_TABLE") or "conf/routing.yaml",
+                        default=lambda: os.environ.get("HOTLINE_ROUTING_TABLE") or str(CONF_DIR / "routing.yaml"),
                         show_default="$HOTLINE_ROUTING_TABLE or conf/routing.yaml", help="Routing table YAML.")(func)
     return func
 

@@ -14,7 +14,7 @@ import pytest
 from dialplan.extensions import GENERAL_TRIES
 from dialplan.options import RenderOptions
 from dialplan.render import render
-from dialplan.walk import Call, WalkError, parse, reachable, run
+from dialplan.walk import Call, parse, reachable, run
 from routing.loader import load_table
 from routing.model import Category
 
