@@ -39,8 +39,9 @@ def render_pjsip(facts: Facts, options: RenderOptions) -> str:
         "; <id>-identify (IP authentication), <id>-auth and <id>-reg (registration).",
     ]
     sections: list[Section] = []
-    for trunk in sorted(facts.table.trunks.values(), key=lambda t: t.id):
-        sections.extend(_trunk(trunk, options))
+    trunks = sorted(facts.table.trunks.values(), key=lambda t: t.id)
+    for trunk in trunks:
+        sections.extend(_trunk(trunk, options, _sharing(trunk, trunks)))
     return join_lines(document(head, sections))
 
 
@@ -50,7 +51,17 @@ def _address(trunk: Trunk, value: str) -> str:
     return value
 
 
-def _trunk(trunk: Trunk, options: RenderOptions) -> list[Section]:
+def _matches(trunk: Trunk) -> tuple[str, ...]:
+    return trunk.match or ((trunk.host,) if trunk.auth == "ip" else ())
+
+
+def _sharing(trunk: Trunk, trunks: list[Trunk]) -> list[str]:
+    """Other trunks identified by the same addresses (e.g. one emergency gateway for 110/119/120/122)."""
+    mine = set(_matches(trunk))
+    return [t.id for t in trunks if t.id != trunk.id and mine & set(_matches(t))]
+
+
+def _trunk(trunk: Trunk, options: RenderOptions, sharing: list[str]) -> list[Section]:
     host = _address(trunk, trunk.host)
     if not 0 < trunk.port < 65536:
         raise RenderError(f"trunk {trunk.id}: bad port {trunk.port}")
@@ -86,9 +97,12 @@ def _trunk(trunk: Trunk, options: RenderOptions) -> list[Section]:
 
     if trunk.auth == "ip" or trunk.match:
         identify = Section(f"{trunk.id}-identify")
+        if sharing:
+            identify.comment(f"Same addresses as {', '.join(sharing)}: a call from there is matched to one of")
+            identify.comment("these endpoints; all of them start in the same context, so it does not matter.")
         identify.set("type", "identify")
         identify.set("endpoint", trunk.id)
-        for entry in (trunk.match or (trunk.host,)):
+        for entry in _matches(trunk) or (trunk.host,):
             identify.set("match", _address(trunk, entry))
         sections.append(identify)
 
