@@ -149,7 +149,16 @@ def test_classic_subprocess_fails_open_on_a_broken_table(tmp_path):
     assert "classic.config_unusable" in err and "routing.yaml:" in err
 
 
-def test_classic_in_process_with_pipes(keep_sighup, monkeypatch):
+@pytest.fixture
+def keep_structlog():
+    """main() configures logging for its process; give the rest of the suite its configuration back."""
+    import structlog
+    old = structlog.get_config()
+    yield
+    structlog.configure(**old)
+
+
+def test_classic_in_process_with_pipes(keep_sighup, keep_structlog, monkeypatch):
     monkeypatch.setenv("HOTLINE_ALLOW_TEST_CLOCK", "1")
     to_agi_r, to_agi_w = os.pipe()
     from_agi_r, from_agi_w = os.pipe()
