@@ -1,0 +1,934 @@
+"""AmiEmulator: an asyncio AMI server that answers like the recorded Asterisk 22 (tests/transcripts/ami-*.txt).
+
+Texts marked "recorded" are byte-for-byte from the transcripts; the others follow main/manager.c and
+apps/app_queue.c of Asterisk 22 (not recorded). The telephony behind it is deliberately small: queues with
+members and waiting callers, channels, two-party and conference bridges, and scripted targets that answer or not
+(`script_target`). Tests drive calls with the helpers (`new_call`, `caller_joins_queue`, `ring_agent`,
+`agent_answers`, `caller_abandons`, `hangup`, `answered_call`) and break the link with `drop_connections()` or
+`set_unresponsive(True)` (a half-open link: bytes are read, nothing is answered).
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+import structlog
+
+from ivr.ami.contract import DEFAULT_DIALPLAN, TransferDialplan
+from ivr.ami.framing import AmiDecoder, AmiFramingError, Message, banner_bytes, format_message, values
+from ivr.ami.telephony import (DEVICE_INUSE, DEVICE_NOT_INUSE, DEVICE_RINGING, HANGUP_CAUSE_TEXT, REASON_ANSWERED,
+                               REASON_FAILED, REASON_HUNGUP, REASON_NO_ANSWER, Channel, Ids, Member, QueueCall,
+                               QueueState)
+
+log = structlog.get_logger(__name__)
+
+PRIVILEGE = {"FullyBooted": "system,all", "SuccessfulAuth": "security,all", "RequestBadFormat": "security,all",
+             "VarSet": "dialplan,all", "Newexten": "dialplan,all"}
+AGENT_EVENTS = ("Queue", "Agent")
+
+
+def privilege_for(event_name: str) -> str:
+    if event_name in PRIVILEGE:
+        return PRIVILEGE[event_name]
+    return "agent,all" if event_name.startswith(AGENT_EVENTS) else "call,all"
+
+
+@dataclass
+class TargetScript:
+    """How a dialed target behaves: answers or not, after `delay` s; `consult` s of agent/target talk (Atxfer)."""
+
+    answers: bool = True
+    delay: float = 0.01
+    consult: float = 0.0
+    cause: int = 19
+
+
+class _Session:
+    def __init__(self, emulator: "AmiEmulator", writer: asyncio.StreamWriter) -> None:
+        self.emulator = emulator
+        self.writer = writer
+        self.authenticated = False
+        self.frozen = False                   # half-open: reads, never answers, sends nothing
+        self.events = True
+        self.username = ""
+        self.session_id = f"0x{id(self):x}"
+        peer = writer.get_extra_info("peername") or ("127.0.0.1", 0)
+        local = writer.get_extra_info("sockname") or ("127.0.0.1", 0)
+        self.remote = f"IPV4/TCP/{peer[0]}/{peer[1]}"
+        self.local = f"IPV4/TCP/{local[0]}/{local[1]}"
+
+    def send(self, fields: dict[str, str]) -> None:
+        if not self.frozen and not self.writer.transport.is_closing():
+            self.writer.write(format_message({k: v.split("\n") for k, v in fields.items()}))
+
+    def reply(self, action: Message, response: str, message: str | None = None, **extra: str) -> None:
+        fields = {"Response": response}
+        if "ActionID" in action:
+            fields["ActionID"] = action["ActionID"]
+        if "EventList" in extra:                  # recorded order: EventList before Message
+            fields["EventList"] = extra.pop("EventList")
+        if message is not None:
+            fields["Message"] = message
+        fields.update(extra)
+        self.send(fields)
+
+    def error(self, action: Message, message: str) -> None:
+        self.reply(action, "Error", message)
+
+
+Handler = Callable[[_Session, Message], Awaitable[bool | None]]
+
+
+class AmiEmulator:
+    def __init__(self, *, username: str = "hotline", secret: str = "secret", bad_login_delay: float = 1.0,
+                 host: str = "127.0.0.1", dialplan: TransferDialplan = DEFAULT_DIALPLAN,
+                 contexts: tuple[str, ...] = ("from-pstn", "queue-agents", "redirected", "default")) -> None:
+        self.username, self.secret, self.bad_login_delay, self.host = username, secret, bad_login_delay, host
+        self.dialplan = dialplan
+        self.contexts = set(contexts) | {dialplan.warm_context, dialplan.threeway_context, dialplan.escalate_context}
+        self.port = 0
+        self.started = time.time()
+        self.ids = Ids(int(self.started))
+        self.queues: dict[str, QueueState] = {}
+        self.channels: dict[str, Channel] = {}
+        self.bridges: dict[str, set[str]] = {}
+        self.global_vars: dict[str, str] = {}
+        self.targets: dict[str, TargetScript] = {}
+        self.default_target = TargetScript()
+        self.received: list[Message] = []          # every action received (tests count Originates with it)
+        self.sessions: set[_Session] = set()
+        self.unresponsive = False
+        self._server: asyncio.AbstractServer | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._ringing: dict[str, asyncio.Event] = {}   # target channel -> set when hung up while ringing
+        self._handlers: dict[str, Handler] = {
+            "login": self._login, "logoff": self._logoff, "ping": self._ping, "queuestatus": self._queue_status,
+            "queuesummary": self._queue_summary, "queuepause": self._queue_pause, "queueadd": self._queue_add,
+            "queueremove": self._queue_remove, "redirect": self._redirect_action, "atxfer": self._atxfer,
+            "blindtransfer": self._blind_transfer, "originate": self._originate, "bridge": self._bridge,
+            "hangup": self._hangup_action, "getvar": self._getvar, "setvar": self._setvar,
+            "status": self._status, "coreshowchannels": self._core_show_channels, "command": self._command,
+            "playdtmf": self._play_dtmf}
+
+    # -- server -----------------------------------------------------------------------------------------------
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._serve, self.host, 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self.port
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        self.drop_connections()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    def drop_connections(self) -> None:
+        """Break every AMI link at once (as a restart or a network cut would): the client sees EOF/reset."""
+        for session in list(self.sessions):
+            session.writer.transport.abort()
+        self.sessions.clear()
+
+    def freeze_connections(self) -> None:
+        """Half-open links: the current connections stay up but get nothing more; new connections work normally."""
+        for session in self.sessions:
+            session.frozen = True
+
+    def set_unresponsive(self, flag: bool = True) -> None:
+        """Half-open link: keep the TCP connections but answer nothing and send no events."""
+        self.unresponsive = flag
+
+    def count(self, action: str) -> int:
+        return sum(1 for a in self.received if a.get("Action", "").lower() == action.lower())
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        session = _Session(self, writer)
+        self.sessions.add(session)
+        writer.write(banner_bytes())
+        decoder = AmiDecoder(expect_banner=False)
+        try:
+            while not writer.transport.is_closing():
+                data = await reader.read(65536)
+                if not data:
+                    break
+                try:
+                    actions = decoder.feed(data)
+                except AmiFramingError:
+                    break
+                for action in actions:
+                    self.received.append(action)
+                    if self.unresponsive or session.frozen:
+                        continue
+                    if await self._handle(session, action) is False:
+                        await writer.drain()
+                        writer.close()
+                        return
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self.sessions.discard(session)
+            writer.transport.abort()
+
+    async def _handle(self, session: _Session, action: Message) -> bool | None:
+        name = action.get("Action", "")
+        if not name:
+            session.error(action, "Missing action in request")
+            return None
+        if not session.authenticated and name.lower() not in ("login", "logoff", "challenge"):
+            session.error(action, "Permission denied")
+            return None
+        handler = self._handlers.get(name.lower())
+        if handler is None:
+            session.error(action, f"Invalid/unknown command: {name}. Use Action: ListCommands to show available "
+                                  "commands.")                                                        # recorded
+            session.send(self._security_event(session, "RequestBadFormat", Severity="Error",
+                                              RequestType=f"Action: {name}"))
+            return None
+        return await handler(session, action)
+
+    def _security_event(self, session: _Session, name: str, **fields: str) -> dict[str, str]:
+        now = _event_tv()
+        event = {"Event": name, "Privilege": "security,all", "EventTV": now, "Severity": "Informational",
+                 "Service": "AMI", "EventVersion": "1"}
+        if name == "SuccessfulAuth":
+            event.update(AccountID=session.username, SessionID=session.session_id, LocalAddress=session.local,
+                         RemoteAddress=session.remote, UsingPassword="0", SessionTV=now)
+        else:
+            event.update(SessionID=session.session_id, LocalAddress=session.local, RemoteAddress=session.remote)
+        event.update(fields)
+        if name == "RequestBadFormat":
+            event.update(SessionTV=now, AccountID=session.username)
+        return event
+
+    # -- events -----------------------------------------------------------------------------------------------
+    def emit(self, event: dict[str, str]) -> None:
+        """Send an event to every logged-in session that asked for events (Privilege added when missing)."""
+        if "Privilege" not in event and "ActionID" not in event:
+            name = event["Event"]
+            event = {"Event": name, "Privilege": privilege_for(name), **{k: v for k, v in event.items()
+                                                                          if k != "Event"}}
+        if self.unresponsive:
+            return
+        for session in list(self.sessions):
+            if session.authenticated and session.events:
+                session.send(event)
+
+    def _later(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- actions: session -------------------------------------------------------------------------------------
+    async def _login(self, s: _Session, a: Message) -> bool | None:
+        if a.get("Username") != self.username or a.get("Secret") != self.secret:
+            await asyncio.sleep(self.bad_login_delay)                  # recorded: Error after ~1 s, then close
+            s.error(a, "Authentication failed")
+            return False
+        s.authenticated, s.username = True, a["Username"]
+        s.events = a.get("Events", "on").lower() not in ("off", "no", "false", "0")
+        s.reply(a, "Success", "Authentication accepted")
+        if s.events:
+            uptime = str(int(time.time() - self.started))
+            s.send({"Event": "FullyBooted", "Privilege": "system,all", "Uptime": uptime, "LastReload": uptime,
+                    "Status": "Fully Booted"})
+            s.send(self._security_event(s, "SuccessfulAuth"))
+        return None
+
+    async def _logoff(self, s: _Session, a: Message) -> bool:
+        s.reply(a, "Goodbye", "Thanks for all the fish.")                                          # recorded
+        return False
+
+    async def _ping(self, s: _Session, a: Message) -> None:
+        now = time.time()
+        s.reply(a, "Success", None, Ping="Pong", Timestamp=f"{now:.6f}")
+
+    async def _command(self, s: _Session, a: Message) -> None:
+        command = a.get("Command", "").strip()
+        words = command.split()
+        if words[:2] == ["queue", "show"]:
+            lines = []
+            for q in ([self.queues[words[2]]] if len(words) > 2 and words[2] in self.queues else
+                      self.queues.values() if len(words) == 2 else []):
+                lines.append(f"{q.name} has {len(q.callers)} calls (max unlimited) in '{q.strategy}' strategy "
+                             f"({q.holdtime}s holdtime, {q.talktime}s talktime), W:{q.weight}, C:{q.completed}, "
+                             f"A:{q.abandoned}, SL:0.0%, SL2:0.0% within {q.service_level}s")
+                lines.append("   Members: " if q.members else "   No Members")
+                for m in q.members.values():
+                    state = "In use" if m.in_call else "Not in use"
+                    paused = f" (paused:{m.paused_reason})" if m.paused else ""
+                    lines.append(f"      {m.name} ({m.interface} from {m.state_interface}){paused} "
+                                 f"({'ringinuse enabled' if m.ringinuse else 'ringinuse disabled'}) ({state}) "
+                                 f"has taken {m.calls_taken} calls")
+                lines.append("   Callers: " if q.callers else "   No Callers")
+                for pos, name in enumerate(q.callers, 1):
+                    lines.append(f"      {pos}. {name} (wait: 0:00, prio: 0)")
+                lines += ["", ""]
+            if len(words) > 2 and words[2] not in self.queues:
+                lines = [f"No such queue: {words[2]}.", ""]
+            s.reply(a, "Success", "Command output follows", Output="\n".join(lines))              # recorded
+            return
+        s.reply(a, "Error", "Command output follows",
+                Output=f"No such command '{command}' (type 'core show help {command}' for other possible commands)")
+
+    # -- actions: queues --------------------------------------------------------------------------------------
+    def _selected_queues(self, a: Message) -> list[QueueState]:
+        name = a.get("Queue")
+        if name:
+            return [self.queues[name]] if name in self.queues else []
+        return list(self.queues.values())
+
+    async def _queue_status(self, s: _Session, a: Message) -> None:
+        s.reply(a, "Success", "Queue status will follow", EventList="start")
+        # recorded layout: Response carries EventList before Message
+        member_filter = a.get("Member", "")
+        aid = {"ActionID": a["ActionID"]} if "ActionID" in a else {}
+        items = 0
+        now = time.time()
+        for q in self._selected_queues(a):
+            s.send({**q.params(), **aid})
+            items += 1
+            for m in q.members.values():
+                if member_filter and member_filter.lower() not in (m.name.lower(), m.interface.lower()):
+                    continue
+                s.send({"Event": "QueueMember", "Queue": q.name, **m.fields(for_status=True), **aid})
+                items += 1
+            for position, name in enumerate(q.callers, 1):
+                chan = self.channels[name]
+                s.send({"Event": "QueueEntry", "Queue": q.name, "Position": str(position), "Channel": name,
+                        "Uniqueid": chan.uniqueid, "CallerIDNum": chan.caller_num, "CallerIDName": chan.caller_name,
+                        "ConnectedLineNum": chan.connected_num, "ConnectedLineName": chan.connected_name,
+                        "Wait": str(int(now - q.joined.get(name, now))), "Priority": "0", **aid})
+                items += 1
+        s.send({"Event": "QueueStatusComplete", **aid, "EventList": "Complete", "ListItems": str(items)})
+
+    async def _queue_summary(self, s: _Session, a: Message) -> None:
+        s.reply(a, "Success", "Queue summary will follow", EventList="start")
+        aid = {"ActionID": a["ActionID"]} if "ActionID" in a else {}
+        now = time.time()
+        queues = self._selected_queues(a)
+        for q in queues:
+            logged_in = sum(1 for m in q.members.values() if m.status not in (4, 5))
+            longest = max((now - q.joined[c] for c in q.callers if c in q.joined), default=0)
+            s.send({"Event": "QueueSummary", "Queue": q.name, "LoggedIn": str(logged_in),
+                    "Available": str(q.available()), "Callers": str(len(q.callers)), "HoldTime": str(q.holdtime),
+                    "TalkTime": str(q.talktime), "LongestHoldTime": str(int(longest)), **aid})
+        s.send({"Event": "QueueSummaryComplete", **aid, "EventList": "Complete", "ListItems": str(len(queues))})
+
+    def _member_event(self, name: str, q: QueueState, m: Member) -> None:
+        self.emit({"Event": name, "Queue": q.name, **m.fields()})
+
+    async def _queue_add(self, s: _Session, a: Message) -> None:
+        queue, interface = a.get("Queue"), a.get("Interface")
+        if not queue or not interface:
+            return s.error(a, "'Queue' and 'Interface' not specified.")
+        q = self.queues.get(queue)
+        if q is None:
+            return s.error(a, "Unable to add interface to queue: No such queue")                   # recorded
+        if interface in q.members:
+            return s.error(a, "Unable to add interface: Already there")
+        paused = a.get("Paused", "false").lower() in ("true", "yes", "1", "on")
+        m = Member(interface, a.get("MemberName") or interface, a.get("StateInterface") or interface,
+                   membership="dynamic", penalty=int(a.get("Penalty") or 0), login_time=int(time.time()),
+                   paused=paused, paused_reason=a.get("Reason", "") if paused else "")
+        q.members[interface] = m
+        s.reply(a, "Success", "Added interface to queue")                                            # recorded
+        self.emit({"Event": "DeviceStateChange", "Device": f"Queue:{queue}_pause_{interface}",
+                   "State": "INUSE" if paused else "NOT_INUSE"})
+        self._member_event("QueueMemberAdded", q, m)
+
+    async def _queue_remove(self, s: _Session, a: Message) -> None:
+        queue, interface = a.get("Queue"), a.get("Interface")
+        if not queue or not interface:
+            return s.error(a, "Need 'Queue' and 'Interface' parameters.")
+        q = self.queues.get(queue)
+        if q is None:
+            return s.error(a, "Unable to remove interface from queue: No such queue")
+        m = q.members.get(interface)
+        if m is None:
+            return s.error(a, "Unable to remove interface: Not there")
+        if m.membership != "dynamic":
+            return s.error(a, "Member not dynamic")
+        del q.members[interface]
+        s.reply(a, "Success", "Removed interface from queue")                                        # recorded
+        self._member_event("QueueMemberRemoved", q, m)
+
+    async def _queue_pause(self, s: _Session, a: Message) -> None:
+        interface, paused_text = a.get("Interface"), a.get("Paused")
+        if not interface or not paused_text:
+            return s.error(a, "Need 'Interface' and 'Paused' parameters.")
+        paused = paused_text.lower() in ("true", "yes", "1", "on")
+        hits = [(q, q.members[interface]) for q in self._selected_queues(a) if interface in q.members]
+        if not hits:
+            return s.error(a, "Interface not found")
+        s.reply(a, "Success", "Interface paused successfully" if paused else "Interface unpaused successfully")
+        for q, m in hits:
+            m.paused = paused
+            m.paused_reason = a.get("Reason", "") if paused else ""
+            if paused:
+                m.last_pause = int(time.time())
+            self.emit({"Event": "DeviceStateChange", "Device": f"Queue:{q.name}_pause_{interface}",
+                       "State": "INUSE" if paused else "NOT_INUSE"})
+            self._member_event("QueueMemberPause", q, m)
+
+    # -- actions: channels ------------------------------------------------------------------------------------
+    async def _redirect_action(self, s: _Session, a: Message) -> None:
+        name = a.get("Channel")
+        if not name:
+            return s.error(a, "Channel not specified")
+        if not a.get("Exten") and not a.get("Context"):
+            return s.error(a, "Exten not specified")
+        chan = self.channels.get(name)
+        if chan is None:
+            return s.error(a, f"Channel does not exist: {name}")                                    # recorded
+        extra = a.get("ExtraChannel")
+        if extra and extra not in self.channels:
+            return s.error(a, f"ExtraChannel does not exist: {extra}")
+        s.reply(a, "Success", "Redirect successful")                                                 # recorded
+        priority = int(a.get("Priority") or 1)
+        moving = frozenset(n for n in (name, extra) if n)      # moved together: neither is hung up as a peer
+        for target, prefix in ((chan, ""), (self.channels.get(extra or ""), "Extra")):
+            if target is not None:
+                self.redirect(target.name, a.get(f"{prefix}Context") or a.get("Context") or target.context,
+                              a.get(f"{prefix}Exten") or a.get("Exten") or target.exten,
+                              int(a.get(f"{prefix}Priority") or priority), keep=moving)
+
+    async def _blind_transfer(self, s: _Session, a: Message) -> None:
+        name, exten = a.get("Channel"), a.get("Exten")
+        if not name:
+            return s.error(a, "No channel specified")
+        if not exten:
+            return s.error(a, "No extension specified")
+        chan = self.channels.get(name)
+        if chan is None:
+            return s.error(a, "Channel specified does not exist")
+        peers = [p for p in self._bridge_peers(chan)]
+        if not peers:
+            return s.error(a, "Transfer failed")
+        s.reply(a, "Success", "Transfer succeeded")
+        context = a.get("Context") or chan.context
+        self.emit({"Event": "BlindTransfer", "Result": "Success", **chan.snapshot("Transferer"),
+                   **self.channels[peers[0]].snapshot("Transferee"), "IsExternal": "No", "Context": context,
+                   "Extension": exten})
+        self.redirect(peers[0], context, exten, 1)
+
+    async def _hangup_action(self, s: _Session, a: Message) -> None:
+        name = a.get("Channel")
+        if not name:
+            return s.error(a, "No channel specified")
+        if name not in self.channels:
+            return s.error(a, "No such channel")                                                     # recorded
+        s.reply(a, "Success", "Channel Hungup")                                                      # recorded
+        self.hangup(name, int(a.get("Cause") or 16))
+
+    async def _play_dtmf(self, s: _Session, a: Message) -> None:
+        if a.get("Channel") not in self.channels:
+            return s.error(a, "Channel not found")                                                   # recorded
+        if not a.get("Digit"):
+            return s.error(a, "No digit specified")
+        s.reply(a, "Success", "DTMF successfully queued")                                            # recorded
+
+    async def _getvar(self, s: _Session, a: Message) -> None:
+        variable, name = a.get("Variable"), a.get("Channel")
+        if not variable:
+            return s.error(a, "No variable specified")
+        if name:
+            chan = self.channels.get(name)
+            if chan is None:
+                return s.error(a, "No such channel")
+            value = chan.variables.get(variable, "")
+        else:
+            value = self.global_vars.get(variable, "")
+        s.reply(a, "Success", None, Variable=variable, Value=value)                                  # recorded
+
+    async def _setvar(self, s: _Session, a: Message) -> None:
+        variable, name = a.get("Variable"), a.get("Channel")
+        if not variable:
+            return s.error(a, "No variable specified")
+        value = a.get("Value", "")
+        if name:
+            chan = self.channels.get(name)
+            if chan is None:
+                return s.error(a, "No such channel")
+            chan.variables[variable] = value
+            s.reply(a, "Success", "Variable Set")
+            self.emit({"Event": "VarSet", **chan.snapshot(), "Variable": variable, "Value": value})
+        else:
+            self.global_vars[variable] = value
+            s.reply(a, "Success", "Variable Set")                                                    # recorded
+
+    async def _bridge(self, s: _Session, a: Message) -> None:
+        one, two = a.get("Channel1"), a.get("Channel2")
+        if not one or not two:
+            return s.error(a, "Missing channel parameter in request")
+        if one not in self.channels:
+            return s.error(a, f"Channel1 does not exists: {one}")
+        if two not in self.channels:
+            return s.error(a, f"Channel2 does not exists: {two}")
+        s.reply(a, "Success", "Channels have been bridged")
+        for name in (one, two):
+            self._leave_queue(name, abandon=True)
+            self._leave_bridge(name, reason="transfer")
+        self._bridge_channels(self.ids.bridge_id(), [one, two])
+
+    async def _status(self, s: _Session, a: Message) -> None:
+        name = a.get("Channel")
+        if name and name not in self.channels:
+            return s.error(a, "No such channel")
+        s.reply(a, "Success", "Channel status will follow", EventList="start")                      # recorded
+        aid = {"ActionID": a["ActionID"]} if "ActionID" in a else {}
+        chans = [self.channels[name]] if name else list(self.channels.values())
+        now = time.time()
+        for chan in chans:
+            s.send({"Event": "Status", "Privilege": "Call", **chan.snapshot(), "Type": chan.name.split("/")[0],
+                    "DNID": "", "EffectiveConnectedLineNum": chan.connected_num,
+                    "EffectiveConnectedLineName": chan.connected_name, "TimeToHangup": "0",
+                    "BridgeID": chan.bridge or "", "Application": chan.application, "Data": chan.app_data,
+                    "Nativeformats": "(ulaw)", "Readformat": "ulaw", "Readtrans": "", "Writeformat": "ulaw",
+                    "Writetrans": "", "Callgroup": "0", "Pickupgroup": "0", "Seconds": str(int(now - chan.created)),
+                    **aid})
+        s.send({"Event": "StatusComplete", **aid, "EventList": "Complete", "ListItems": str(len(chans)),
+                "Items": str(len(chans))})
+
+    async def _core_show_channels(self, s: _Session, a: Message) -> None:
+        s.reply(a, "Success", "Channels will follow", EventList="start")                            # recorded
+        aid = {"ActionID": a["ActionID"]} if "ActionID" in a else {}
+        now = time.time()
+        for chan in self.channels.values():
+            seconds = int(now - chan.created)
+            s.send({"Event": "CoreShowChannel", **aid, **chan.snapshot(), "Application": chan.application,
+                    "ApplicationData": chan.app_data,
+                    "Duration": f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}",
+                    "BridgeId": chan.bridge or ""})
+        s.send({"Event": "CoreShowChannelsComplete", **aid, "EventList": "Complete",
+                "ListItems": str(len(self.channels))})
+
+    # -- Atxfer -----------------------------------------------------------------------------------------------
+    async def _atxfer(self, s: _Session, a: Message) -> None:
+        name, exten = a.get("Channel"), a.get("Exten")
+        if not name:
+            return s.error(a, "No channel specified")
+        if not exten:
+            return s.error(a, "No extension specified")
+        chan = self.channels.get(name)
+        if chan is None:
+            return s.error(a, "Channel specified does not exist")                                    # recorded
+        s.reply(a, "Success", "Atxfer successfully queued")                                          # recorded
+        self._later(self._run_atxfer(chan.name, exten, a.get("Context") or chan.context))
+
+    async def _run_atxfer(self, transferer_name: str, exten: str, context: str) -> None:
+        """Atxfer only queues DTMF: with digits the transferer dials the target while the caller is on hold;
+        answered -> the target is bridged to the caller (AttendedTransfer); no answer -> back to the agent."""
+        transferer = self.channels.get(transferer_name)
+        if transferer is None or not exten.isdigit():
+            return                                          # DTMF of non-digits goes nowhere: nothing happens
+        peers = self._bridge_peers(transferer)
+        if not peers:
+            return
+        transferee = self.channels[peers[0]]
+        orig_bridge = transferer.bridge
+        self.emit({"Event": "MusicOnHoldStart", **transferee.snapshot(), "Class": "default"})
+        target = self._new_channel(f"Local/{exten}@{context}-{self.ids.local_suffix()};1", context, exten,
+                                   state=0, linkedid=transferer.linkedid,
+                                   variables=_inherited(transferer.variables))
+        self.emit({"Event": "DialBegin", **transferer.snapshot(), **target.snapshot("Dest"),
+                   "DialString": f"{exten}@{context}"})
+        script = self.targets.get(exten, self.default_target)
+        answered = await self._ring(target.name, script)
+        if not answered or transferer.name not in self.channels or transferee.name not in self.channels:
+            self.emit({"Event": "DialEnd", **transferer.snapshot(), **target.snapshot("Dest"),
+                       "DialStatus": "NOANSWER"})
+            if target.name in self.channels:
+                self.hangup(target.name, script.cause)
+            if transferee.name in self.channels:
+                self.emit({"Event": "MusicOnHoldStop", **transferee.snapshot()})
+            return
+        target.state = 6
+        self.emit({"Event": "Newstate", **target.snapshot()})
+        self.emit({"Event": "DialEnd", **transferer.snapshot(), **target.snapshot("Dest"), "DialStatus": "ANSWER"})
+        if script.consult:
+            await asyncio.sleep(script.consult)
+        if transferer.name not in self.channels or transferee.name not in self.channels:
+            return
+        self.emit({"Event": "AttendedTransfer", "Result": "Success", **transferer.snapshot("OrigTransferer"),
+                   **_bridge_fields("OrigBridge", orig_bridge or "", 2),
+                   **transferer.snapshot("SecondTransferer"), **_bridge_fields("SecondBridge", "", 0),
+                   **transferee.snapshot("Transferee"), **target.snapshot("TransferTarget"),
+                   "IsExternal": "No", "DestType": "Bridge", "DestBridgeUniqueid": orig_bridge or ""})
+        self.emit({"Event": "MusicOnHoldStop", **transferee.snapshot()})
+        self._leave_bridge(transferer.name, reason="transfer")
+        self.hangup(transferer.name, 16)
+        self._bridge_channels(self.ids.bridge_id(), [transferee.name, target.name])
+
+    async def _ring(self, target_name: str, script: TargetScript, timeout: float | None = None) -> bool:
+        """Wait the script's delay (bounded by `timeout`); False if not answered or hung up meanwhile."""
+        hung_up = self._ringing[target_name] = asyncio.Event()
+        wait = script.delay if timeout is None else min(script.delay, timeout)
+        try:
+            await asyncio.wait_for(hung_up.wait(), wait)
+            return False                                     # hung up (AMI Hangup) while ringing
+        except asyncio.TimeoutError:
+            return script.answers and (timeout is None or script.delay <= timeout)
+        finally:
+            self._ringing.pop(target_name, None)
+
+    # -- Originate --------------------------------------------------------------------------------------------
+    async def _originate(self, s: _Session, a: Message) -> None:
+        channel = a.get("Channel")
+        if not channel:
+            return s.error(a, "Channel not specified")
+        application = a.get("Application")
+        context, exten, priority = a.get("Context"), a.get("Exten"), a.get("Priority")
+        if not application and (not context or not exten or not priority):
+            return s.error(a, "Originate with 'Exten' requires 'Context' and 'Priority'")          # recorded
+        tech, _, rest = channel.partition("/")
+        dial_exten, _, dial_context = rest.partition("@")
+        dial_context = dial_context.split("/")[0]
+        valid = (tech == "Local" and dial_context in self.contexts) or tech == "PJSIP"
+        is_async = a.get("Async", "false").lower() in ("true", "yes", "1")
+        timeout = int(a.get("Timeout") or 30000) / 1000
+        if not valid:
+            if is_async:
+                s.reply(a, "Success", "Originate successfully queued")
+                self._later(self._originate_failed(a, channel, REASON_FAILED))
+            else:
+                s.error(a, "Originate failed")                                                       # recorded
+            return
+        variables = dict(v.split("=", 1) for v in values(a, "Variable") if "=" in v)
+        run = self._run_originate(a, channel, tech, dial_exten, dial_context, timeout, variables)
+        if is_async:
+            s.reply(a, "Success", "Originate successfully queued")                                   # recorded
+            self._later(run)
+        else:
+            ok = await run
+            if ok:
+                s.reply(a, "Success", "Originate successfully queued")
+            else:
+                s.error(a, "Originate failed")
+
+    async def _originate_failed(self, a: Message, channel: str, reason: int) -> None:
+        self.emit({"Event": "OriginateResponse", "Privilege": "call,all", **_aid(a), "Response": "Failure",
+                   "Channel": channel, **_originate_dest(a), "Reason": str(reason), "Uniqueid": "<null>",
+                   "CallerIDNum": "<unknown>", "CallerIDName": "<unknown>"})
+
+    async def _run_originate(self, a: Message, channel: str, tech: str, dial_exten: str, dial_context: str,
+                             timeout: float, variables: dict[str, str]) -> bool:
+        suffix = self.ids.local_suffix()
+        name = f"{channel}-{suffix};1" if tech == "Local" else f"{channel}-{suffix}"
+        caller_num, caller_name = _parse_callerid(a.get("CallerID", ""))
+        chan = self._new_channel(name, dial_context or "default", dial_exten or "s", state=0, caller_num=caller_num,
+                                 caller_name=caller_name, variables=dict(variables))
+        script = self.targets.get(dial_exten, self.default_target)
+        answered = await self._ring(chan.name, script, timeout)
+        if not answered:
+            reason = REASON_NO_ANSWER if script.delay >= timeout or script.answers else REASON_HUNGUP
+            if chan.name in self.channels:
+                self.hangup(chan.name, script.cause)
+            await self._originate_failed(a, name, reason)
+            return False
+        chan.state = 6
+        self.emit({"Event": "Newstate", **chan.snapshot()})
+        self.emit({"Event": "OriginateResponse", "Privilege": "call,all", **_aid(a), "Response": "Success",
+                   "Channel": name, **_originate_dest(a), "Reason": str(REASON_ANSWERED), "Uniqueid": chan.uniqueid,
+                   "CallerIDNum": chan.caller_num, "CallerIDName": chan.caller_name})
+        if a.get("Application"):
+            chan.application, chan.app_data = a["Application"], a.get("Data", "")
+        else:
+            self.redirect(chan.name, a["Context"], a["Exten"], int(a.get("Priority") or 1), emit_newexten=True)
+        return True
+
+    # -- the model: scripting helpers for tests ---------------------------------------------------------------
+    def script_target(self, exten: str, answers: bool = True, delay: float = 0.01, consult: float = 0.0) -> None:
+        """How dialing `exten` (Atxfer digits, Originate Local/<exten>@..., hand-over Redirect) turns out."""
+        self.targets[exten] = TargetScript(answers, delay, consult)
+
+    def add_queue(self, name: str, strategy: str = "ringall") -> QueueState:
+        self.queues[name] = QueueState(name, strategy)
+        return self.queues[name]
+
+    def add_member(self, queue: str, interface: str, name: str, *, state_interface: str | None = None,
+                   membership: str = "static", penalty: int = 0, paused: bool = False, reason: str = "") -> Member:
+        member = Member(interface, name, state_interface or interface.removesuffix("/n"), membership, penalty,
+                        login_time=int(self.started), paused=paused, paused_reason=reason if paused else "")
+        self.queues[queue].members[interface] = member
+        return member
+
+    def new_call(self, caller_num: str, dialed: str, *, caller_name: str | None = None,
+                 channel: str | None = None, context: str = "from-pstn") -> Channel:
+        name = channel or f"PJSIP/caller-{self.ids.local_suffix()}"
+        return self._new_channel(name, context, dialed, state=6, caller_num=caller_num,
+                                 caller_name=caller_name or caller_num)
+
+    def caller_joins_queue(self, caller: str, queue: str) -> None:
+        chan, q = self.channels[caller], self.queues[queue]
+        q.callers.append(caller)
+        q.joined[caller] = time.time()
+        q.original_position[caller] = len(q.callers)
+        chan.queue, chan.application, chan.app_data = queue, "Queue", queue
+        self.emit({"Event": "QueueCallerJoin", **chan.snapshot(), "Queue": queue, "Position": str(len(q.callers)),
+                   "Count": str(len(q.callers))})
+
+    def ring_agent(self, caller: str, interface: str) -> Channel:
+        chan = self.channels[caller]
+        q = self.queues[chan.queue or ""]
+        member = q.members[interface]
+        agent_context = interface.split("@")[1].split("/")[0] if "@" in interface else "default"
+        agent = self._new_channel(f"{member.state_interface}-{self.ids.local_suffix()};1", agent_context,
+                                  chan.exten, state=0, caller_num=chan.caller_num, caller_name=chan.caller_name,
+                                  linkedid=chan.linkedid)
+        chan.queue_call = agent.queue_call = QueueCall(q.name, caller, agent.name, interface, q.joined[caller])
+        self.emit({"Event": "AgentCalled", **chan.snapshot(), **agent.snapshot("Dest"), "Queue": q.name,
+                   "Interface": interface, "MemberName": member.name})
+        member.status = DEVICE_RINGING
+        self._member_event("QueueMemberStatus", q, member)
+        return agent
+
+    def agent_answers(self, caller: str, agent: str) -> None:
+        chan, agent_chan = self.channels[caller], self.channels[agent]
+        call = chan.queue_call
+        assert call is not None and call.agent == agent, "ring_agent() first"
+        q = self.queues[call.queue]
+        member = q.members[call.interface]
+        now = time.time()
+        position = q.callers.index(caller) + 1
+        self._leave_queue(caller, abandon=False, position=position)
+        agent_chan.state = 6
+        call.connected = now
+        member.in_call, member.status, member.calls_taken, member.last_call = True, DEVICE_INUSE, \
+            member.calls_taken + 1, int(now)
+        self.emit({"Event": "AgentConnect", **chan.snapshot(), **agent_chan.snapshot("Dest"), "Queue": q.name,
+                   "Interface": call.interface, "MemberName": member.name,
+                   "HoldTime": str(int(now - call.joined)), "RingTime": "1"})
+        self._member_event("QueueMemberStatus", q, member)
+        self._bridge_channels(self.ids.bridge_id(), [caller, agent])
+
+    def agent_no_answer(self, caller: str, agent: str) -> None:
+        chan = self.channels[caller]
+        call = chan.queue_call
+        assert call is not None
+        q = self.queues[call.queue]
+        member = q.members[call.interface]
+        self.emit({"Event": "AgentRingNoAnswer", **chan.snapshot(), **self.channels[agent].snapshot("Dest"),
+                   "Queue": q.name, "Interface": call.interface, "MemberName": member.name, "RingTime": "15"})
+        chan.queue_call = None
+        self.hangup(agent, 19)
+        member.status = DEVICE_NOT_INUSE
+        self._member_event("QueueMemberStatus", q, member)
+
+    def answered_call(self, queue: str, interface: str, caller_num: str = "4951234567",
+                      dialed: str = "12345") -> tuple[Channel, Channel]:
+        """A caller that went through the queue and is now talking to the agent at `interface`."""
+        caller = self.new_call(caller_num, dialed)
+        self.caller_joins_queue(caller.name, queue)
+        agent = self.ring_agent(caller.name, interface)
+        self.agent_answers(caller.name, agent.name)
+        return caller, agent
+
+    def caller_abandons(self, caller: str) -> None:
+        self.hangup(caller, 16)
+
+    def set_var(self, channel: str, name: str, value: str) -> None:
+        self.channels[channel].variables[name] = value
+
+    # -- the model: transitions -------------------------------------------------------------------------------
+    def _new_channel(self, name: str, context: str, exten: str, *, state: int, caller_num: str = "<unknown>",
+                     caller_name: str = "<unknown>", linkedid: str | None = None,
+                     variables: dict[str, str] | None = None) -> Channel:
+        uniqueid = self.ids.uniqueid()
+        chan = Channel(name, uniqueid, linkedid or uniqueid, context, exten, state=state, caller_num=caller_num,
+                       caller_name=caller_name, created=time.time(), variables=variables or {})
+        self.channels[name] = chan
+        self.emit({"Event": "Newchannel", **chan.snapshot()})
+        return chan
+
+    def hangup(self, name: str, cause: int = 16) -> None:
+        chan = self.channels.get(name)
+        if chan is None:
+            return
+        ringing = self._ringing.get(name)
+        if ringing is not None:
+            ringing.set()
+        self._leave_queue(name, abandon=True)
+        self._leave_bridge(name, reason="caller" if chan.queue_call and chan.queue_call.caller == name else "agent")
+        self.channels.pop(name, None)
+        self.emit({"Event": "Hangup", **chan.snapshot(), "Cause": str(cause),
+                   "Cause-txt": HANGUP_CAUSE_TEXT.get(cause, "Unknown")})
+
+    def redirect(self, name: str, context: str, exten: str, priority: int = 1, *, emit_newexten: bool = True,
+                 keep: frozenset[str] = frozenset()) -> None:
+        """Move a channel to context,exten,priority and run the little dialplan the transfers rely on."""
+        chan = self.channels[name]
+        self._leave_queue(name, abandon=True)
+        self._leave_bridge(name, reason="transfer", keep=keep)
+        chan.context, chan.exten, chan.priority = context, exten, priority
+        chan.application, chan.app_data = "", ""
+        if emit_newexten:
+            self.emit({"Event": "Newexten", **chan.snapshot(), "Extension": exten, "Application": "NoOp",
+                       "AppData": ""})
+        dp = self.dialplan
+        if context == dp.threeway_context and exten == dp.conf_exten:
+            room = chan.variables.get(dp.conf_var) or chan.variables.get(f"__{dp.conf_var}") or "default"
+            chan.application, chan.app_data = "ConfBridge", room
+            self._bridge_channels(f"conf-{room}", [name])
+        elif context == dp.escalate_context and exten in self.queues:
+            self.caller_joins_queue(name, exten)
+        elif context == dp.warm_context and exten.isdigit():
+            self._later(self._dial_from_dialplan(name, exten))
+
+    async def _dial_from_dialplan(self, name: str, exten: str) -> None:
+        """Dial(${HOTLINE_XFER_TRUNK}) for a redirected caller (emergency hand-over)."""
+        chan = self.channels.get(name)
+        if chan is None:
+            return
+        chan.application, chan.app_data = "Dial", exten
+        script = self.targets.get(exten, self.default_target)
+        target = self._new_channel(f"Local/{exten}@{chan.context}-{self.ids.local_suffix()};1", chan.context, exten,
+                                   state=0, linkedid=chan.linkedid)
+        self.emit({"Event": "DialBegin", **chan.snapshot(), **target.snapshot("Dest"), "DialString": exten})
+        timeout = float(_var(chan, self.dialplan.timeout_var) or 30)
+        answered = await self._ring(target.name, script, timeout)
+        if name not in self.channels:
+            self.hangup(target.name, 16)
+            return
+        if answered:
+            target.state = 6
+            self.emit({"Event": "DialEnd", **chan.snapshot(), **target.snapshot("Dest"), "DialStatus": "ANSWER"})
+            self._bridge_channels(self.ids.bridge_id(), [name, target.name])
+            return
+        self.emit({"Event": "DialEnd", **chan.snapshot(), **target.snapshot("Dest"), "DialStatus": "NOANSWER"})
+        self.hangup(target.name, script.cause)
+        fallback = _var(chan, self.dialplan.fallback_queue_var)
+        if fallback in self.queues:
+            self.caller_joins_queue(name, fallback)
+
+    def _leave_queue(self, name: str, *, abandon: bool, position: int | None = None) -> None:
+        chan = self.channels.get(name)
+        if chan is None or chan.queue is None:
+            return
+        q = self.queues[chan.queue]
+        if name in q.callers:
+            position = position or q.callers.index(name) + 1
+            q.callers.remove(name)
+            joined = q.joined.pop(name, time.time())
+            if abandon:
+                q.abandoned += 1
+                self.emit({"Event": "QueueCallerAbandon", **chan.snapshot(), "Queue": q.name,
+                           "Position": str(position), "OriginalPosition": str(q.original_position.get(name, position)),
+                           "HoldTime": str(int(time.time() - joined))})
+            self.emit({"Event": "QueueCallerLeave", **chan.snapshot(), "Queue": q.name, "Position": str(position),
+                       "Count": str(len(q.callers))})
+        chan.queue = None
+
+    def _bridge_peers(self, chan: Channel) -> list[str]:
+        if chan.bridge is None:
+            return []
+        return sorted(self.bridges.get(chan.bridge, set()) - {chan.name})
+
+    def _bridge_channels(self, bridge_id: str, names: list[str]) -> None:
+        if bridge_id not in self.bridges:
+            self.bridges[bridge_id] = set()
+            self.emit({"Event": "BridgeCreate", **_bridge_fields("Bridge", bridge_id, 0)})
+        members = self.bridges[bridge_id]
+        for name in names:
+            members.add(name)
+            chan = self.channels[name]
+            chan.bridge = bridge_id
+            self.emit({"Event": "BridgeEnter", **_bridge_fields("Bridge", bridge_id, len(members)),
+                       **chan.snapshot()})
+
+    def _leave_bridge(self, name: str, *, reason: str, keep: frozenset[str] = frozenset()) -> None:
+        """A channel leaves its bridge; a queue call ends (AgentComplete); a two-party bridge's peer hangs up."""
+        chan = self.channels.get(name)
+        if chan is None or chan.bridge is None:
+            return
+        bridge_id = chan.bridge
+        members = self.bridges.get(bridge_id, set())
+        members.discard(name)
+        chan.bridge = None
+        self.emit({"Event": "BridgeLeave", **_bridge_fields("Bridge", bridge_id, len(members)), **chan.snapshot()})
+        call = chan.queue_call
+        if call is not None and call.connected is not None:
+            self._complete_queue_call(call, reason)
+        if bridge_id.startswith("conf-"):
+            if not members:
+                self.bridges.pop(bridge_id, None)
+                self.emit({"Event": "BridgeDestroy", **_bridge_fields("Bridge", bridge_id, 0)})
+            return
+        self.bridges.pop(bridge_id, None)
+        for peer in list(members):
+            peer_chan = self.channels.get(peer)
+            if peer_chan is not None:
+                peer_chan.bridge = None
+                if peer in keep:
+                    continue
+                if reason != "transfer" or (call is not None and peer == call.agent):
+                    self.hangup(peer, 16)
+        self.emit({"Event": "BridgeDestroy", **_bridge_fields("Bridge", bridge_id, 0)})
+
+    def _complete_queue_call(self, call: QueueCall, reason: str) -> None:
+        caller, agent = self.channels.get(call.caller), self.channels.get(call.agent or "")
+        for chan in (caller, agent):
+            if chan is not None:
+                chan.queue_call = None
+        q = self.queues[call.queue]
+        member = q.members.get(call.interface)
+        now = time.time()
+        q.completed += 1
+        if caller is not None and agent is not None and member is not None:
+            self.emit({"Event": "AgentComplete", **caller.snapshot(), **agent.snapshot("Dest"), "Queue": q.name,
+                       "Interface": call.interface, "MemberName": member.name,
+                       "HoldTime": str(int((call.connected or now) - call.joined)),
+                       "TalkTime": str(int(now - (call.connected or now))), "Reason": reason})
+        if member is not None:
+            member.in_call, member.status = False, DEVICE_NOT_INUSE
+            self._member_event("QueueMemberStatus", q, member)
+
+
+def _inherited(variables: dict[str, str]) -> dict[str, str]:
+    """Variables a new channel inherits: '__X' (kept as such) and '_X' (as X), as Asterisk does."""
+    out = {}
+    for key, value in variables.items():
+        if key.startswith("__"):
+            out[key] = value
+            out[key[2:]] = value
+        elif key.startswith("_"):
+            out[key[1:]] = value
+    return out
+
+
+def _var(chan: Channel, name: str) -> str | None:
+    for key in (name, f"_{name}", f"__{name}"):
+        if key in chan.variables:
+            return chan.variables[key]
+    return None
+
+
+def _aid(a: Message) -> dict[str, str]:
+    return {"ActionID": a["ActionID"]} if "ActionID" in a else {}
+
+
+def _originate_dest(a: Message) -> dict[str, str]:
+    if a.get("Application"):
+        return {"Application": a["Application"], "Data": a.get("Data", "")}
+    return {"Context": a.get("Context", ""), "Exten": a.get("Exten", "")}
+
+
+def _parse_callerid(text: str) -> tuple[str, str]:
+    if "<" in text and text.endswith(">"):
+        name, _, num = text[:-1].partition("<")
+        return num.strip() or "<unknown>", name.strip().strip('"') or "<unknown>"
+    return (text or "<unknown>"), "<unknown>"
+
+
+def _bridge_fields(prefix: str, bridge_id: str, count: int) -> dict[str, str]:
+    return {f"{prefix}Uniqueid": bridge_id, f"{prefix}Type": "basic", f"{prefix}Technology": "simple_bridge",
+            f"{prefix}Creator": "<unknown>", f"{prefix}Name": "<unknown>", f"{prefix}NumChannels": str(count),
+            f"{prefix}VideoSourceMode": "none"}
+
+
+def _event_tv() -> str:
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}+0000"
