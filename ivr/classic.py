@@ -118,13 +118,18 @@ class ClassicChannel(AGI):
 def main(argv: list[str] | None = None, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> int:
     """`python -m ivr.classic [dialed]`: one call on stdin/stdout. Always exits 0 so AGISTATUS is SUCCESS
     whenever the decision (or the fail-open variables) reached the channel."""
-    from ivr.engine import ConfigHolder, Engine, fail_open_commands
     from scripts.logsetup import configure_logging
-    from scripts.settings import load_settings
 
     configure_logging(level=os.environ.get("HOTLINE_LOG_LEVEL", "info"), fmt="json", stream=sys.stderr)
     channel = ClassicChannel(stdin or sys.stdin.buffer, stdout or sys.stdout.buffer, install_sighup=True)
-    structlog.contextvars.bind_contextvars(uniqueid=channel.env.get("uniqueid", ""))
+    with structlog.contextvars.bound_contextvars(uniqueid=channel.env.get("uniqueid", "")):
+        return _run(channel)
+
+
+def _run(channel: ClassicChannel) -> int:
+    from ivr.engine import ConfigHolder, Engine, fail_open_commands
+    from scripts.settings import load_settings
+
     try:
         settings = load_settings()
         holder = ConfigHolder.from_files(settings.routing_table, settings.ivr_menus)
