@@ -11,6 +11,8 @@ falls through every comparison to fail-open handling: there is no dead end.
 """
 from __future__ import annotations
 
+import re
+
 from dialplan.common import RenderError, comment_text, header, join_lines
 from dialplan.conftext import Exten, Section, document
 from dialplan.facts import Facts, TransferTarget
@@ -53,6 +55,7 @@ def sanitize(raw: str, safe: str, allowed: str, malformed_label: str) -> list[tu
 
 
 ID_CHARS = "-0-9a-z"          # FILTER: '-' first is literal, then ranges; queue and trunk ids
+VERSION_CHARS = "-0-9A-Za-z"  # the table version the engine reports (a content hash)
 ROOM_CHARS = "-0-9A-Za-z_."   # ConfBridge room names from AMI: no ',' (it would add ConfBridge options)
 
 
@@ -139,7 +142,17 @@ def _engine(facts: Facts, options: RenderOptions) -> Section:
     exten.add('GotoIf($["${AGISTATUS}" = "NOTFOUND"]?engine_notfound)')
     exten.add('GotoIf($["${AGISTATUS}" != "SUCCESS"]?engine_failure)')
     exten.add("GotoIf($[${LEN(${HOTLINE_ACTION})} = 0]?no_action)")
-    _add_all(exten, sanitize("HOTLINE_ACTION", "HOTLINE_SAFE_ACTION", "a-z", "unknown_action"))
+    version = facts.table.version
+    checks_version = re.match(r"^[-0-9A-Za-z]+$", version) is not None
+    if checks_version:
+        # The engine names the table it decided with; a different one means this file is stale (or the
+        # engine's): say so loudly, and still only obey what the whitelists below accept.
+        exten.add(f"Set(HOTLINE_SAFE_TABLE=${{FILTER({VERSION_CHARS},${{HOTLINE_TABLE}})}})")
+        exten.add(f'GotoIf($["${{HOTLINE_SAFE_TABLE}}" = "{version}"]?table_ok)')
+        exten.add(f"Log(WARNING,engine routing table ${{HOTLINE_SAFE_TABLE}} differs from the dialplan table "
+                  f"{version} - render the dialplan again)")
+    _add_all(exten, sanitize("HOTLINE_ACTION", "HOTLINE_SAFE_ACTION", "a-z", "unknown_action"),
+             "table_ok" if checks_version else None)
     for action in ACTIONS:
         exten.add(f'GotoIf($["${{HOTLINE_SAFE_ACTION}}" = "{action}"]?{CTX_ACTION.format(action)},s,1)')
     _add_all(exten, failopen("unknown-action"), "unknown_action")

@@ -289,3 +289,13 @@ def test_escalation_moves_a_caller_into_the_queue_context(queue_id: str) -> None
 def test_escalation_to_an_unknown_queue_fails_open() -> None:
     result = run(PLAN, "hotline-escalate", "nope", {"HOTLINE_DIALED": "12320"}, {"Queue": answered})
     assert result.queues == [GENERAL] and result.variables["HOTLINE_FAILOPEN"] == "unknown-escalation"
+
+
+def test_a_stale_dialplan_is_reported_but_the_call_still_goes_through() -> None:
+    same = call("12345", engine(AGISTATUS="SUCCESS", HOTLINE_ACTION="queue", HOTLINE_TARGET="expert-12320",
+                                HOTLINE_TABLE=TABLE.version))
+    other = call("12345", engine(AGISTATUS="SUCCESS", HOTLINE_ACTION="queue", HOTLINE_TARGET="expert-12320",
+                                 HOTLINE_TABLE="0123abc"))
+    assert "Log" not in same.apps() and same.queues == ["expert-12320"]
+    warning = next(s for s in other.trace if s.app == "Log")
+    assert warning.args.startswith("WARNING,") and other.queues == ["expert-12320"]
