@@ -282,3 +282,16 @@ def test_caches_never_keep_personal_data():
     kept = repr(codec._PARSED) + repr(codec._FORMATTED)
     assert "13812345678" not in kept and "Zhang San" not in kept
     assert codec.parse_result_line("200 result=1") is codec.parse_result_line("200 result=1")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_any_split_of_a_recorded_stream_gives_the_same_replies(data):
+    path = data.draw(st.sampled_from(TRANSCRIPTS))
+    t = load_transcript(path)
+    stream = t.asterisk_stream[len(t.env_block):]
+    cuts = sorted(data.draw(st.sets(st.integers(0, len(stream)), max_size=30)))
+    parser, got = ResponseParser(), []
+    for a, b in zip([0] + cuts, cuts + [len(stream)]):
+        got += parser.feed(stream[a:b])
+    assert got == ResponseParser().feed(stream) and parser.idle
