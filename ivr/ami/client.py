@@ -161,7 +161,7 @@ class AmiClient:
         self.reconnect_first_delay = reconnect_first_delay
         self.reconnect_max_delay = reconnect_max_delay
         self.connect_timeout = connect_timeout
-        self.events = events
+        self._events_on = events
         self._ids = (f"{action_id_prefix}-{n}" for n in itertools.count(1))
         self._subscribers: list[_Subscriber] = []
         self._on_connected: list[Callable[[], Any]] = []
@@ -330,7 +330,7 @@ class AmiClient:
                 raise AmiError("no AMI banner from the server")
             try:
                 await self._send(link, {"Action": "Login", "Username": self.username, "Secret": self.__secret,
-                                        "Events": "on" if self.events else "off"}, self.action_timeout)
+                                        "Events": "on" if self._events_on else "off"}, self.action_timeout)
             except AmiError as exc:
                 if exc.response is not None:
                     raise AmiAuthError(exc.response.get("Message", "login refused"), exc.response) from None
