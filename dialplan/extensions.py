@@ -305,9 +305,20 @@ def _warm(facts: Facts) -> Section:
     ctx.comment("Context=hotline-warm-transfer, Exten=<digits> (sent as DTMF after the atxfer code, so digits).")
     ctx.comment("Unanswered within the rule's no_answer_seconds: this leg hangs up and the agent is back with the")
     ctx.comment("caller (features: atxferdropcall=no calls the agent back if they had already hung up).")
+    ctx.comment("Emergency digits lead to hotline-emergency (no queue, no time check): an agent's attended")
+    ctx.comment("transfer to 110/119/120/122, or a caller Redirected here for the hand-over, is dialed at once.")
+    ctx.comment("Unknown digits: a redirected caller (HOTLINE_DIALED set) fails open; an agent's leg hangs up.")
     for target in facts.warm:
         ctx.exten(_transfer_leg(target))
-    return ctx
+    for target in facts.emergency:
+        ctx.exten(Exten(target.digits)
+                  .add(f"NoOp(emergency transfer or hand-over to {target.trunk.id})")
+                  .add(f"Goto({CTX_EMERGENCY},{target.digits},1)"))
+    invalid = Exten("i")
+    invalid.add("GotoIf($[${LEN(${HOTLINE_DIALED})} = 0]?agent_leg)")
+    _add_all(invalid, failopen("unknown-transfer-target"))
+    invalid.add("Hangup()", "agent_leg")
+    return ctx.exten(invalid)
 
 
 def _transfer_leg(target: TransferTarget) -> Exten:

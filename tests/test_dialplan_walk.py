@@ -236,6 +236,7 @@ FORBIDDEN_IN_EMERGENCY = {"Queue", "GotoIfTime", "ExecIfTime", "IFTIME"}
 def test_emergency_paths_have_no_time_check_and_no_queue() -> None:
     entries = [("hotline-emergency", ext) for ext in PLAN.contexts["hotline-emergency"]]
     entries += [("hotline-failopen", did) for did in EMERGENCY_DIDS]
+    entries += [("hotline-warm-transfer", did) for did in EMERGENCY_DIDS]
     entries += [("hotline-threeway", TABLE.trunks[TABLE.lines[did].rules[-1].trunk].dial) for did in EMERGENCY_DIDS]
     assert len(PLAN.contexts["hotline-emergency"]) == len(EMERGENCY_DIDS) == 4
     for context, exten in entries:
@@ -251,7 +252,7 @@ def test_emergency_paths_have_no_time_check_and_no_queue() -> None:
 
 def test_transfer_contexts_use_digit_extensions_for_atxfer() -> None:
     warm = set(PLAN.contexts["hotline-warm-transfer"])
-    assert warm == {"12348", "12333"}
+    assert warm == {"12348", "12333", "110", "119", "120", "122", "i"}
     threeway = set(PLAN.contexts["hotline-threeway"])
     assert threeway == {"caller", "agent", "target", "conf", "12360", "12366", "12305", "110", "119", "120", "122"}
     for digits in ("12348", "12333"):
@@ -299,3 +300,17 @@ def test_a_stale_dialplan_is_reported_but_the_call_still_goes_through() -> None:
     assert "Log" not in same.apps() and same.queues == ["expert-12320"]
     warning = next(s for s in other.trace if s.app == "Log")
     assert warning.args.startswith("WARNING,") and other.queues == ["expert-12320"]
+
+
+@pytest.mark.parametrize("did", EMERGENCY_DIDS)
+def test_emergency_hand_over_by_redirect_to_the_warm_transfer_context(did: str) -> None:
+    result = run(PLAN, "hotline-warm-transfer", did, {"HOTLINE_DIALED": "12345"},
+                 {"Dial": dial("CHANUNAVAIL"), "Queue": answered})
+    assert result.queues == [] and len(result.dials) == 3 and result.ended == "hangup"
+
+
+def test_unknown_transfer_digits_never_strand_a_caller() -> None:
+    caller = run(PLAN, "hotline-warm-transfer", "99999", {"HOTLINE_DIALED": "12348"}, {"Queue": answered})
+    assert caller.queues == [GENERAL] and caller.variables["HOTLINE_FAILOPEN"] == "unknown-transfer-target"
+    agent_leg = run(PLAN, "hotline-warm-transfer", "99999", {}, {"Queue": answered})
+    assert agent_leg.queues == [] and agent_leg.ended == "hangup"
