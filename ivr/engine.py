@@ -17,9 +17,9 @@ from typing import Any, Callable, Generator, Mapping
 import structlog
 
 from ivr.agi.commands import Command, GetVariable, Response, SetVariable
-from ivr.fastagi import bind_call_context
 from routing.decide import decide, normalize_number
 from routing.model import CallerHistory, RoutingTable
+from routing.privacy import mask_number
 
 log = structlog.get_logger()
 
@@ -219,6 +219,12 @@ def build_record(flow: CallFlow, *, hungup: bool) -> Any:
 
 
 # ------------------------------------------------------------------ the engine
+
+def bind_call_context(env: Mapping[str, str]) -> None:
+    """Every log line of this session (this asyncio task) carries the call's uniqueid and masked caller."""
+    structlog.contextvars.bind_contextvars(uniqueid=env.get("uniqueid", ""),
+                                           caller=mask_number(env.get("callerid")))
+
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)

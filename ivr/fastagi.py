@@ -21,7 +21,6 @@ import structlog
 from ivr.agi.codec import ProtocolError
 from ivr.agi.commands import Command
 from ivr.fastagi_compat import AgiApplication, AgiRequest, SessionClosed, SessionStalled
-from routing.privacy import mask_number
 
 log = structlog.get_logger()
 
@@ -130,6 +129,7 @@ class FastAgiServer:
             log.info("fastagi.stopped", finished=len(done), cut=len(still), **self.stats)
         else:
             log.info("fastagi.stopped", finished=0, cut=0, **self.stats)
+        self.app.watchdog.close()
 
     async def serve_until_signalled(self, on_reload: Callable[[], object] | None = None,
                                     stop: asyncio.Event | None = None) -> None:
@@ -153,11 +153,6 @@ class FastAgiServer:
                 loop.remove_signal_handler(sig)
             await self.shutdown()
 
-
-def bind_call_context(env: Mapping[str, str]) -> None:
-    """Every log line of this session (this asyncio task) carries the call's uniqueid and masked caller."""
-    structlog.contextvars.bind_contextvars(uniqueid=env.get("uniqueid", ""),
-                                           caller=mask_number(env.get("callerid")))
 
 
 def build_server(engine: object, *, host: str = "127.0.0.1", port: int = 4573,

@@ -66,6 +66,11 @@ class Watchdog:
     def disarm(self, key: object) -> None:
         self._deadlines.pop(key, None)
 
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
     async def _run(self) -> None:
         try:
             while self._deadlines:
