@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import itertools
+import os
 import re
+import time
 import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
@@ -329,8 +331,8 @@ async def place_call(host: str, port: int, *, dialed: str, caller: str | None = 
     `reply_delay(command_line)` lets a load test hold the session (e.g. a prompt playing for 1-3 s).
     `timeout` bounds the whole call.
     """
-    if uniqueid is None:
-        uniqueid = f"1795698853.{next(_UNIQUEIDS)}"
+    if uniqueid is None:     # Asterisk's form, <epoch>.<sequence>; unique across emulator processes too
+        uniqueid = f"{int(time.time())}.{os.getpid()}{next(_UNIQUEIDS):05d}"
     env = dict(env) if env is not None else asterisk_env(dialed=dialed, caller=caller, caller_name=caller_name,
                                                          uniqueid=uniqueid, script=script, host=host, port=port)
     channel = AsteriskChannel(env, dtmf, hangup_at=hangup_at, variables=variables)
