@@ -129,7 +129,9 @@ class SupervisorHub:
         """Validate, check the role, send through the server's AmiClient, audit. Never raises for bad input."""
         now = self.clock()
         summary = {k: str(v)[:100] for k, v in params.items() if k in ("server", "queue", "interface", "reason")}
-        if not user.may(kind):
+        if kind not in actions.ACTIONS:
+            result = {"ok": False, "message": f"unknown action {kind[:40]!r}"}
+        elif not user.may(kind):
             result = {"ok": False, "message": f"your role ({user.role}) may not {kind}"}
         else:
             try:

@@ -25,6 +25,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from supervisor import metrics
+from supervisor.actions import ACTIONS
 from supervisor.auth import User, authenticate
 from supervisor.hub import SupervisorHub
 
@@ -207,7 +208,8 @@ def create_app(hub: SupervisorHub, users: Mapping[str, User], *, session_key: st
             return JSONResponse({"ok": False, "message": "CSRF token missing or wrong"}, status_code=403)
         kind = request.path_params["kind"]
         result = await hub.perform(user, kind, form)
-        status = 200 if result["ok"] else (403 if result["message"].startswith("your role") else 400)
+        forbidden = kind in ACTIONS and not user.may(kind)
+        status = 200 if result["ok"] else (403 if forbidden else 400)
         return JSONResponse(result, status_code=status)
 
     async def api_audit(request: Request) -> Response:
