@@ -112,9 +112,10 @@ class CallTranscript:
 class AsteriskChannel:
     """One channel in AGI, sans-I/O: `handle(line)` returns Asterisk's reply bytes for one command line.
 
-    After the caller hangs up (script entry "hangup", or `hangup_at` = index of the command during which it
-    happens: the first prompt/input command from that index on) the pending command gets `200 result=-1`, `hangup_pending` becomes True (the driver sends the
-    lone HANGUP line ~40 ms later), and the channel is dead: 511 for channel commands, 200 for the others.
+    The caller hangs up on script entry "hangup", or at command index `hangup_at`: during a prompt/input
+    command that command gets `200 result=-1`; during a quick one (SET VARIABLE, ...) it completes normally.
+    Either way `hangup_pending` becomes True (the driver sends the lone HANGUP line ~40 ms later) and the
+    channel is dead from then on: 511 for channel commands, 200 for the others.
     """
 
     def __init__(self, env: Mapping[str, str], dtmf: Iterable[str] = (), *, hangup_at: int | None = None,
@@ -159,7 +160,10 @@ class AsteriskChannel:
             return _usage(name)
         if not self.dead and self.hangup_at is not None and index >= self.hangup_at:
             if name in ("STREAM FILE", "GET DATA", "GET OPTION", "SAY DIGITS", "EXEC", "ANSWER"):
-                return self._hang_up()
+                return self._hang_up()            # during the command: it returns result=-1
+            reply = handler(*args)                # right after a quick command: it completed, then HANGUP
+            self._hang_up()
+            return reply
         return handler(*args)
 
     def _cmd_answer(self) -> bytes:

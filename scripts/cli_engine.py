@@ -131,7 +131,8 @@ def reload(pid_file: Path, pid: int | None) -> None:
 @click.option("--host", default=None, help="Engine address [HOTLINE_AGI_HOST].")
 @click.option("--port", type=int, default=None, help="Engine port [HOTLINE_AGI_PORT].")
 @click.option("--hangup-after", type=int, default=None,
-              help="The caller hangs up during the first prompt from the N-th command on (0-based).")
+              help="The caller hangs up at the N-th AGI command (0-based): during it if it plays or listens, "
+                   "right after it otherwise.")
 @click.option("--timeout", type=float, default=30.0, show_default=True)
 def call(number, dtmf, at, caller, caller_name, host, port, hangup_after, timeout) -> None:
     """Place an emulated call (Asterisk 22 as recorded) against a running engine and print what happened."""

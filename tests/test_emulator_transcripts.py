@@ -101,3 +101,12 @@ async def test_place_call_against_a_scripted_peer():
     assert received[1:2] + received[3:] == [b"200 result=0\n", b"200 result=-1\n",
                             b"HANGUP\n", b"200 result=1\n"]
     assert t.hungup and t.closed_by == "server" and t.destination == "caller hung up"
+
+
+def test_hangup_right_after_a_quick_command():
+    """A hang-up between commands: the quick command completes, then the channel is dead (HANGUP line)."""
+    ch = AsteriskChannel(asterisk_env(dialed="12345"), hangup_at=1)
+    assert ch.handle("ANSWER") == b"200 result=0\n" and not ch.hangup_pending
+    assert ch.handle("SET VARIABLE A 1") == b"200 result=1\n" and ch.hangup_pending and ch.t.hungup
+    assert ch.handle("GET OPTION menu 12 5000").startswith(b"511 ")
+    assert ch.handle("SET VARIABLE HOTLINE_ACTION queue") == b"200 result=1\n"

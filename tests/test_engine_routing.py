@@ -148,9 +148,10 @@ async def test_hangup_during_a_prompt_then_next_call_is_served():
 async def test_hangup_notice_arriving_mid_dead_mode_never_shifts_replies():
     """The lone HANGUP line lands between replies; every later reply still answers its own command."""
     async with running_engine() as (server, _):
-        t = await call(server, "12320", [], hangup_at=1, at=WORKDAY_10H, hangup_notice_delay=0.0)
-        t2 = await call(server, "12320", [], hangup_at=1, at=WORKDAY_10H, hangup_notice_delay=0.005)
+        t = await call(server, "12320", [], hangup_at=4, at=WORKDAY_10H, hangup_notice_delay=0.0)
+        t2 = await call(server, "12320", [], hangup_at=4, at=WORKDAY_10H, hangup_notice_delay=0.005)
     for tr in (t, t2):
+        assert tr.exchanges[4][1] == "200 result=-1"              # GET OPTION: hung up during the menu
         assert tr.hungup and tr.variables["HOTLINE_ACTION"] == "queue"
         assert tr.variables["HOTLINE_TARGET"] == "expert-12320"
 
@@ -185,3 +186,15 @@ async def test_calls_in_parallel_do_not_mix():
     for n, t in zip(numbers, results):
         assert t.env["extension"] == n and t.variables["HOTLINE_LINE"] in (n, "12345")
         assert not t.error
+
+
+async def test_hangup_between_commands_lone_hangup_line_with_nothing_pending():
+    """The HANGUP line arrives while no command is pending; the next reply (511) still answers its command."""
+    async with running_engine() as (server, _):
+        # commands: GET VARIABLE HOTLINE_AT (0), ANSWER (1), SET VARIABLE CHANNEL(language) (2): gone after it
+        t = await call(server, "12345", [], hangup_at=2, at=WORKDAY_10H, hangup_notice_delay=0.0)
+        nxt = await call(server, "12345", ["2"], at=WORKDAY_10H)
+    assert t.hungup and t.variables["HOTLINE_ACTION"] == "queue"
+    assert t.exchanges[2] == ("SET VARIABLE CHANNEL(language) zh", "200 result=1")
+    assert any(reply.startswith("511") for _, reply in t.exchanges[3:])
+    assert nxt.destination == "queue general-12345"
