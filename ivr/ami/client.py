@@ -165,6 +165,7 @@ class AmiClient:
         self._ids = (f"{action_id_prefix}-{n}" for n in itertools.count(1))
         self._subscribers: list[_Subscriber] = []
         self._on_connected: list[Callable[[], Any]] = []
+        self._on_disconnected: list[Callable[[], Any]] = []
         self._link: _Link | None = None
         self._connected = False
         self._closing = False
@@ -247,6 +248,15 @@ class AmiClient:
         def unsubscribe() -> None:
             if callback in self._on_connected:
                 self._on_connected.remove(callback)
+        return unsubscribe
+
+    def on_disconnected(self, callback: Callable[[], Any]) -> Callable[[], None]:
+        """Call `callback()` (sync or async) whenever a logged-in link is lost (pending actions have failed)."""
+        self._on_disconnected.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._on_disconnected:
+                self._on_disconnected.remove(callback)
         return unsubscribe
 
     def events(self, names: Iterable[str] | None = None, maxsize: int = 10000) -> "EventStream":
@@ -362,6 +372,8 @@ class AmiClient:
                 f"{reason} before the reply to {item.name} ({aid}); not re-sent"))
             if was_connected:
                 log.warning("ami.disconnected", host=self.host, port=self.port, reason=reason)
+                for callback in list(self._on_disconnected):
+                    self._run_connected_callback(callback)
 
     async def _read(self, reader: asyncio.StreamReader, link: _Link) -> None:
         decoder = AmiDecoder()
@@ -414,7 +426,7 @@ class AmiClient:
         try:
             result = callback()
         except Exception:
-            log.exception("ami.on_connected_failed", callback=_name(callback))
+            log.exception("ami.link_callback_failed", callback=_name(callback))
             return
         if inspect.isawaitable(result):
             _spawn(result, callback)

@@ -1,0 +1,535 @@
+"""Transfers over AMI: pure state machines (fed replies and events, time passed in) and a thin async driver.
+
+Kinds (routing.model.TransferKind) and how each is done:
+- ATTENDED (warm; retained seats 12348/12333): AMI Atxfer on the agent's channel to <trunk dial digits> in
+  hotline-warm-transfer, after setting __HOTLINE_XFER_TRUNK/__HOTLINE_XFER_TIMEOUT on the agent's channel (the
+  transfer leg inherits them). Atxfer, not Originate+Bridge: Asterisk then keeps the caller on hold, lets the
+  agent talk to the seat first and returns the caller to the agent by itself when the leg fails; we only add the
+  deadline: no answer within no_answer_seconds -> we hang the leg up, Asterisk gives the caller back (RETURNED).
+  Needs queue options tT and an atxfer feature code (Atxfer only queues DTMF, hence digits-only targets).
+- THREE_WAY (sub-centres 12360/12366/12305, emergency linkage): Originate Local/<digits>@hotline-threeway into
+  hotline-threeway,conf with HOTLINE_CONF=<room>; only once the target answered are caller and agent moved into
+  the same ConfBridge (one Redirect with ExtraChannel). No answer: nothing moved, the caller is still with the
+  agent (NO_ANSWER). The agent may leave the conference at any time.
+- HANDOVER (emergency one-step): Redirect of the caller to hotline-warm-transfer,<digits> (works bridged or not,
+  unlike BlindTransfer); the dialplan dials the emergency trunk and falls back to the general queue if nobody
+  answers. The record's first_line says which line took the call first.
+- ESCALATE (expert-12320/12329): Setvar HOTLINE_LINE and HOTLINE_IVR_PATH on the caller, then Redirect to
+  hotline-escalate,<queue id>; ANSWERED once an expert's AgentConnect is seen.
+
+Every attempt ends in exactly one TransferRecord (records.types), reported once to on_record. An AMI link that
+drops mid-transfer fails the attempt cleanly (FAILED); nothing is ever re-sent, so no second Originate.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+import structlog
+
+from ivr.ami.client import AmiClient, AmiError
+from ivr.ami.contract import DEFAULT_DIALPLAN, TransferDialplan
+from ivr.ami.framing import Message
+from records.types import TransferOutcome, TransferRecord, TransferRecordKind
+from routing.model import TransferKind
+
+log = structlog.get_logger(__name__)
+
+SETUP_GRACE_SECONDS = 5.0     # beyond no_answer_seconds, for Asterisk to report what happened
+
+
+@dataclass(frozen=True)
+class TransferRequest:
+    kind: TransferKind
+    uniqueid: str                         # the call's uniqueid (records key)
+    caller_channel: str
+    from_line: str                        # the legacy line the call came in on (HOTLINE_LINE)
+    first_line: str = "12345"             # the line that took the call first: stays responsible
+    agent_channel: str | None = None      # needed for ATTENDED and THREE_WAY
+    agent: str | None = None              # agent id for the record (interface or name)
+    target_trunk: str | None = None       # ATTENDED, THREE_WAY, HANDOVER
+    dial: str | None = None               # the trunk's dial digits (Trunk.dial)
+    target_queue: str | None = None       # ESCALATE
+    no_answer_seconds: float = 30
+    ivr_path: tuple[str, ...] = ()
+    fallback_queue: str = "general-12345"  # HANDOVER: where the caller goes if the emergency trunk fails
+
+    def __post_init__(self) -> None:
+        kind = TransferKind(self.kind)
+        object.__setattr__(self, "kind", kind)
+        if kind in (TransferKind.ATTENDED, TransferKind.THREE_WAY) and not self.agent_channel:
+            raise ValueError(f"{kind.value} transfer needs the agent's channel")
+        if kind in (TransferKind.ATTENDED, TransferKind.THREE_WAY, TransferKind.HANDOVER):
+            if not self.target_trunk or not self.dial or not self.dial.isdigit():
+                raise ValueError(f"{kind.value} transfer needs a target trunk with digits to dial, got "
+                                 f"trunk={self.target_trunk!r} dial={self.dial!r}")
+        if kind is TransferKind.ESCALATE and not self.target_queue:
+            raise ValueError("escalation needs a target queue")
+        if kind is TransferKind.WORK_ORDER:
+            raise ValueError("work orders have no call leg: they are not an AMI transfer")
+        if self.no_answer_seconds <= 0:
+            raise ValueError("no_answer_seconds must be positive")
+
+
+@dataclass(frozen=True)
+class Send:
+    """An AMI action the machine wants sent; its reply (or AmiError) comes back through on_reply(tag, ...)."""
+
+    tag: str
+    fields: dict[str, Any]
+
+
+RECORD_KIND = {TransferKind.ATTENDED: TransferRecordKind.ATTENDED, TransferKind.THREE_WAY: TransferRecordKind.THREE_WAY,
+               TransferKind.HANDOVER: TransferRecordKind.HANDOVER, TransferKind.ESCALATE: TransferRecordKind.ESCALATE}
+
+
+class TransferMachine:
+    """Shared life cycle: setup actions one by one (any error -> FAILED), then events until an outcome or the
+    deadline. Subclasses say which actions, which events matter, and what the deadline means."""
+
+    def __init__(self, request: TransferRequest, now: datetime, *, attempt_id: str,
+                 dialplan: TransferDialplan = DEFAULT_DIALPLAN) -> None:
+        self.req, self.dp, self.attempt_id = request, dialplan, attempt_id
+        self.started_at = now
+        self.ended_at: datetime | None = None
+        self.outcome: TransferOutcome | None = None
+        self.reason = ""
+        self.deadline: datetime | None = None
+        self.state = "new"
+        self.steps: list[Send] = []
+        self.log: list[str] = []          # what happened, for logs and the CLI
+
+    # -- the driver's interface ------------------------------------------------------------------------------
+    @property
+    def finished(self) -> bool:
+        return self.outcome is not None
+
+    def start(self, now: datetime) -> list[Send]:
+        self.state = "setup"
+        self.steps = self.setup()
+        self.deadline = now + timedelta(seconds=self.req.no_answer_seconds + SETUP_GRACE_SECONDS)
+        return self._next_step(now)
+
+    def on_reply(self, tag: str, reply: list[Message] | AmiError, now: datetime) -> list[Send]:
+        if self.finished:
+            return []
+        if isinstance(reply, AmiError):
+            return self.step_failed(tag, reply, now)
+        self.note(f"{tag}: {reply[0].get('Message') or reply[0].get('Response')}")
+        if self.state == "setup":
+            return self._next_step(now)
+        return self.after_reply(tag, reply, now)
+
+    def on_event(self, event: Message, now: datetime) -> list[Send]:
+        return [] if self.finished else self.handle_event(event, now)
+
+    def tick(self, now: datetime) -> list[Send]:
+        if self.finished or self.deadline is None or now < self.deadline:
+            return []
+        return self.deadline_passed(now)
+
+    def on_link_lost(self, now: datetime) -> list[Send]:
+        if not self.finished:
+            self.finish(TransferOutcome.FAILED, now, "AMI link lost mid-transfer (nothing re-sent)")
+        return []
+
+    def record(self) -> TransferRecord:
+        return TransferRecord(uniqueid=self.req.uniqueid, kind=RECORD_KIND[self.req.kind],
+                              from_line=self.req.from_line, first_line=self.req.first_line,
+                              started_at=self.started_at, target_trunk=self.req.target_trunk,
+                              target_queue=self.req.target_queue, ended_at=self.ended_at, outcome=self.outcome,
+                              agent=self.req.agent)
+
+    # -- helpers for subclasses --------------------------------------------------------------------------------
+    def note(self, text: str) -> None:
+        self.log.append(text)
+
+    def finish(self, outcome: TransferOutcome, now: datetime, reason: str) -> None:
+        if self.outcome is None:
+            self.outcome, self.ended_at, self.reason, self.state = outcome, now, reason, "done"
+            self.note(f"{outcome.value}: {reason}")
+
+    def _next_step(self, now: datetime) -> list[Send]:
+        if self.steps:
+            return [self.steps.pop(0)]
+        self.state = "waiting"
+        return self.setup_done(now)
+
+    def step_failed(self, tag: str, error: AmiError, now: datetime) -> list[Send]:
+        self.finish(TransferOutcome.FAILED, now, f"{tag} failed: {error}")
+        return []
+
+    def action_id(self, tag: str) -> str:
+        return f"{self.attempt_id}-{tag}"
+
+    # -- to override -------------------------------------------------------------------------------------------
+    def setup(self) -> list[Send]:
+        raise NotImplementedError
+
+    def setup_done(self, now: datetime) -> list[Send]:
+        return []
+
+    def after_reply(self, tag: str, reply: list[Message], now: datetime) -> list[Send]:
+        return []
+
+    def handle_event(self, event: Message, now: datetime) -> list[Send]:
+        return []
+
+    def deadline_passed(self, now: datetime) -> list[Send]:
+        self.finish(TransferOutcome.FAILED, now, "Asterisk reported nothing in time")
+        return []
+
+
+def _setvar(channel: str, name: str, value: str) -> dict[str, str]:
+    return {"Action": "Setvar", "Channel": channel, "Variable": name, "Value": value}
+
+
+class AttendedTransfer(TransferMachine):
+    """Warm transfer via Atxfer; see the module docstring."""
+
+    target: str | None = None
+    answered = False
+
+    def setup(self) -> list[Send]:
+        agent, dp = self.req.agent_channel or "", self.dp
+        return [Send("set-trunk", _setvar(agent, f"__{dp.trunk_var}", self.req.target_trunk or "")),
+                Send("set-timeout", _setvar(agent, f"__{dp.timeout_var}", str(int(self.req.no_answer_seconds)))),
+                Send("atxfer", {"Action": "Atxfer", "Channel": agent, "Exten": self.req.dial,
+                                "Context": dp.warm_context})]
+
+    def setup_done(self, now: datetime) -> list[Send]:
+        self.state = "ringing"
+        self.deadline = now + timedelta(seconds=self.req.no_answer_seconds)
+        return []
+
+    def handle_event(self, event: Message, now: datetime) -> list[Send]:
+        name, agent = event.get("Event"), self.req.agent_channel
+        if name == "DialBegin" and event.get("Channel") == agent and self.target is None:
+            self.target = event.get("DestChannel")
+            self.note(f"ringing {self.target}")
+        elif name == "DialEnd" and event.get("Channel") == agent and event.get("DestChannel") == self.target:
+            if event.get("DialStatus") == "ANSWER":
+                self.answered, self.state = True, "consulting"
+                self.deadline = None              # the agent talks to the seat as long as needed
+                self.note("target answered; agent consulting")
+            else:
+                self.finish(TransferOutcome.RETURNED, now,
+                            f"target {event.get('DialStatus', '').lower()}: caller back with the agent")
+        elif name == "AttendedTransfer" and event.get("OrigTransfererChannel") == agent:
+            if event.get("Result") == "Success":
+                self.finish(TransferOutcome.ANSWERED, now, "caller connected to the retained seat")
+            else:
+                self.finish(TransferOutcome.RETURNED, now, f"transfer result {event.get('Result')}")
+        elif name == "Hangup" and event.get("Channel") == self.target and not self.finished:
+            self.finish(TransferOutcome.RETURNED, now, "target leg ended before the transfer: caller back with "
+                                                       "the agent")
+        elif name == "Hangup" and event.get("Channel") == self.req.caller_channel:
+            self.finish(TransferOutcome.FAILED, now, "caller hung up during the transfer")
+        return []
+
+    def deadline_passed(self, now: datetime) -> list[Send]:
+        if self.state == "setup":
+            return super().deadline_passed(now)
+        if self.target is None:
+            self.finish(TransferOutcome.FAILED, now, "no transfer leg appeared (Atxfer needs queue options tT and "
+                                                     "an atxfer feature code)")
+            return []
+        self.state = "cancelling"
+        self.deadline = now + timedelta(seconds=SETUP_GRACE_SECONDS)
+        self.note(f"no answer within {self.req.no_answer_seconds:g} s: hanging up {self.target}")
+        return [Send("cancel", {"Action": "Hangup", "Channel": self.target, "Cause": "19"})]
+
+    def after_reply(self, tag: str, reply: list[Message], now: datetime) -> list[Send]:
+        if tag == "cancel":
+            self.finish(TransferOutcome.RETURNED, now, "no answer in time: caller back with the agent")
+        return []
+
+    def step_failed(self, tag: str, error: AmiError, now: datetime) -> list[Send]:
+        if tag == "cancel":          # the leg was gone already: Asterisk has returned the caller
+            self.finish(TransferOutcome.RETURNED, now, "no answer in time: caller back with the agent")
+            return []
+        return super().step_failed(tag, error, now)
+
+
+def conference_room(uniqueid: str) -> str:
+    return "xfer-" + re.sub(r"[^A-Za-z0-9]", "-", uniqueid)
+
+
+class ThreeWayTransfer(TransferMachine):
+    """Target first, then caller and agent into the target's conference; see the module docstring."""
+
+    target: str | None = None
+
+    def setup(self) -> list[Send]:
+        dp, req = self.dp, self.req
+        room = conference_room(req.uniqueid)
+        return [Send("originate", {
+            "Action": "Originate", "ActionID": self.action_id("originate"),
+            "Channel": f"Local/{req.dial}@{dp.threeway_context}", "Context": dp.threeway_context,
+            "Exten": dp.conf_exten, "Priority": "1", "Async": "true",
+            "Timeout": str(int(req.no_answer_seconds * 1000)), "CallerID": f'"{req.first_line}" <{req.first_line}>',
+            "Variable": [f"{dp.conf_var}={room}", f"__{dp.trunk_var}={req.target_trunk}",
+                         f"__{dp.timeout_var}={int(req.no_answer_seconds)}"]})]
+
+    def setup_done(self, now: datetime) -> list[Send]:
+        if self.state == "waiting":
+            self.state = "ringing"
+        return self._bridge_if_answered(now)
+
+    def handle_event(self, event: Message, now: datetime) -> list[Send]:
+        if event.get("Event") == "OriginateResponse" and event.get("ActionID") == self.action_id("originate"):
+            if event.get("Response") == "Success":
+                self.target = event.get("Channel")
+                self.note(f"target answered on {self.target}")
+                return self._bridge_if_answered(now)
+            self.finish(TransferOutcome.NO_ANSWER, now,
+                        f"target did not answer (reason {event.get('Reason')}): caller still with the agent")
+        elif event.get("Event") == "Hangup" and event.get("Channel") == self.req.caller_channel:
+            cleanup = [Send("cleanup", {"Action": "Hangup", "Channel": self.target})] if self.target else []
+            self.finish(TransferOutcome.FAILED, now, "caller hung up during the transfer")
+            return cleanup
+        return []
+
+    def _bridge_if_answered(self, now: datetime) -> list[Send]:
+        if self.target is None or self.state != "ringing":
+            return []                     # the Originate reply or the answer is still to come
+        self.state = "joining"
+        dp, req = self.dp, self.req
+        room = conference_room(req.uniqueid)
+        self.steps = [Send("set-conf-agent", _setvar(req.agent_channel or "", dp.conf_var, room)),
+                      Send("join", {"Action": "Redirect", "Channel": req.caller_channel,
+                                    "ExtraChannel": req.agent_channel, "Context": dp.threeway_context,
+                                    "Exten": dp.conf_exten, "Priority": "1"})]
+        return [Send("set-conf-caller", _setvar(req.caller_channel, dp.conf_var, room))]
+
+    def after_reply(self, tag: str, reply: list[Message], now: datetime) -> list[Send]:
+        if tag == "join":
+            self.finish(TransferOutcome.ANSWERED, now, "caller, agent and target in one conference")
+            return []
+        if self.steps and self.state == "joining":
+            return [self.steps.pop(0)]
+        return []
+
+    def step_failed(self, tag: str, error: AmiError, now: datetime) -> list[Send]:
+        cleanup = ([Send("cleanup", {"Action": "Hangup", "Channel": self.target})]
+                   if self.target and tag != "cleanup" else [])
+        super().step_failed(tag, error, now)
+        return cleanup
+
+    def deadline_passed(self, now: datetime) -> list[Send]:
+        self.finish(TransferOutcome.NO_ANSWER if self.target is None else TransferOutcome.FAILED, now,
+                    "no answer reported in time" if self.target is None else "could not join the conference")
+        return []
+
+
+class Handover(TransferMachine):
+    """Emergency one-step hand-over: Redirect the caller to the emergency trunk; see the module docstring."""
+
+    target: str | None = None
+
+    def setup(self) -> list[Send]:
+        dp, req = self.dp, self.req
+        caller = req.caller_channel
+        return [Send("set-trunk", _setvar(caller, f"__{dp.trunk_var}", req.target_trunk or "")),
+                Send("set-timeout", _setvar(caller, dp.timeout_var, str(int(req.no_answer_seconds)))),
+                Send("set-fallback", _setvar(caller, dp.fallback_queue_var, req.fallback_queue)),
+                Send("redirect", {"Action": "Redirect", "Channel": caller, "Context": dp.warm_context,
+                                  "Exten": req.dial, "Priority": "1"})]
+
+    def setup_done(self, now: datetime) -> list[Send]:
+        self.state = "dialing"
+        return []
+
+    def handle_event(self, event: Message, now: datetime) -> list[Send]:
+        name, caller = event.get("Event"), self.req.caller_channel
+        if name == "DialBegin" and event.get("Channel") == caller and self.target is None:
+            self.target = event.get("DestChannel")
+        elif name == "DialEnd" and event.get("Channel") == caller and event.get("DestChannel") == self.target:
+            if event.get("DialStatus") == "ANSWER":
+                self.finish(TransferOutcome.ANSWERED, now, f"{self.req.target_trunk} answered")
+            else:
+                self.finish(TransferOutcome.NO_ANSWER, now, f"{self.req.target_trunk} "
+                            f"{event.get('DialStatus', '').lower()}: caller to {self.req.fallback_queue}")
+        elif name == "Hangup" and event.get("Channel") == caller and self.state == "dialing":
+            self.finish(TransferOutcome.FAILED, now, "caller hung up before the hand-over completed")
+        return []
+
+    def deadline_passed(self, now: datetime) -> list[Send]:
+        if self.target is not None:
+            self.finish(TransferOutcome.NO_ANSWER, now, "no answer reported in time")
+        else:
+            super().deadline_passed(now)
+        return []
+
+
+class Escalation(TransferMachine):
+    """Into an expert queue with the call's context kept; see the module docstring."""
+
+    joined = False
+
+    def setup(self) -> list[Send]:
+        dp, req = self.dp, self.req
+        caller = req.caller_channel
+        steps = [Send("set-line", _setvar(caller, "HOTLINE_LINE", req.from_line))]
+        if req.ivr_path:        # empty: keep what the IVR session set on the channel
+            steps.append(Send("set-path", _setvar(caller, "HOTLINE_IVR_PATH", ">".join(req.ivr_path))))
+        return steps + [Send("redirect", {"Action": "Redirect", "Channel": caller, "Context": dp.escalate_context,
+                                  "Exten": req.target_queue, "Priority": "1"})]
+
+    def setup_done(self, now: datetime) -> list[Send]:
+        self.state = "queued"
+        return []
+
+    def handle_event(self, event: Message, now: datetime) -> list[Send]:
+        name, caller, queue = event.get("Event"), self.req.caller_channel, self.req.target_queue
+        if event.get("Channel") != caller:
+            return []
+        if name == "QueueCallerJoin" and event.get("Queue") == queue:
+            self.joined = True
+            self.deadline = now + timedelta(seconds=self.req.no_answer_seconds)
+            self.note(f"waiting in {queue} at position {event.get('Position')}")
+        elif name == "AgentConnect" and event.get("Queue") == queue:
+            self.finish(TransferOutcome.ANSWERED, now, f"expert {event.get('MemberName')} answered")
+        elif name == "Hangup":
+            self.finish(TransferOutcome.NO_ANSWER if self.joined else TransferOutcome.FAILED, now,
+                        "caller hung up before an expert answered")
+        return []
+
+    def deadline_passed(self, now: datetime) -> list[Send]:
+        if self.joined:
+            self.finish(TransferOutcome.NO_ANSWER, now, f"no expert within {self.req.no_answer_seconds:g} s; the "
+                                                        f"caller keeps waiting in {self.req.target_queue}")
+        else:
+            self.finish(TransferOutcome.FAILED, now, f"caller never joined {self.req.target_queue}")
+        return []
+
+
+MACHINES: dict[TransferKind, type[TransferMachine]] = {
+    TransferKind.ATTENDED: AttendedTransfer, TransferKind.THREE_WAY: ThreeWayTransfer,
+    TransferKind.HANDOVER: Handover, TransferKind.ESCALATE: Escalation}
+
+
+def machine_for(request: TransferRequest, now: datetime, *, attempt_id: str,
+                dialplan: TransferDialplan = DEFAULT_DIALPLAN) -> TransferMachine:
+    return MACHINES[request.kind](request, now, attempt_id=attempt_id, dialplan=dialplan)
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+_attempts = itertools.count(1)
+
+
+class TransferDriver:
+    """Runs one machine over an AmiClient: sends its actions in order, feeds it replies, events and the clock."""
+
+    def __init__(self, client: AmiClient, *, on_record: Callable[[TransferRecord], Any] | None = None,
+                 dialplan: TransferDialplan = DEFAULT_DIALPLAN, clock: Callable[[], datetime] = utc_now) -> None:
+        self.client, self.on_record, self.dialplan, self.clock = client, on_record, dialplan, clock
+        self.last_machine: TransferMachine | None = None
+
+    async def run(self, request: TransferRequest) -> TransferRecord:
+        attempt_id = f"xfer-{next(_attempts)}-{request.uniqueid}"
+        machine = machine_for(request, self.clock(), attempt_id=attempt_id, dialplan=self.dialplan)
+        bound = log.bind(uniqueid=request.uniqueid, kind=request.kind.value, attempt=attempt_id)
+        bound.info("transfer.started", from_line=request.from_line, trunk=request.target_trunk,
+                   queue=request.target_queue, agent=request.agent)
+        outbox: list[Send] = []
+        wake = asyncio.Event()
+        logins_at_start = self.client.logins
+
+        def feed(sends: list[Send]) -> None:
+            outbox.extend(sends)
+            wake.set()
+
+        def on_event(event: Message) -> None:
+            feed(machine.on_event(event, self.clock()))
+
+        def on_link_lost() -> None:        # events may have been missed: the attempt cannot be followed any more
+            feed(machine.on_link_lost(self.clock()))
+
+        unsubscribe = [self.client.on_event(on_event), self.client.on_disconnected(on_link_lost),
+                       self.client.on_connected(on_link_lost)]
+        try:
+            if not self.client.connected:
+                machine.on_link_lost(self.clock())
+            else:
+                feed(machine.start(self.clock()))
+            while not machine.finished:
+                while outbox and not machine.finished:
+                    send = outbox.pop(0)
+                    try:
+                        reply: list[Message] | AmiError = await self.client.action(send.fields)
+                    except AmiError as exc:
+                        reply = exc
+                    if self.client.logins != logins_at_start or not self.client.connected:
+                        machine.on_link_lost(self.clock())
+                        break
+                    feed(machine.on_reply(send.tag, reply, self.clock()))
+                if machine.finished:
+                    break
+                wake.clear()
+                if outbox:
+                    continue
+                feed(machine.tick(self.clock()))
+                if machine.finished or outbox:
+                    continue
+                timeout = None if machine.deadline is None else max(
+                    0.0, (machine.deadline - self.clock()).total_seconds())
+                try:
+                    await asyncio.wait_for(wake.wait(), timeout)
+                except asyncio.TimeoutError:
+                    pass
+            for send in outbox:          # clean-up the machine asked for on its way out (e.g. hang up a leg)
+                try:
+                    await self.client.action(send.fields)
+                except AmiError as exc:
+                    bound.warning("transfer.cleanup_failed", action=send.fields.get("Action"), error=str(exc))
+        finally:
+            for stop in unsubscribe:
+                stop()
+        record = machine.record()
+        bound.info("transfer.finished", outcome=machine.outcome.value if machine.outcome else None,
+                   reason=machine.reason, steps=machine.log)
+        if self.on_record is not None:
+            try:
+                result = self.on_record(record)
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:
+                bound.exception("transfer.on_record_failed")
+        self.last_machine = machine
+        return record
+
+
+def request_from_route(route: Any, table: Any, kind: TransferKind, *, uniqueid: str, caller_channel: str,
+                       agent_channel: str | None = None, agent: str | None = None,
+                       target: str | None = None, ivr_path: tuple[str, ...] = ()) -> TransferRequest:
+    """The TransferRequest for option `kind` of a decided Route (routing.model), trunk digits from the table.
+
+    `target` picks one trunk/queue when the route offers several of that kind (e.g. emergency-110 vs -119).
+    """
+    options = [t for t in route.transfers if TransferKind(t.kind) is TransferKind(kind)
+               and (target is None or target in (t.trunk, t.queue))]
+    if not options:
+        offered = ", ".join(f"{t.kind.value}:{t.trunk or t.queue}" for t in route.transfers) or "none"
+        raise ValueError(f"line {route.line} offers no {TransferKind(kind).value} transfer"
+                         f"{' to ' + target if target else ''} (offered: {offered})")
+    option = options[0]
+    trunk = table.trunks.get(option.trunk) if option.trunk else None
+    if option.trunk and trunk is None:
+        raise ValueError(f"trunk {option.trunk} is not in the routing table")
+    return TransferRequest(kind=TransferKind(kind), uniqueid=uniqueid, caller_channel=caller_channel,
+                           from_line=route.line, agent_channel=agent_channel, agent=agent,
+                           target_trunk=option.trunk, dial=trunk.dial if trunk else None, target_queue=option.queue,
+                           no_answer_seconds=option.no_answer_seconds, ivr_path=ivr_path,
+                           fallback_queue=getattr(table, "general_queue", "general-12345"))
+
+
+__all__ = ["TransferRequest", "TransferDriver", "TransferMachine", "AttendedTransfer", "ThreeWayTransfer",
+           "Handover", "Escalation", "Send", "machine_for", "request_from_route", "conference_room"]
