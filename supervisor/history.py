@@ -28,8 +28,9 @@ class History:
                 points.popleft()
 
     def series(self, now: float, seconds: float, max_points: int = 360) -> list[dict[str, Any]]:
-        since = now - seconds
-        width = max(seconds / max_points, 1e-9)
+        earliest = min((p[0][0] for p in self._points.values() if p), default=now)
+        since = max(now - seconds, earliest)  # buckets over the data there is, not the whole asked range
+        width = max((now - since) / max_points, 1e-9)
         out = []
         for (server, queue), points in sorted(self._points.items()):
             buckets: dict[int, list[Any]] = {}

@@ -259,7 +259,10 @@ async function loadHistory() {
     if (!res.ok) return;
     const data = await res.json();
     const box = document.getElementById("charts");
-    box.replaceChildren(...data.series.map((s) => chart(s, data.now, data.hours * 3600)));
+    // right after a restart only a little history exists: show what there is (at least 30 s), not a sliver
+    const first = Math.min(...data.series.flatMap((s) => s.points.map((p) => p[0])), data.now);
+    const span = Math.min(data.hours * 3600, Math.max(30, data.now - first));
+    box.replaceChildren(...data.series.map((s) => chart(s, data.now, span)));
     if (!data.series.length) box.append(el("p", { class: "none" }, "collecting samples…"));
   } catch (err) { /* the next poll tries again */ }
 }
@@ -284,7 +287,8 @@ function chart(series, now, span) {
     if (line) root.append(svg("path", { d: line, class: "sl-line" }));
   }
   const label = (text, xx, anchor, cls = "axis") => { const t = svg("text", { x: xx, y: H - 3, "text-anchor": anchor, class: cls }); t.textContent = text; return t; };
-  root.append(label(`-${Math.round(span / 3600 * 10) / 10} h`, P, "start"), label("now", W - P, "end"), label(`max ${maxWait} waiting`, W / 2, "middle"));
+  const ago = span >= 3600 ? `-${Math.round(span / 360) / 10} h` : span >= 120 ? `-${Math.round(span / 60)} min` : `-${Math.round(span)} s`;
+  root.append(label(ago, P, "start"), label("now", W - P, "end"), label(`max ${maxWait} waiting`, W / 2, "middle"));
   return el("figure", { class: "chart-box" }, el("figcaption", {}, `${series.queue}`, el("small", {}, ` ${series.server}`)), root);
 }
 

@@ -1,0 +1,121 @@
+"""A real headless Chromium (Debian's) against the live view: log in, see a caller appear within a second of
+an emulated QueueCallerJoin, pause an agent and see it paused; saves artifacts/supervisor.png."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.test_supervisor_web import FULL, PASSWORDS, make_emulator, start_view
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.browser
+
+
+def _need_chromium() -> None:
+    if not CHROMIUM.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("Debian's chromium is required in CI (apt-get install -y chromium)")
+        pytest.skip("no /usr/bin/chromium here")
+
+
+def _scene(emu) -> None:
+    """A believable moment: calls answered and abandoned today, agents busy, one caller waiting too long."""
+    emu.add_member("general-12345", "PJSIP/7002", "Li Na")
+    emu.add_member("general-12345", "PJSIP/7003", "Zhou Jie", paused=True, reason="training")
+    emu.add_queue("minors-protection")
+    emu.add_member("minors-protection", "PJSIP/7101", "Sun Li")
+    emu.add_member("minors-protection", "PJSIP/7102", "He Yun")
+    emu.queues["minors-protection"].members["PJSIP/7102"].status = 5  # logged off: unavailable
+    for number, line in (("13907551234", "12345"), ("18976543210", "12318")):
+        caller = emu.new_call(number, line, caller_name=f"[{line}] caller")
+        emu.caller_joins_queue(caller.name, "general-12345")
+        emu.queues["general-12345"].joined[caller.name] = time.time() - (47 if line == "12345" else 9)
+    caller = emu.new_call("13600001111", "12349", caller_name="[12349] Lin")
+    emu.caller_joins_queue(caller.name, "minors-protection")
+    emu.queues["minors-protection"].joined[caller.name] = time.time() - 4
+
+
+async def test_supervisor_in_a_real_browser(tmp_path):
+    _need_chromium()
+    from playwright.async_api import async_playwright
+
+    emu = make_emulator()
+    _scene(emu)
+    await emu.start()
+    view = await start_view(emu, tmp_path)
+    view.hub.sample_interval = 0.2  # enough chart points within the test
+    base = f"http://127.0.0.1:{view.port}"
+    try:
+        # today's figures arrive as live events: two answered (one after 20 s), one abandoned
+        emu.answered_call("general-12345", "Local/agent2@queue-agents/n", caller_num="13812340000", dialed="12318")
+        emu.answered_call("expert-12320", "Local/agent1@queue-agents/n", caller_num="13812340001", dialed="12320")
+        late = emu.new_call("13812340002", "12345", caller_name="[12345] x")
+        emu.caller_joins_queue(late.name, "general-12345")
+        emu.caller_abandons(late.name)
+        async with async_playwright() as pw:
+            context = await pw.chromium.launch_persistent_context(
+                str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
+                viewport={"width": 1440, "height": 900})
+            try:
+                page = context.pages[0] if context.pages else await context.new_page()
+                page.set_default_timeout(10_000)
+                problems: list[str] = []
+                page.on("console", lambda m: problems.append(f"{m.type}: {m.text}") if m.type == "error" else None)
+                page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+                await page.goto(base + "/")
+                assert page.url.endswith("/login")
+                await page.fill("input[name=username]", "supervisor")
+                await page.fill("input[name=password]", PASSWORDS["supervisor"])
+                await page.click("button[type=submit]")
+                try:
+                    await page.wait_for_selector('.tile[data-queue="general-12345"] .caller.over')
+                except Exception:
+                    ARTIFACTS.mkdir(exist_ok=True)
+                    await page.screenshot(path=str(ARTIFACTS / "supervisor-failed.png"), full_page=True)
+                    raise AssertionError(f"the view did not render; browser said: {problems}") from None
+
+                # a caller joins expert-12320: on screen within a second of the AMI event
+                caller = emu.new_call(FULL, "12320", caller_name="[12320] Zhang San")
+                emu.caller_joins_queue(caller.name, "expert-12320")
+                row = await page.wait_for_selector('.tile[data-queue="expert-12320"] .caller', timeout=1000)
+                assert "138****5678" in await row.inner_text()
+                assert "12320" in await row.inner_text()
+
+                # pause Wang Fang with a reason; the row turns paused when Asterisk says so
+                member = '.tile[data-queue="general-12345"] .member[data-interface="PJSIP/7001"]'
+                await page.click(f"{member} button.pause")
+                await page.select_option("#dialog select[name=reason_choice]", "lunch")
+                await page.click("#dialog-ok")
+                paused = await page.wait_for_selector(f'{member}[data-state="paused"]', timeout=5000)
+                assert "lunch" in await paused.inner_text()
+                assert any(a.get("Action") == "QueuePause" and a.get("Reason") == "lunch" for a in emu.received)
+                assert view.hub.audit.tail(1)[0]["action"] == "pause"
+
+                # the queues move on for a few seconds, so the charts have something to show
+                for number in ("13512345670", "13512345671"):
+                    await page.wait_for_timeout(1000)
+                    more = emu.new_call(number, "12320", caller_name="[12320] caller")
+                    emu.caller_joins_queue(more.name, "expert-12320")
+                await page.wait_for_timeout(1000)
+                agent = emu.ring_agent(caller.name, "Local/agent1@queue-agents/n")
+                emu.agent_answers(caller.name, agent.name)
+                await page.wait_for_timeout(1000)
+                await page.select_option("#range", "1")  # reloads the history at once
+                await page.wait_for_selector("#charts svg .sl-line", state="attached", timeout=5000)
+                await page.wait_for_timeout(300)  # let the last frame settle for the picture
+                assert FULL not in await page.content()
+                assert problems == []
+                ARTIFACTS.mkdir(exist_ok=True)
+                await page.screenshot(path=str(ARTIFACTS / "supervisor.png"), full_page=True)
+            finally:
+                await context.close()
+    finally:
+        await view.stop()
+        await emu.stop()
