@@ -39,14 +39,11 @@ def run_setup(machine, now=T0) -> list[Send]:
     return sent + out
 
 
-def test_warm_setup_sets_inherited_variables_then_atxfers_digits():
+def test_warm_setup_atxfers_digits_into_the_warm_context():
     m = AttendedTransfer(warm_request(), T0, attempt_id="a")
     sent = run_setup(m)
-    assert [s.fields["Action"] for s in sent] == ["Setvar", "Setvar", "Atxfer"]
-    assert sent[0].fields == {"Action": "Setvar", "Channel": AGENT, "Variable": "__HOTLINE_XFER_TRUNK",
-                              "Value": "seat-12348"}
-    assert sent[2].fields == {"Action": "Atxfer", "Channel": AGENT, "Exten": "12348",
-                              "Context": "hotline-warm-transfer"}
+    assert [s.fields for s in sent] == [{"Action": "Atxfer", "Channel": AGENT, "Exten": "12348",
+                                         "Context": "hotline-warm-transfer"}]
     assert m.state == "ringing" and m.deadline == at(30)
 
 
@@ -90,8 +87,8 @@ def test_warm_without_a_transfer_leg_fails_with_the_reason():
 def test_error_reply_fails_the_attempt_and_sends_nothing_more():
     m = AttendedTransfer(warm_request(), T0, attempt_id="a")
     m.start(T0)
-    assert m.on_reply("set-trunk", AmiError("No such channel"), at(0.1)) == []
-    assert m.outcome is TransferOutcome.FAILED and "No such channel" in m.reason
+    assert m.on_reply("atxfer", AmiError("Channel specified does not exist"), at(0.1)) == []
+    assert m.outcome is TransferOutcome.FAILED and "Channel specified does not exist" in m.reason
 
 
 def test_link_lost_fails_once():
@@ -111,7 +108,8 @@ def test_threeway_answer_before_the_originate_reply_still_bridges_once():
                                          dial="12360", no_answer_seconds=45), T0, attempt_id="x1")
     (originate,) = m.start(T0)
     assert originate.fields["ActionID"] == "x1-originate" and originate.fields["Timeout"] == "45000"
-    assert "HOTLINE_CONF=xfer-1-1" in originate.fields["Variable"]
+    assert originate.fields["Variable"] == "HOTLINE_CONF=xfer-1-1"
+    assert (originate.fields["Context"], originate.fields["Exten"]) == ("hotline-threeway", "target")
     # the OriginateResponse event overtakes the driver's handling of the reply
     assert m.on_event({"Event": "OriginateResponse", "ActionID": "x1-originate", "Response": "Success",
                        "Channel": "Local/12360@hotline-threeway-00000009;1"}, at(3)) == []
@@ -121,7 +119,9 @@ def test_threeway_answer_before_the_originate_reply_still_bridges_once():
         actions += steps
         steps = m.on_reply(steps[0].tag, OK, at(3))
     assert [s.fields["Action"] for s in actions] == ["Setvar", "Setvar", "Redirect"]
-    assert actions[2].fields["ExtraChannel"] == AGENT and actions[2].fields["Exten"] == "conf"
+    assert actions[2].fields == {"Action": "Redirect", "Channel": CALLER, "Context": "hotline-threeway",
+                                 "Exten": "caller", "Priority": "1", "ExtraChannel": AGENT,
+                                 "ExtraContext": "hotline-threeway", "ExtraExten": "agent", "ExtraPriority": "1"}
     assert m.outcome is TransferOutcome.ANSWERED
 
 
@@ -142,9 +142,15 @@ def test_handover_and_escalation_setup():
     h = Handover(TransferRequest(TransferKind.HANDOVER, uniqueid="1.1", caller_channel=CALLER, from_line="110",
                                  first_line="12345", target_trunk="emergency-110", dial="110"), T0, attempt_id="h")
     sent = run_setup(h)
-    assert sent[-1].fields == {"Action": "Redirect", "Channel": CALLER, "Context": "hotline-warm-transfer",
-                               "Exten": "110", "Priority": "1"}
-    assert {"Variable": "HOTLINE_XFER_FALLBACK_QUEUE", "Value": "general-12345"}.items() <= sent[2].fields.items()
+    assert [s.fields for s in sent] == [{"Action": "Redirect", "Channel": CALLER,
+                                         "Context": "hotline-warm-transfer", "Exten": "110", "Priority": "1"}]
+    # the emergency dialplan retries: a failed attempt is not the end, the next one answers
+    h.on_event({"Event": "DialBegin", "Channel": CALLER, "DestChannel": "PJSIP/110-1"}, at(1))
+    h.on_event({"Event": "DialEnd", "Channel": CALLER, "DestChannel": "PJSIP/110-1", "DialStatus": "BUSY"}, at(2))
+    assert not h.finished
+    h.on_event({"Event": "DialBegin", "Channel": CALLER, "DestChannel": "PJSIP/110-2"}, at(12))
+    h.on_event({"Event": "DialEnd", "Channel": CALLER, "DestChannel": "PJSIP/110-2", "DialStatus": "ANSWER"}, at(14))
+    assert h.outcome is TransferOutcome.ANSWERED and "attempt 2" in h.reason
     e = Escalation(TransferRequest(TransferKind.ESCALATE, uniqueid="1.1", caller_channel=CALLER, from_line="12329",
                                    target_queue="expert-12329", no_answer_seconds=60), T0, attempt_id="e")
     sent = run_setup(e)

@@ -97,6 +97,7 @@ class AmiEmulator:
         self.global_vars: dict[str, str] = {}
         self.targets: dict[str, TargetScript] = {}
         self.default_target = TargetScript()
+        self.dial_timeout = 30.0                   # the dialplan's Dial() timeout for redirected callers
         self.received: list[Message] = []          # every action received (tests count Originates with it)
         self.sessions: set[_Session] = set()
         self.unresponsive = False
@@ -769,8 +770,8 @@ class AmiEmulator:
             self.emit({"Event": "Newexten", **chan.snapshot(), "Extension": exten, "Application": "NoOp",
                        "AppData": ""})
         dp = self.dialplan
-        if context == dp.threeway_context and exten == dp.conf_exten:
-            room = chan.variables.get(dp.conf_var) or chan.variables.get(f"__{dp.conf_var}") or "default"
+        if context == dp.threeway_context and exten in (dp.caller_exten, dp.agent_exten, dp.target_exten, "conf"):
+            room = dp.room_prefix + (_var(chan, dp.conf_var) or "")
             chan.application, chan.app_data = "ConfBridge", room
             self._bridge_channels(f"conf-{room}", [name])
         elif context == dp.escalate_context and exten in self.queues:
@@ -779,7 +780,8 @@ class AmiEmulator:
             self._later(self._dial_from_dialplan(name, exten))
 
     async def _dial_from_dialplan(self, name: str, exten: str) -> None:
-        """Dial(${HOTLINE_XFER_TRUNK}) for a redirected caller (emergency hand-over)."""
+        """Dial of the trunk for a redirected caller (emergency hand-over): one attempt, then the generated
+        dialplan's end for an unreachable emergency trunk (a prompt, then hang-up) is a hang-up here."""
         chan = self.channels.get(name)
         if chan is None:
             return
@@ -788,7 +790,7 @@ class AmiEmulator:
         target = self._new_channel(f"Local/{exten}@{chan.context}-{self.ids.local_suffix()};1", chan.context, exten,
                                    state=0, linkedid=chan.linkedid)
         self.emit({"Event": "DialBegin", **chan.snapshot(), **target.snapshot("Dest"), "DialString": exten})
-        timeout = float(_var(chan, self.dialplan.timeout_var) or 30)
+        timeout = self.dial_timeout
         answered = await self._ring(target.name, script, timeout)
         if name not in self.channels:
             self.hangup(target.name, 16)
@@ -800,9 +802,7 @@ class AmiEmulator:
             return
         self.emit({"Event": "DialEnd", **chan.snapshot(), **target.snapshot("Dest"), "DialStatus": "NOANSWER"})
         self.hangup(target.name, script.cause)
-        fallback = _var(chan, self.dialplan.fallback_queue_var)
-        if fallback in self.queues:
-            self.caller_joins_queue(name, fallback)
+        self.hangup(name, 16)
 
     def _leave_queue(self, name: str, *, abandon: bool, position: int | None = None) -> None:
         chan = self.channels.get(name)

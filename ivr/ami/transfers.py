@@ -2,18 +2,18 @@
 
 Kinds (routing.model.TransferKind) and how each is done:
 - ATTENDED (warm; retained seats 12348/12333): AMI Atxfer on the agent's channel to <trunk dial digits> in
-  hotline-warm-transfer, after setting __HOTLINE_XFER_TRUNK/__HOTLINE_XFER_TIMEOUT on the agent's channel (the
-  transfer leg inherits them). Atxfer, not Originate+Bridge: Asterisk then keeps the caller on hold, lets the
+  hotline-warm-transfer (the dialplan maps the digits to the trunk). Atxfer, not Originate+Bridge: Asterisk then keeps the caller on hold, lets the
   agent talk to the seat first and returns the caller to the agent by itself when the leg fails; we only add the
   deadline: no answer within no_answer_seconds -> we hang the leg up, Asterisk gives the caller back (RETURNED).
   Needs queue options tT and an atxfer feature code (Atxfer only queues DTMF, hence digits-only targets).
 - THREE_WAY (sub-centres 12360/12366/12305, emergency linkage): Originate Local/<digits>@hotline-threeway into
-  hotline-threeway,conf with HOTLINE_CONF=<room>; only once the target answered are caller and agent moved into
-  the same ConfBridge (one Redirect with ExtraChannel). No answer: nothing moved, the caller is still with the
-  agent (NO_ANSWER). The agent may leave the conference at any time.
+  hotline-threeway,target with HOTLINE_CONF=<room>; only once the target answered are caller and agent moved
+  into the same ConfBridge (Setvar HOTLINE_CONF on both, one Redirect: caller -> exten caller, ExtraChannel agent
+  -> exten agent). No answer: nothing moved, the caller is still with the agent (NO_ANSWER). Target first, so a
+  target that never answers costs the caller nothing; the target waits a moment alone in the room.
 - HANDOVER (emergency one-step): Redirect of the caller to hotline-warm-transfer,<digits> (works bridged or not,
-  unlike BlindTransfer); the dialplan dials the emergency trunk and falls back to the general queue if nobody
-  answers. The record's first_line says which line took the call first.
+  unlike BlindTransfer); the dialplan (hotline-emergency) dials the emergency trunk, retrying. The record's
+  first_line says which line took the call first.
 - ESCALATE (expert-12320/12329): Setvar HOTLINE_LINE and HOTLINE_IVR_PATH on the caller, then Redirect to
   hotline-escalate,<queue id>; ANSWERED once an expert's AgentConnect is seen.
 
@@ -56,7 +56,6 @@ class TransferRequest:
     target_queue: str | None = None       # ESCALATE
     no_answer_seconds: float = 30
     ivr_path: tuple[str, ...] = ()
-    fallback_queue: str = "general-12345"  # HANDOVER: where the caller goes if the emergency trunk fails
 
     def __post_init__(self) -> None:
         kind = TransferKind(self.kind)
@@ -195,11 +194,8 @@ class AttendedTransfer(TransferMachine):
     answered = False
 
     def setup(self) -> list[Send]:
-        agent, dp = self.req.agent_channel or "", self.dp
-        return [Send("set-trunk", _setvar(agent, f"__{dp.trunk_var}", self.req.target_trunk or "")),
-                Send("set-timeout", _setvar(agent, f"__{dp.timeout_var}", str(int(self.req.no_answer_seconds)))),
-                Send("atxfer", {"Action": "Atxfer", "Channel": agent, "Exten": self.req.dial,
-                                "Context": dp.warm_context})]
+        return [Send("atxfer", {"Action": "Atxfer", "Channel": self.req.agent_channel, "Exten": self.req.dial,
+                                "Context": self.dp.warm_context})]
 
     def setup_done(self, now: datetime) -> list[Send]:
         self.state = "ringing"
@@ -270,10 +266,9 @@ class ThreeWayTransfer(TransferMachine):
         return [Send("originate", {
             "Action": "Originate", "ActionID": self.action_id("originate"),
             "Channel": f"Local/{req.dial}@{dp.threeway_context}", "Context": dp.threeway_context,
-            "Exten": dp.conf_exten, "Priority": "1", "Async": "true",
+            "Exten": dp.target_exten, "Priority": "1", "Async": "true",
             "Timeout": str(int(req.no_answer_seconds * 1000)), "CallerID": f'"{req.first_line}" <{req.first_line}>',
-            "Variable": [f"{dp.conf_var}={room}", f"__{dp.trunk_var}={req.target_trunk}",
-                         f"__{dp.timeout_var}={int(req.no_answer_seconds)}"]})]
+            "Variable": f"{dp.conf_var}={room}"})]
 
     def setup_done(self, now: datetime) -> list[Send]:
         if self.state == "waiting":
@@ -302,8 +297,9 @@ class ThreeWayTransfer(TransferMachine):
         room = conference_room(req.uniqueid)
         self.steps = [Send("set-conf-agent", _setvar(req.agent_channel or "", dp.conf_var, room)),
                       Send("join", {"Action": "Redirect", "Channel": req.caller_channel,
-                                    "ExtraChannel": req.agent_channel, "Context": dp.threeway_context,
-                                    "Exten": dp.conf_exten, "Priority": "1"})]
+                                    "Context": dp.threeway_context, "Exten": dp.caller_exten, "Priority": "1",
+                                    "ExtraChannel": req.agent_channel, "ExtraContext": dp.threeway_context,
+                                    "ExtraExten": dp.agent_exten, "ExtraPriority": "1"})]
         return [Send("set-conf-caller", _setvar(req.caller_channel, dp.conf_var, room))]
 
     def after_reply(self, tag: str, reply: list[Message], now: datetime) -> list[Send]:
@@ -332,35 +328,41 @@ class Handover(TransferMachine):
     target: str | None = None
 
     def setup(self) -> list[Send]:
-        dp, req = self.dp, self.req
-        caller = req.caller_channel
-        return [Send("set-trunk", _setvar(caller, f"__{dp.trunk_var}", req.target_trunk or "")),
-                Send("set-timeout", _setvar(caller, dp.timeout_var, str(int(req.no_answer_seconds)))),
-                Send("set-fallback", _setvar(caller, dp.fallback_queue_var, req.fallback_queue)),
-                Send("redirect", {"Action": "Redirect", "Channel": caller, "Context": dp.warm_context,
-                                  "Exten": req.dial, "Priority": "1"})]
+        return [Send("redirect", {"Action": "Redirect", "Channel": self.req.caller_channel,
+                                  "Context": self.dp.warm_context, "Exten": self.req.dial, "Priority": "1"})]
 
     def setup_done(self, now: datetime) -> list[Send]:
         self.state = "dialing"
         return []
 
+    attempts = 0
+    last_status = ""
+
     def handle_event(self, event: Message, now: datetime) -> list[Send]:
+        """The emergency dialplan retries: each DialBegin is an attempt, only ANSWER or the caller's end decide."""
         name, caller = event.get("Event"), self.req.caller_channel
-        if name == "DialBegin" and event.get("Channel") == caller and self.target is None:
-            self.target = event.get("DestChannel")
+        if name == "DialBegin" and event.get("Channel") == caller:
+            self.target, self.attempts = event.get("DestChannel"), self.attempts + 1
+            self.deadline = now + timedelta(seconds=self.req.no_answer_seconds + SETUP_GRACE_SECONDS)
+            self.note(f"attempt {self.attempts}: dialing {self.req.target_trunk}")
         elif name == "DialEnd" and event.get("Channel") == caller and event.get("DestChannel") == self.target:
             if event.get("DialStatus") == "ANSWER":
-                self.finish(TransferOutcome.ANSWERED, now, f"{self.req.target_trunk} answered")
+                self.finish(TransferOutcome.ANSWERED, now, f"{self.req.target_trunk} answered (attempt "
+                                                           f"{self.attempts})")
             else:
-                self.finish(TransferOutcome.NO_ANSWER, now, f"{self.req.target_trunk} "
-                            f"{event.get('DialStatus', '').lower()}: caller to {self.req.fallback_queue}")
+                self.last_status = event.get("DialStatus", "").lower()
+                self.note(f"attempt {self.attempts}: {self.last_status}")
         elif name == "Hangup" and event.get("Channel") == caller and self.state == "dialing":
-            self.finish(TransferOutcome.FAILED, now, "caller hung up before the hand-over completed")
+            if self.attempts:
+                self.finish(TransferOutcome.NO_ANSWER, now, f"{self.req.target_trunk} not reached after "
+                                                            f"{self.attempts} attempt(s) ({self.last_status})")
+            else:
+                self.finish(TransferOutcome.FAILED, now, "caller hung up before the hand-over was dialed")
         return []
 
     def deadline_passed(self, now: datetime) -> list[Send]:
-        if self.target is not None:
-            self.finish(TransferOutcome.NO_ANSWER, now, "no answer reported in time")
+        if self.attempts:
+            self.finish(TransferOutcome.NO_ANSWER, now, f"{self.req.target_trunk} did not answer in time")
         else:
             super().deadline_passed(now)
         return []
@@ -527,8 +529,7 @@ def request_from_route(route: Any, table: Any, kind: TransferKind, *, uniqueid: 
     return TransferRequest(kind=TransferKind(kind), uniqueid=uniqueid, caller_channel=caller_channel,
                            from_line=route.line, agent_channel=agent_channel, agent=agent,
                            target_trunk=option.trunk, dial=trunk.dial if trunk else None, target_queue=option.queue,
-                           no_answer_seconds=option.no_answer_seconds, ivr_path=ivr_path,
-                           fallback_queue=getattr(table, "general_queue", "general-12345"))
+                           no_answer_seconds=option.no_answer_seconds, ivr_path=ivr_path)
 
 
 __all__ = ["TransferRequest", "TransferDriver", "TransferMachine", "AttendedTransfer", "ThreeWayTransfer",
