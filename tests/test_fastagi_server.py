@@ -6,6 +6,7 @@ import logging
 import os
 import shutil
 import signal
+import subprocess
 
 import pytest
 import structlog
@@ -217,3 +218,20 @@ async def test_the_test_clock_is_ignored_unless_allowed():
         t = await call(server, "12396", at="2021-09-10T10:00:00+08:00")
     assert not any(cmd.startswith("GET VARIABLE HOTLINE_AT") for cmd, _ in t.exchanges)
     assert "hotline/number-cancelled-dial-12345" in t.heard          # today, not the transition window
+
+
+async def test_listen_backlog_and_a_burst_of_calls():
+    """The kernel holds our backlog (capped by net.core.somaxconn), and a burst of 300 connections opened at
+    once is accepted and served, every call correctly."""
+    async with running_engine(limits=ServerLimits(backlog=1024, max_sessions=500, env_timeout=5,
+                                                  reply_timeout=5)) as (server, _):
+        listing = subprocess.run(["ss", "-ltnH", f"sport = :{server.port}"], capture_output=True, text=True)
+        if listing.returncode == 0 and listing.stdout.strip():
+            backlog = int(listing.stdout.split()[2])                 # Send-Q of a listening socket
+            somaxconn = int(open("/proc/sys/net/core/somaxconn").read())
+            assert backlog == min(1024, somaxconn) and backlog >= 128
+        numbers = ["12345", "110", "12320", "12349", "12366"] * 60
+        results = await asyncio.gather(*(call(server, n, ["1"], at=WORKDAY_10H, timeout=20) for n in numbers))
+    assert all(not t.error and t.closed_by == "server" for t in results)
+    assert [t.variables["HOTLINE_ACTION"] for t in results[:5]] == ["queue", "dial", "queue", "queue", "queue"]
+    assert server.stats["served"] == 300 and server.stats["refused"] == 0
