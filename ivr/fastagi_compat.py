@@ -29,7 +29,7 @@ from typing import Any, Awaitable, Callable
 import structlog
 from panoramisk.fast_agi import Application, Request
 
-from ivr.agi.codec import EnvParser, ProtocolError, ResponseParser, format_command
+from ivr.agi.codec import EnvParser, ResponseParser, format_command
 from ivr.agi.commands import HANGUP_NOTICE, Command, Response
 
 log = structlog.get_logger()

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 import structlog
 
-from ivr.emulator import asterisk_env, env_block, place_call
+from ivr.emulator import asterisk_env, env_block
 from ivr.engine import ConfigHolder
 from ivr.fastagi import ServerLimits
 from tests.test_fastagi_support import MENUS, TABLE, WORKDAY_10H, call, running_engine
