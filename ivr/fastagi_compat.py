@@ -15,7 +15,11 @@ tests/test_fastagi_panoramisk.py that shows the raw behaviour and the fix):
    after Asterisk's unsolicited `HANGUP` line, or a usage block, every later reply belongs to the command
    before it, for the rest of the call. Our `send` parses replies with `ResponseParser`, discards the
    HANGUP notice (remembering that the channel is dead) and returns the reply that answers the pending
-   command. Each reply wait is bounded.
+   command. Each reply wait is bounded (one `Watchdog` for all sessions' deadlines).
+
+Why not just panoramisk's server with patches: its reader, its reply parser and its missing bounds are
+the whole of its I/O; once they are replaced, what is left worth keeping is the route table and the
+Request object, which is what this module builds on. Build an `AgiApplication` inside the running loop.
 """
 from __future__ import annotations
 
