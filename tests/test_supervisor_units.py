@@ -1,0 +1,146 @@
+"""Pure parts of the supervisor view: passwords and users, server list, actions, history, text frame, metrics."""
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr
+
+from scripts.settings import Settings
+from supervisor import actions
+from supervisor.auth import (UsersFileError, authenticate, hash_password, load_users, parse_users,
+                             verify_password)
+from supervisor.config import ConfigError, ami_servers, web_options
+from supervisor.history import History
+from supervisor.metrics import make_registry, render as render_metrics
+from supervisor.state import LiveState
+from supervisor.textview import render
+from supervisor.transcript import replay, replay_steps
+
+from tests.conftest import TRANSCRIPTS
+
+BASE = 1795698853.0
+
+
+def test_password_hashes_verify_and_differ_by_salt():
+    a, b = hash_password("correct horse"), hash_password("correct horse")
+    assert a != b and a.startswith("scrypt$")
+    assert verify_password("correct horse", a) and verify_password("correct horse", b)
+    assert not verify_password("correct hors", a)
+    assert not verify_password("x", "garbage") and not verify_password("x", "md5$1$2$3$4$5")
+
+
+def test_users_file_lines_and_clear_errors():
+    h = hash_password("pw-123456789")
+    users = parse_users(f"# comment\n\nalice:admin:{h}\nbob:supervisor:{h}:PJSIP/9001\n")
+    assert users["bob"].phone == "PJSIP/9001" and users["alice"].may("full_numbers")
+    assert not users["bob"].may("full_numbers") and users["bob"].may("pause")
+    assert authenticate(users, "bob", "pw-123456789") is users["bob"]
+    assert authenticate(users, "bob", "wrong") is None and authenticate(users, "eve", "pw-123456789") is None
+    with pytest.raises(UsersFileError, match="users:2: role must be one of"):
+        parse_users(f"alice:admin:{h}\ncarol:root:{h}\n", "users")
+    with pytest.raises(UsersFileError, match="listed twice"):
+        parse_users(f"alice:admin:{h}\nalice:viewer:{h}\n")
+    with pytest.raises(UsersFileError, match="scrypt hash"):
+        parse_users("alice:admin:plaintext\n")
+    with pytest.raises(UsersFileError, match="no users"):
+        parse_users("# nobody\n")
+
+
+def test_embedded_accounts_generate_passwords_once_when_unset():
+    said: list[str] = []
+    users = load_users({"HOTLINE_WEB_ADMIN_PASSWORD": "admin-pass-123"}, said.append)
+    assert set(users) == {"admin", "supervisor"}
+    assert authenticate(users, "admin", "admin-pass-123") is users["admin"]
+    assert len(said) == 1 and "'supervisor'" in said[0]  # only the unset one is generated and printed
+    generated = said[0].split(": ")[-1].split(" ")[0]
+    assert authenticate(users, "supervisor", generated) is users["supervisor"]
+
+
+def test_ami_server_list(tmp_path):
+    settings = Settings(ami_secret=SecretStr("common"), ami_user="hotline")
+    servers = ami_servers(settings, {"HOTLINE_AMI_SERVERS": "haikou=10.0.0.5:5038, sanya=ops@10.0.1.5:5039",
+                                     "HOTLINE_AMI_SECRET_SANYA": "own"})
+    assert [(s.name, s.host, s.port, s.user, s.secret) for s in servers] == [
+        ("haikou", "10.0.0.5", 5038, "hotline", "common"), ("sanya", "10.0.1.5", 5039, "ops", "own")]
+    assert "own" not in repr(servers)
+    single = ami_servers(Settings(ami_secret=SecretStr("s"), ami_host="pbx1", ami_port=5040), {})
+    assert [(s.name, s.host, s.port) for s in single] == [("pbx", "pbx1", 5040)]
+    secrets = tmp_path / "secrets.env"
+    secrets.write_text("HOTLINE_AMI_SECRET_HK=from-file\n")
+    from_file = ami_servers(Settings(), {"HOTLINE_AMI_SERVERS": "hk=h:1", "HOTLINE_SECRETS_FILE": str(secrets)})
+    assert from_file[0].secret == "from-file"
+    with pytest.raises(ConfigError, match="not name=\\[user@\\]host:port"):
+        ami_servers(settings, {"HOTLINE_AMI_SERVERS": "haikou=10.0.0.5"})
+    with pytest.raises(ConfigError, match="listed twice"):
+        ami_servers(settings, {"HOTLINE_AMI_SERVERS": "a=h:1,a=h:2"})
+    assert web_options({"HOTLINE_SERVICE_LEVEL": "20"}).service_level == 20
+    with pytest.raises(ConfigError):
+        web_options({"HOTLINE_SERVICE_LEVEL": "soon"})
+
+
+def _status_state() -> LiveState:
+    state = LiveState()
+    replay(TRANSCRIPTS / "ami-status.txt", state, "hk", BASE)
+    return state
+
+
+def test_actions_build_what_asterisk_expects():
+    state = _status_state()
+    agent = {"server": "hk", "queue": "general-12345", "interface": "Local/agent2@queue-agents/n"}
+    pause = actions.build("pause", {**agent, "reason": "午饭"}, state)
+    assert pause.fields == {"Action": "QueuePause", "Queue": "general-12345",
+                            "Interface": "Local/agent2@queue-agents/n", "Paused": "true", "Reason": "午饭"}
+    assert actions.build("unpause", agent, state).fields["Paused"] == "false"
+    assert actions.build("remove", agent, state).fields == {
+        "Action": "QueueRemove", "Queue": "general-12345", "Interface": "Local/agent2@queue-agents/n"}
+    add = actions.build("add", {"server": "hk", "queue": "general-12345", "interface": "PJSIP/7009",
+                                "member_name": "Li Lei"}, state)
+    assert add.fields == {"Action": "QueueAdd", "Queue": "general-12345", "Interface": "PJSIP/7009",
+                          "MemberName": "Li Lei", "Penalty": "0", "Paused": "false"}
+    barge = actions.build("barge", agent, state, default_phone="PJSIP/9001")
+    assert (barge.fields["Channel"], barge.fields["Application"], barge.fields["Data"]) == (
+        "PJSIP/9001", "ChanSpy", "Local/agent2@queue-agents,qbB")
+    with pytest.raises(actions.ActionError, match="already a member"):
+        actions.build("add", agent, state)
+    with pytest.raises(actions.ActionError, match="your phone"):
+        actions.build("listen", agent, state)
+    with pytest.raises(actions.ActionError, match="longer than 64"):
+        actions.build("pause", {**agent, "reason": "x" * 65}, state)
+    with pytest.raises(actions.ActionError, match="queue id"):
+        actions.build("pause", {**agent, "queue": "General 12345"}, state)
+
+
+def test_history_keeps_the_peaks_when_thinning():
+    history = History(max_age=600)
+    for i in range(100):
+        history.sample({"now": 1000.0 + i, "servers": [{"name": "hk", "queues": [
+            {"name": "q", "waiting": 9 if i == 50 else 1, "longest_wait": i, "service_level": 0.5}]}]})
+    series = history.series(1099.0, 100, max_points=10)
+    points = series[0]["points"]
+    assert len(points) <= 11 and max(p[1] for p in points) == 9 and points[-1][2] == 99
+    history.sample({"now": 2000.0, "servers": []})
+    assert history.series(2000.0, 600)[0]["points"] == []  # older than max_age: gone
+
+
+def test_text_frame_for_queues_watch():
+    state = LiveState()
+    steps = replay_steps(TRANSCRIPTS / "ami-queue-redirect.txt", state, "hk", BASE)
+    for msg in steps:
+        if msg.fields.get("Event") == "QueueStatusComplete":
+            break
+    state.set_connected("hk", True, BASE)
+    frame = render(state.view(BASE + 30, full_numbers=False))
+    assert "== hk (connected)" in frame and "general-12345" in frame
+    assert "! waiting   0:24  line 12345  495*****67" in frame
+    assert "4951234567" not in frame
+    assert "4951234567" in render(state.view(BASE + 30, full_numbers=True))
+
+
+def test_metrics_labels_by_server_and_queue():
+    state = LiveState()
+    replay(TRANSCRIPTS / "ami-queue-answered.txt", state, "haikou", BASE)
+    replay(TRANSCRIPTS / "ami-queue-redirect.txt", state, "sanya", BASE)
+    text = render_metrics(make_registry(state, lambda: BASE + 20)).decode()
+    assert 'hotline_queue_answered_total{queue="expert-12320",server="haikou"} 1.0' in text
+    assert 'hotline_queue_abandoned_total{queue="general-12345",server="sanya"} 1.0' in text
+    assert 'hotline_queue_service_level_ratio{queue="general-12345",server="sanya"} 0.0' in text
+    assert 'hotline_queue_members{queue="general-12345",server="sanya",state="free"} 2.0' in text
