@@ -112,3 +112,32 @@ def load_users(environ: Mapping[str, str], announce: Callable[[str], None] | Non
                      f"(set HOTLINE_WEB_{name.upper()}_PASSWORD or HOTLINE_WEB_USERS to choose your own)")
         users[name] = User(name, name, hash_password(password))
     return users
+
+
+class LoginThrottle:
+    """After `max_failures` failed logins within `window` seconds for a name (or an address), refuse that name
+    (or address) for `lockout` seconds. Pure: the time is passed in."""
+
+    def __init__(self, max_failures: int = 5, window: float = 900, lockout: float = 60) -> None:
+        self.max_failures, self.window, self.lockout = max_failures, window, lockout
+        self._failures: dict[str, list[float]] = {}
+        self._locked_until: dict[str, float] = {}
+
+    def wait_for(self, keys: list[str], now: float) -> float:
+        """Seconds until these keys may try again (0 when they may now)."""
+        return max([self._locked_until.get(k, 0.0) - now for k in keys] + [0.0])
+
+    def failed(self, keys: list[str], now: float) -> None:
+        for key in keys:
+            recent = [t for t in self._failures.get(key, []) if t > now - self.window] + [now]
+            self._failures[key] = recent
+            if len(recent) >= self.max_failures:
+                self._locked_until[key] = now + self.lockout
+                self._failures[key] = []
+        if len(self._failures) > 10000:  # a spray of names must not grow memory without end
+            self._failures.clear()
+
+    def succeeded(self, keys: list[str]) -> None:
+        for key in keys:
+            self._failures.pop(key, None)
+            self._locked_until.pop(key, None)

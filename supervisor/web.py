@@ -11,10 +11,12 @@ import asyncio
 import html
 import json
 import secrets
+import time
 from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import parse_qs, urlsplit
 
+import structlog
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -26,9 +28,10 @@ from starlette.staticfiles import StaticFiles
 
 from supervisor import metrics
 from supervisor.actions import ACTIONS
-from supervisor.auth import User, authenticate
+from supervisor.auth import LoginThrottle, User, authenticate
 from supervisor.hub import SupervisorHub
 
+log = structlog.get_logger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 MAX_BODY = 16 * 1024
@@ -71,6 +74,7 @@ class SecurityHeaders:
 def create_app(hub: SupervisorHub, users: Mapping[str, User], *, session_key: str | None = None,
                secure_cookie: bool = False, metrics_token: str | None = None) -> Starlette:
     registry = metrics.make_registry(hub.state, hub.clock)
+    throttle = LoginThrottle()
 
     # ---- session helpers ------------------------------------------------------------------------------
     def current_user(request: Request) -> User | None:
@@ -132,10 +136,18 @@ def create_app(hub: SupervisorHub, users: Mapping[str, User], *, session_key: st
         form = await read_form(request)
         if form is None or not csrf_ok(request, form):
             return login_page(request, "Your login form expired; please try again.", 403)
-        name, password = form.get("username", "").strip(), form.get("password", "")
+        name, password = form.get("username", "").strip()[:64], form.get("password", "")[:256]
+        keys = [f"user:{name}", f"addr:{request.client.host if request.client else '?'}"]
+        wait = throttle.wait_for(keys, time.monotonic())
+        if wait > 0:
+            return login_page(request, f"Too many failed logins; try again in {wait:.0f} s.", 429)
         user = await asyncio.to_thread(authenticate, users, name, password) if name and password else None
         if user is None:
+            throttle.failed(keys, time.monotonic())
+            log.warning("supervisor.login_failed", user=name)
             return login_page(request, "Wrong name or password.", 401)
+        throttle.succeeded(keys)
+        log.info("supervisor.login", user=user.name, role=user.role)
         request.session.clear()  # a fresh session (and CSRF token) at every login
         request.session["user"] = user.name
         csrf_token(request)
@@ -189,9 +201,11 @@ def create_app(hub: SupervisorHub, users: Mapping[str, User], *, session_key: st
         async def stream():
             yield "retry: 2000\n\n"
             while True:
+                version = hub.state.version
                 yield f"event: state\ndata: {json.dumps(view_for(user), separators=(',', ':'))}\n\n"
-                # wake on the next AMI change; otherwise once a second so the wait clocks move
-                if await hub.wait_change(1.0):
+                # wake on the next AMI change (or one that came while sending); otherwise once a second so
+                # the wait clocks move
+                if hub.state.version != version or await hub.wait_change(1.0):
                     await asyncio.sleep(0.05)  # fold a burst of events into one frame
 
         return StreamingResponse(stream(), media_type="text/event-stream",

@@ -144,3 +144,20 @@ def test_metrics_labels_by_server_and_queue():
     assert 'hotline_queue_abandoned_total{queue="general-12345",server="sanya"} 1.0' in text
     assert 'hotline_queue_service_level_ratio{queue="general-12345",server="sanya"} 0.0' in text
     assert 'hotline_queue_members{queue="general-12345",server="sanya",state="free"} 2.0' in text
+
+
+def test_login_throttle_locks_a_name_after_repeated_failures():
+    from supervisor.auth import LoginThrottle
+    throttle = LoginThrottle(max_failures=3, window=60, lockout=30)
+    keys = ["user:admin", "addr:10.0.0.1"]
+    for t in (0, 1):
+        throttle.failed(keys, t)
+    assert throttle.wait_for(keys, 2) == 0
+    throttle.failed(keys, 2)
+    assert throttle.wait_for(["user:admin"], 3) == 29
+    assert throttle.wait_for(["user:other"], 3) == 0
+    assert throttle.wait_for(keys, 33) == 0
+    throttle.failed(["user:bob"], 0)
+    throttle.failed(["user:bob"], 100)  # outside the window: the count starts again
+    throttle.failed(["user:bob"], 101)
+    assert throttle.wait_for(["user:bob"], 102) == 0

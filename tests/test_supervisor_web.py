@@ -429,3 +429,50 @@ async def test_pages_carry_security_headers_and_no_outside_resources(view):
     assert "hotline_session" in cookie_flags
     for text in (page.text, js.text, css.text):
         assert "http://" not in text.replace("http://www.w3.org/2000/svg", "") and "https://" not in text
+
+
+async def test_repeated_wrong_passwords_lock_the_name(view):
+    async with http(view) as client:
+        page = await client.get("/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)[1]
+        for _ in range(5):
+            r = await client.post("/login", data={"csrf_token": token, "username": "admin", "password": "guess"})
+            assert r.status_code == 401
+        r = await client.post("/login", data={"csrf_token": token, "username": "admin",
+                                              "password": PASSWORDS["admin"]})
+        assert r.status_code == 429 and "Too many failed logins" in r.text
+        assert (await client.get("/api/state")).status_code == 401
+
+
+async def test_two_asterisk_servers_feed_one_view_and_actions_go_to_the_right_one(tmp_path):
+    haikou, sanya = make_emulator(), make_emulator()
+    await haikou.start()
+    await sanya.start()
+    clients = {name: AmiClient("127.0.0.1", emu.port, "hotline", SECRET, reconnect_first_delay=0.05)
+               for name, emu in (("haikou", haikou), ("sanya", sanya))}
+    env = {"HOTLINE_WEB_ADMIN_PASSWORD": PASSWORDS["admin"], "HOTLINE_WEB_SUPERVISOR_PASSWORD":
+           PASSWORDS["supervisor"], "HOTLINE_SUPERVISOR_AUDIT": str(tmp_path / "audit.jsonl")}
+    service = build_service(Settings(), host="127.0.0.1", port=0, environ=env, clients=clients)
+    await service.start()
+    try:
+        assert await service.hub.wait_synced(5)
+        caller = sanya.new_call(FULL, "12366", caller_name="[12366] tax")
+        sanya.caller_joins_queue(caller.name, "general-12345")
+        async with http(service) as client:
+            csrf = await login(client, "supervisor")
+
+            async def both():
+                state = (await client.get("/api/state")).json()
+                waiting = {s["name"]: sum(q["waiting"] for q in s["queues"]) for s in state["servers"]}
+                return state if waiting == {"haikou": 0, "sanya": 1} else None
+            state = await eventually(both)
+            assert state["lines"][0]["line"] == "12366"
+            r = await client.post("/api/action/pause", headers={"X-CSRF-Token": csrf}, json={
+                "server": "sanya", "queue": "general-12345", "interface": "PJSIP/7001", "reason": "meeting"})
+            assert r.json()["ok"]
+        assert sanya.queues["general-12345"].members["PJSIP/7001"].paused
+        assert not haikou.queues["general-12345"].members["PJSIP/7001"].paused
+    finally:
+        await service.stop()
+        await haikou.stop()
+        await sanya.stop()
