@@ -173,6 +173,7 @@ class AmiClient:
         self._first_attempt: asyncio.Future | None = None
         self._connected_event: asyncio.Event | None = None
         self.logins = 0                      # successful logins so far (1 + reconnects)
+        self._logged_in_last = False         # the last attempt logged in: backoff starts again from the first delay
 
     @classmethod
     def from_settings(cls, settings: Any, **options: Any) -> "AmiClient":
@@ -321,8 +322,6 @@ class AmiClient:
             delay = backoff_delay(failures, self.reconnect_first_delay, self.reconnect_max_delay)
             log.info("ami.reconnect_scheduled", delay_seconds=delay, attempt=failures)
             await asyncio.sleep(delay)
-
-    _logged_in_last = False
 
     async def _connect_and_serve(self) -> None:
         self._logged_in_last = False
