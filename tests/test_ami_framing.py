@@ -122,6 +122,11 @@ def test_format_action_orders_action_and_id_and_repeats_lists():
                     "Variable: B=海口\r\n\r\n").encode()
 
 
+def test_format_action_writes_numbers_as_text():
+    assert format_action({"Action": "Originate", "Timeout": 30000, "Priority": 1}, "n-1") == (
+        b"Action: Originate\r\nActionID: n-1\r\nTimeout: 30000\r\nPriority: 1\r\n\r\n")
+
+
 @pytest.mark.parametrize("fields", [
     {"Action": "Ping\r\nAction: Logoff"},
     {"Action": "Setvar", "Value": "x\r\n\r\nAction: Hangup"},

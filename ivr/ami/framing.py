@@ -103,7 +103,8 @@ def _check(text: str, what: str) -> str:
 
 
 def format_message(fields: Mapping[str, str | Sequence[str]] | Iterable[tuple[str, str]]) -> bytes:
-    """Key: Value lines with CRLF, then the blank line. A list value gives one line per item (Variable: a=1).
+    """Key: Value lines with CRLF, then the blank line. A list/tuple value gives one line per item
+    (Variable: a=1); other values are written with str() (Timeout: 30000).
 
     Field order is kept; CR/LF inside a key or value is refused (it would inject another header or message).
     """
@@ -113,7 +114,7 @@ def format_message(fields: Mapping[str, str | Sequence[str]] | Iterable[tuple[st
         _check(key, "key")
         if not key or ":" in key:
             raise ValueError(f"bad AMI key: {key!r}")
-        for item in ([value] if isinstance(value, str) else value):
+        for item in (value if isinstance(value, (list, tuple)) else [value]):
             lines.append(f"{key}: {_check(str(item), 'value')}\r\n")
     return ("".join(lines) + "\r\n").encode("utf-8")
 
