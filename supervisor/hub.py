@@ -16,10 +16,10 @@ from supervisor import actions
 from supervisor.audit import AuditLog
 from supervisor.auth import User
 from supervisor.history import History
-from supervisor.state import _HANDLERS, LiveState
+from supervisor.state import HANDLED_EVENTS, LiveState
 
 log = structlog.get_logger(__name__)
-WATCHED_EVENTS = frozenset(_HANDLERS)
+WATCHED_EVENTS = HANDLED_EVENTS
 
 
 class SupervisorHub:

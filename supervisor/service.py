@@ -92,9 +92,10 @@ def build_service(settings: Settings, *, host: str | None = None, port: int | No
                   clock: Callable[[], float] | None = None) -> SupervisorService:
     env = environment(environ if environ is not None else os.environ)
     options = web_options(env)
+    clients = clients if clients is not None else make_clients(settings, env)  # config errors before passwords
     users = load_users(env, announce)
     hub_kwargs = {"clock": clock} if clock else {}
-    hub = SupervisorHub(clients if clients is not None else make_clients(settings, env),
+    hub = SupervisorHub(clients,
                         state=LiveState(options.service_level), history=History(options.history_hours * 3600),
                         audit=AuditLog(options.audit_path), sample_interval=options.sample_interval, **hub_kwargs)
     return SupervisorService(hub, users, options, host or settings.web_host,

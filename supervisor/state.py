@@ -441,3 +441,4 @@ _HANDLERS = {
     "VarSet": LiveState._on_varset,
     "Hangup": LiveState._on_hangup,
 }
+HANDLED_EVENTS = frozenset(_HANDLERS)  # what the AMI subscription needs to deliver
