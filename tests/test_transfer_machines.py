@@ -64,9 +64,19 @@ def test_warm_answer_then_completed_transfer():
     run_setup(m)
     m.on_event({"Event": "DialBegin", "Channel": AGENT, "DestChannel": TARGET}, at(1))
     m.on_event({"Event": "DialEnd", "Channel": AGENT, "DestChannel": TARGET, "DialStatus": "ANSWER"}, at(5))
-    assert m.state == "consulting" and m.tick(at(300)) == []          # no deadline while they talk
+    assert m.state == "consulting" and m.tick(at(300)) == []          # no hurry while they talk
     m.on_event({"Event": "AttendedTransfer", "Result": "Success", "OrigTransfererChannel": AGENT}, at(60))
     assert m.outcome is TransferOutcome.ANSWERED and m.ended_at == at(60)
+
+
+def test_warm_consultation_is_followed_for_a_bounded_time():
+    m = AttendedTransfer(warm_request(), T0, attempt_id="a")
+    run_setup(m)
+    m.on_event({"Event": "DialBegin", "Channel": AGENT, "DestChannel": TARGET}, at(1))
+    m.on_event({"Event": "DialEnd", "Channel": AGENT, "DestChannel": TARGET, "DialStatus": "ANSWER"}, at(5))
+    assert m.tick(at(604)) == [] and not m.finished
+    m.tick(at(605))
+    assert m.outcome is TransferOutcome.ANSWERED and "completion not seen" in m.reason
 
 
 def test_warm_events_of_other_calls_are_ignored():

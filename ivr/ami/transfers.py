@@ -40,6 +40,7 @@ from routing.model import TransferKind
 log = structlog.get_logger(__name__)
 
 SETUP_GRACE_SECONDS = 5.0     # beyond no_answer_seconds, for Asterisk to report what happened
+CONSULT_LIMIT_SECONDS = 600.0  # warm transfer: how long we follow the agent's talk with the seat before recording
 
 
 @dataclass(frozen=True)
@@ -210,7 +211,7 @@ class AttendedTransfer(TransferMachine):
         elif name == "DialEnd" and event.get("Channel") == agent and event.get("DestChannel") == self.target:
             if event.get("DialStatus") == "ANSWER":
                 self.answered, self.state = True, "consulting"
-                self.deadline = None              # the agent talks to the seat as long as needed
+                self.deadline = now + timedelta(seconds=CONSULT_LIMIT_SECONDS)   # no hurry: they talk
                 self.note("target answered; agent consulting")
             else:
                 self.finish(TransferOutcome.RETURNED, now,
@@ -230,6 +231,13 @@ class AttendedTransfer(TransferMachine):
     def deadline_passed(self, now: datetime) -> list[Send]:
         if self.state == "setup":
             return super().deadline_passed(now)
+        if self.state == "consulting":
+            self.finish(TransferOutcome.ANSWERED, now, "the seat answered; completion not seen within "
+                                                       f"{CONSULT_LIMIT_SECONDS:g} s of consultation")
+            return []
+        if self.state == "cancelling":
+            self.finish(TransferOutcome.RETURNED, now, "no answer in time: leg hung up")
+            return []
         if self.target is None:
             self.finish(TransferOutcome.FAILED, now, "no transfer leg appeared (Atxfer needs queue options tT and "
                                                      "an atxfer feature code)")
