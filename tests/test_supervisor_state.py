@@ -241,3 +241,14 @@ def test_unknown_events_change_nothing():
     assert not state.apply("hk", {"Event": "Newexten", "Uniqueid": "1"}, 0.0)
     assert not state.apply("hk", {"Response": "Success"}, 0.0)
     assert state.version == version
+
+
+def test_resync_keeps_a_caller_who_joined_after_the_status_was_asked():
+    state = LiveState()
+    t = 1_800_000_000.0
+    reply = [{"Event": "QueueParams", "Queue": "general-12345"}, {"Event": "QueueStatusComplete"}]
+    state.apply("hk", _join("6.1", "[12345] early"), t - 60)  # gone by now: the reply does not list it
+    state.apply("hk", _join("6.2", "[12345] late"), t + 0.5)  # joined while the reply was on its way
+    state.resync("hk", reply, t + 1, sent_at=t)
+    q = _queue(state.view(t + 2, full_numbers=False), "hk", "general-12345")
+    assert [c["id"] for c in q["callers"]] == ["6.2"]
