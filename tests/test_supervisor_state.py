@@ -5,8 +5,9 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
-from supervisor.state import LiveState, mask_text, split_line
+from supervisor.state import HANDLED_EVENTS, LiveState, mask_text, split_line
 from supervisor.transcript import replay, replay_steps
 
 from tests.conftest import TRANSCRIPTS
@@ -252,3 +253,20 @@ def test_resync_keeps_a_caller_who_joined_after_the_status_was_asked():
     state.resync("hk", reply, t + 1, sent_at=t)
     q = _queue(state.view(t + 2, full_numbers=False), "hk", "general-12345")
     assert [c["id"] for c in q["callers"]] == ["6.2"]
+
+_FIELDS = ["Queue", "Uniqueid", "CallerIDNum", "CallerIDName", "Exten", "Position", "HoldTime", "Interface",
+           "Location", "MemberName", "Status", "Paused", "PausedReason", "InCall", "LastPause", "CallsTaken",
+           "Penalty", "Variable", "Value", "Wait"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(sorted(HANDLED_EVENTS | {"QueueParams", "QueueMember", "QueueEntry"})),
+                          st.dictionaries(st.sampled_from(_FIELDS), st.text(max_size=12), max_size=8),
+                          st.floats(min_value=0, max_value=4e9)), max_size=30))
+def test_garbage_events_never_break_the_state(events):
+    state = LiveState()
+    for name, fields, now in events:
+        state.apply("hk", {"Event": name, **fields}, now)
+    state.resync("hk", [{"Event": name, **fields} for name, fields, _ in events], 1e9)
+    view = state.view(2e9, full_numbers=False)
+    assert all(q["waiting"] == len(q["callers"]) for s in view["servers"] for q in s["queues"])
