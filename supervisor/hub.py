@@ -26,8 +26,9 @@ class SupervisorHub:
     def __init__(self, clients: Mapping[str, Any], *, state: LiveState | None = None,
                  history: History | None = None, audit: AuditLog | None = None,
                  clock: Callable[[], float] = time.time, sample_interval: float = 5.0,
-                 resync_timeout: float = 10.0) -> None:
+                 resync_timeout: float = 10.0, close_clients: bool = True) -> None:
         self.clients = dict(clients)
+        self.close_clients = close_clients  # False when the clients are shared with the engine (transfers)
         self.state = state or LiveState()
         self.history = history or History()
         self.audit = audit
@@ -47,8 +48,11 @@ class SupervisorHub:
             self._unsubscribe.append(client.on_event(self._event_handler(name), WATCHED_EVENTS))
             self._unsubscribe.append(client.on_connected(self._connected_handler(name)))
         self._ticker = asyncio.get_running_loop().create_task(self._tick(), name="supervisor-tick")
+        already_up = [name for name, client in self.clients.items() if client.connected]  # shared clients
         # each client returns after its first attempt and keeps reconnecting on its own
         await asyncio.gather(*(client.start() for client in self.clients.values()), return_exceptions=True)
+        for name in already_up:  # their login happened before we subscribed: no on_connected for it
+            await self.resync(name)
 
     async def stop(self) -> None:
         for unsubscribe in self._unsubscribe:
@@ -61,7 +65,8 @@ class SupervisorHub:
             except asyncio.CancelledError:
                 pass
             self._ticker = None
-        await asyncio.gather(*(client.close() for client in self.clients.values()), return_exceptions=True)
+        if self.close_clients:
+            await asyncio.gather(*(client.close() for client in self.clients.values()), return_exceptions=True)
 
     async def wait_synced(self, timeout: float) -> bool:
         """Until every server has answered its first QueueStatus (False if some did not in time)."""

@@ -89,7 +89,7 @@ def make_clients(settings: Settings, environ: Mapping[str, str] | None = None, *
 def build_service(settings: Settings, *, host: str | None = None, port: int | None = None,
                   environ: Mapping[str, str] | None = None, clients: Mapping[str, Any] | None = None,
                   announce: Callable[[str], None] | None = None,
-                  clock: Callable[[], float] | None = None) -> SupervisorService:
+                  clock: Callable[[], float] | None = None, close_clients: bool = True) -> SupervisorService:
     env = environment(environ if environ is not None else os.environ)
     options = web_options(env)
     clients = clients if clients is not None else make_clients(settings, env)  # config errors before passwords
@@ -97,15 +97,22 @@ def build_service(settings: Settings, *, host: str | None = None, port: int | No
     hub_kwargs = {"clock": clock} if clock else {}
     hub = SupervisorHub(clients,
                         state=LiveState(options.service_level), history=History(options.history_hours * 3600),
-                        audit=AuditLog(options.audit_path), sample_interval=options.sample_interval, **hub_kwargs)
+                        audit=AuditLog(options.audit_path), sample_interval=options.sample_interval,
+                        close_clients=close_clients, **hub_kwargs)
     return SupervisorService(hub, users, options, host or settings.web_host,
                              settings.web_port if port is None else port)
 
 
 async def run_supervisor(settings: Settings, *, host: str | None = None, port: int | None = None,
-                         environ: Mapping[str, str] | None = None) -> None:
-    """Serve the supervisor view until cancelled; for use inside an existing event loop."""
-    service = build_service(settings, host=host, port=port, environ=environ)
+                         environ: Mapping[str, str] | None = None,
+                         clients: Mapping[str, AmiClient] | None = None) -> None:
+    """Serve the supervisor view until cancelled; for use inside an existing event loop.
+
+    `clients`: AMI clients already running in this process (server name -> AmiClient), e.g. the engine's own
+    link for transfers; they are subscribed to, never closed here. Without it, one client per configured server
+    is made (and closed on exit)."""
+    service = build_service(settings, host=host, port=port, environ=environ, clients=clients,
+                            close_clients=clients is None)
     await service.start()
     try:
         await service.wait()

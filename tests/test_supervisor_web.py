@@ -476,3 +476,21 @@ async def test_two_asterisk_servers_feed_one_view_and_actions_go_to_the_right_on
         await service.stop()
         await haikou.stop()
         await sanya.stop()
+
+
+async def test_run_beside_the_engine_sharing_its_ami_client(emulator, tmp_path):
+    shared = AmiClient("127.0.0.1", emulator.port, "hotline", SECRET)
+    await shared.start()
+    await shared.wait_connected(5)
+    env = {"HOTLINE_WEB_ADMIN_PASSWORD": PASSWORDS["admin"], "HOTLINE_WEB_SUPERVISOR_PASSWORD":
+           PASSWORDS["supervisor"], "HOTLINE_SUPERVISOR_AUDIT": str(tmp_path / "audit.jsonl")}
+    service = build_service(Settings(), host="127.0.0.1", port=0, environ=env, clients={"pbx": shared},
+                            close_clients=False)
+    await service.start()
+    try:
+        assert await service.hub.wait_synced(5)  # resynced although the login came before we subscribed
+        assert {q for q in service.hub.state.servers["pbx"].queues} == {"general-12345", "expert-12320"}
+    finally:
+        await service.stop()
+    assert shared.connected  # the engine's link stays up
+    await shared.close()
