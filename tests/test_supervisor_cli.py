@@ -92,3 +92,43 @@ async def test_hotline_web_serves_and_prints_generated_passwords_once(tmp_path):
     assert proc.returncode == 0
     assert "".join(seen).count("generated password for 'admin'") == 1
     assert "generated password" not in rest.decode()
+
+
+async def test_queues_watch_redraws_when_a_caller_joins(tmp_path):
+    emu = make_emulator()
+    await emu.start()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "scripts.hotline", "--log-level", "error", "queues", "watch", "--interval", "0.5",
+        cwd=ROOT, env=_env(emu.port, tmp_path), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    frames: list[str] = []
+    try:
+        async def next_frame() -> str:
+            lines = []
+            while True:
+                line = (await proc.stdout.readline()).decode()
+                assert line, "queues watch exited"
+                if line.startswith("12345 queues") and lines:
+                    frames.append("".join(lines))
+                    lines = [line]
+                    return frames[-1]
+                lines.append(line)
+
+        async def until_connected() -> None:
+            while "(connected)" not in await next_frame():
+                pass
+        await asyncio.wait_for(until_connected(), 15)
+        caller = emu.new_call(FULL, "12320", caller_name="[12320] Zhang San")
+        emu.caller_joins_queue(caller.name, "expert-12320")
+
+        async def until_caller() -> str:
+            while True:
+                frame = await next_frame()
+                if "line 12320" in frame:
+                    return frame
+        frame = await asyncio.wait_for(until_caller(), 15)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        await asyncio.wait_for(proc.communicate(), 15)
+        await emu.stop()
+    assert "138****5678" in frame and FULL not in "".join(frames)
+    assert proc.returncode == 0
