@@ -393,7 +393,6 @@ class PbxModel:
             self._member_event("QueueMemberStatus", q, member)
 
 
-
 def _inherited(variables: dict[str, str]) -> dict[str, str]:
     """Variables a new channel inherits: '__X' (kept as such) and '_X' (as X), as Asterisk does."""
     out = {}
