@@ -11,6 +11,15 @@ const PAUSE_REASONS = ["break", "lunch", "training", "meeting", "after-call work
 
 let view = null;
 let may = new Set();
+// The tiles are redrawn on every frame; a frame arriving between pressing and releasing a button would
+// replace that button and lose the click, so frames wait while the pointer is down.
+let holding = false;
+let pending = false;
+document.addEventListener("pointerdown", () => { holding = true; }, true);
+document.addEventListener("pointerup", () => {
+  holding = false;
+  if (pending) { pending = false; setTimeout(render, 50); }
+}, true);
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -286,7 +295,8 @@ function chart(series, now, span) {
     for (const p of points) if (p[3] !== null) line += `${line ? " L" : "M"}${x(p[0])},${ys(p[3])}`;
     if (line) root.append(svg("path", { d: line, class: "sl-line" }));
   }
-  const label = (text, xx, anchor, cls = "axis") => { const t = svg("text", { x: xx, y: H - 3, "text-anchor": anchor, class: cls }); t.textContent = text; return t; };
+  const label = (text, xx, anchor, cls = "axis", yy = H - 3) => { const t = svg("text", { x: xx, y: yy, "text-anchor": anchor, class: cls }); t.textContent = text; return t; };
+  root.append(label("SL 100%", P + 1, "start", "axis sl-axis", ys(1) + 8), label("50%", P + 1, "start", "axis sl-axis", ys(0.5) - 2));
   const ago = span >= 3600 ? `-${Math.round(span / 360) / 10} h` : span >= 120 ? `-${Math.round(span / 60)} min` : `-${Math.round(span)} s`;
   root.append(label(ago, P, "start"), label("now", W - P, "end"), label(`max ${maxWait} waiting`, W / 2, "middle"));
   return el("figure", { class: "chart-box" }, el("figcaption", {}, `${series.queue}`, el("small", {}, ` ${series.server}`)), root);
@@ -303,7 +313,7 @@ function connect() {
   source.addEventListener("state", (event) => {
     view = JSON.parse(event.data);
     document.body.classList.remove("offline");
-    render();
+    if (holding) pending = true; else render();
   });
   source.onerror = async () => {
     document.body.classList.add("offline");
