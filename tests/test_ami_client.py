@@ -172,3 +172,20 @@ def test_from_settings_reads_the_secret_and_refuses_none():
 async def test_refuses_header_injection(client):
     with pytest.raises(ValueError):
         await client.action({"Action": "Setvar", "Variable": "X", "Value": "1\r\n\r\nAction: Hangup"})
+
+
+async def test_close_then_start_again_keeps_subscribers(emulator):
+    c = AmiClient("127.0.0.1", emulator.port, "hotline", SECRET)
+    seen = []
+
+    async def on_new(event):
+        seen.append(event["Channel"])
+    c.on_event(on_new, {"Newchannel"})
+    await c.start()
+    first = emulator.new_call("1", "12345").name
+    await eventually(lambda: seen == [first])
+    await c.close()
+    await c.start()
+    second = emulator.new_call("2", "12345").name
+    await eventually(lambda: seen == [first, second])
+    await c.close()

@@ -132,6 +132,7 @@ class _Subscriber:
     def stop(self) -> None:
         if self.task is not None:
             self.task.cancel()
+        self.task = self.queue = None       # a later event (client started again) starts a fresh worker
 
 
 def _name(callback: Callable) -> str:
