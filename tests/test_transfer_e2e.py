@@ -175,6 +175,18 @@ async def test_threeway_link_drop_mid_transfer_fails_and_never_originates_twice(
     assert [r.outcome for r in records] == [TransferOutcome.FAILED, TransferOutcome.ANSWERED]
 
 
+async def test_threeway_caller_hangs_up_while_the_target_rings(emulator, driver, records):
+    caller, agent = emulator.answered_call("general-12345", AGENT, dialed="12360")
+    emulator.script_target("12360", answers=True, delay=30)
+    run = asyncio.ensure_future(driver.run(threeway(caller, agent, seconds=20)))
+    await eventually(lambda: any(c.startswith("Local/12360@hotline-threeway-") for c in emulator.channels))
+    emulator.hangup(caller.name)
+    record = await asyncio.wait_for(run, 5)
+    assert record.outcome is TransferOutcome.FAILED and records == [record]
+    assert not any(c.startswith("Local/12360@") for c in emulator.channels)     # the ringing leg is gone too
+    assert emulator.count("Redirect") == 0
+
+
 async def test_threeway_emergency_linkage(emulator, driver):
     caller, agent = emulator.answered_call("general-12345", AGENT, dialed="12345")
     emulator.script_target("119", answers=True, delay=0.02)

@@ -120,6 +120,7 @@ def test_threeway_answer_before_the_originate_reply_still_bridges_once():
     assert originate.fields["ActionID"] == "x1-originate" and originate.fields["Timeout"] == "45000"
     assert originate.fields["Variable"] == "HOTLINE_CONF=xfer-1-1"
     assert (originate.fields["Context"], originate.fields["Exten"]) == ("hotline-threeway", "target")
+    assert originate.fields["ChannelId"] == "x1-leg"
     # the OriginateResponse event overtakes the driver's handling of the reply
     assert m.on_event({"Event": "OriginateResponse", "ActionID": "x1-originate", "Response": "Success",
                        "Channel": "Local/12360@hotline-threeway-00000009;1"}, at(3)) == []

@@ -127,7 +127,7 @@ class PbxModel:
         name = f"{channel}-{suffix};1" if tech == "Local" else f"{channel}-{suffix}"
         caller_num, caller_name = _parse_callerid(a.get("CallerID", ""))
         chan = self._new_channel(name, dial_context or "default", dial_exten or "s", state=0, caller_num=caller_num,
-                                 caller_name=caller_name, variables=dict(variables))
+                                 caller_name=caller_name, variables=dict(variables), uniqueid=a.get("ChannelId"))
         script = self.targets.get(dial_exten, self.default_target)
         answered = await self._ring(chan.name, script, timeout)
         if not answered:
@@ -243,8 +243,8 @@ class PbxModel:
     # -- the model: transitions -------------------------------------------------------------------------------
     def _new_channel(self, name: str, context: str, exten: str, *, state: int, caller_num: str = "<unknown>",
                      caller_name: str = "<unknown>", linkedid: str | None = None,
-                     variables: dict[str, str] | None = None) -> Channel:
-        uniqueid = self.ids.uniqueid()
+                     variables: dict[str, str] | None = None, uniqueid: str | None = None) -> Channel:
+        uniqueid = uniqueid or self.ids.uniqueid()          # Originate's ChannelId names it in advance
         chan = Channel(name, uniqueid, linkedid or uniqueid, context, exten, state=state, caller_num=caller_num,
                        caller_name=caller_name, created=time.time(), variables=variables or {})
         self.channels[name] = chan

@@ -276,15 +276,25 @@ class ThreeWayTransfer(TransferMachine):
             "Channel": f"Local/{req.dial}@{dp.threeway_context}", "Context": dp.threeway_context,
             "Exten": dp.target_exten, "Priority": "1", "Async": "true",
             "Timeout": str(int(req.no_answer_seconds * 1000)), "CallerID": f'"{req.first_line}" <{req.first_line}>',
-            "Variable": f"{dp.conf_var}={room}"})]
+            "ChannelId": self.leg_id, "Variable": f"{dp.conf_var}={room}"})]
+
+    @property
+    def leg_id(self) -> str:
+        """The target leg's uniqueid, chosen by us (Originate ChannelId): its Newchannel tells us its name early,
+        so a leg still ringing can be hung up if the caller goes."""
+        return self.action_id("leg")
 
     def setup_done(self, now: datetime) -> list[Send]:
         if self.state == "waiting":
             self.state = "ringing"
         return self._bridge_if_answered(now)
 
+    leg: str | None = None
+
     def handle_event(self, event: Message, now: datetime) -> list[Send]:
-        if event.get("Event") == "OriginateResponse" and event.get("ActionID") == self.action_id("originate"):
+        if event.get("Event") == "Newchannel" and event.get("Uniqueid") == self.leg_id:
+            self.leg = event.get("Channel")
+        elif event.get("Event") == "OriginateResponse" and event.get("ActionID") == self.action_id("originate"):
             if event.get("Response") == "Success":
                 self.target = event.get("Channel")
                 self.note(f"target answered on {self.target}")
@@ -292,9 +302,9 @@ class ThreeWayTransfer(TransferMachine):
             self.finish(TransferOutcome.NO_ANSWER, now,
                         f"target did not answer (reason {event.get('Reason')}): caller still with the agent")
         elif event.get("Event") == "Hangup" and event.get("Channel") == self.req.caller_channel:
-            cleanup = [Send("cleanup", {"Action": "Hangup", "Channel": self.target})] if self.target else []
+            leg = self.target or self.leg
             self.finish(TransferOutcome.FAILED, now, "caller hung up during the transfer")
-            return cleanup
+            return [Send("cleanup", {"Action": "Hangup", "Channel": leg})] if leg else []
         return []
 
     def _bridge_if_answered(self, now: datetime) -> list[Send]:
@@ -495,7 +505,9 @@ class TransferDriver:
                     await asyncio.wait_for(wake.wait(), timeout)
                 except asyncio.TimeoutError:
                     pass
-            for send in outbox:          # clean-up the machine asked for on its way out (e.g. hang up a leg)
+            for send in outbox:          # only the clean-up the machine asked for on its way out (a lonely leg)
+                if send.tag != "cleanup" or not self.client.connected:
+                    continue
                 try:
                     await self.client.action(send.fields)
                 except AmiError as exc:
