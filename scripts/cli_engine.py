@@ -34,9 +34,13 @@ def _print_problems(problems) -> None:
 @click.option("--allow-test-clock", is_flag=True,
               help="Honour the HOTLINE_AT channel variable (dry runs with `hotline call --at`). Never in production.")
 @click.option("--records/--no-records", default=True, show_default=True, help="Record calls (spool + SQL).")
+@click.option("--ami/--no-ami", default=True, show_default=True,
+              help="Connect to Asterisk's AMI (when HOTLINE_AMI_SECRET is set): call outcomes and live queues.")
+@click.option("--web/--no-web", default=True, show_default=True,
+              help="Serve the supervisors' view beside the engine [HOTLINE_WEB_HOST:HOTLINE_WEB_PORT].")
 @click.option("--pid-file", type=click.Path(path_type=Path), default=PID_FILE, show_default=True)
-def serve(host, port, max_sessions, env_timeout, reply_timeout, drain_timeout, allow_test_clock, records,
-          pid_file) -> None:
+def serve(host, port, max_sessions, env_timeout, reply_timeout, drain_timeout, allow_test_clock, records, ami,
+          web, pid_file) -> None:
     """Run the FastAGI server (Asterisk: AGI(agi://HOST:PORT/route,${EXTEN})). SIGHUP reloads the YAML."""
     from ivr.engine import ConfigError, ConfigHolder
 
@@ -49,13 +53,14 @@ def serve(host, port, max_sessions, env_timeout, reply_timeout, drain_timeout, a
     asyncio.run(_serve(holder, settings, host or settings.agi_host,
                        settings.agi_port if port is None else port,
                        max_sessions or settings.agi_max_sessions, env_timeout, reply_timeout, drain_timeout,
-                       allow_test_clock, records, pid_file))
+                       allow_test_clock, records, ami, web, pid_file))
 
 
 async def _serve(holder, settings, host, port, max_sessions, env_timeout, reply_timeout, drain_timeout,
-                 allow_test_clock, records, pid_file: Path) -> None:
+                 allow_test_clock, records, ami, web, pid_file: Path) -> None:
     from ivr.engine import Engine
     from ivr.fastagi import ServerLimits, build_server
+    from scripts import companions
 
     recorder, recorder_task = None, None
     if records:
@@ -67,6 +72,19 @@ async def _serve(holder, settings, host, port, max_sessions, env_timeout, reply_
         except Exception as exc:       # records are never a reason not to route calls
             log.error("serve.records_unavailable", error=f"{type(exc).__name__}: {exc}")
             recorder = None
+    companions.record_config_versions(recorder, holder.current, f"{companions.operator_name()} (serve start)")
+
+    def reload() -> bool:
+        loaded_by = companions.take_reload_request()
+        ok = holder.reload()
+        if ok:
+            companions.record_config_versions(recorder, holder.current, loaded_by)
+        return ok
+
+    clients = companions.ami_clients(settings) if ami else {}
+    companions.feed_outcomes(clients, recorder)
+    await companions.start_clients(clients)
+    web_service = await companions.start_web(settings, clients) if web else None
     engine = Engine(holder, recorder=recorder, allow_test_clock=allow_test_clock)
     limits = ServerLimits(max_sessions=max_sessions, env_timeout=env_timeout, reply_timeout=reply_timeout,
                           drain_timeout=drain_timeout)
@@ -79,8 +97,11 @@ async def _serve(holder, settings, host, port, max_sessions, env_timeout, reply_
     click.echo(f"hotline: FastAGI listening on {host}:{bound} (pid {os.getpid()}, table "
                f"{holder.current.table.version}); SIGHUP reloads, SIGTERM/Ctrl-C drains", err=True)
     try:
-        await server.serve_until_signalled(on_reload=holder.reload)
+        await server.serve_until_signalled(on_reload=reload)
     finally:
+        if web_service is not None:
+            await web_service.stop()
+        await companions.close_clients(clients)
         if recorder_task is not None:
             recorder_task.cancel()
             await asyncio.gather(recorder_task, return_exceptions=True)
@@ -115,6 +136,9 @@ def reload(pid_file: Path, pid: int | None) -> None:
             pid = int(pid_file.read_text(encoding="utf-8").strip())
         except (OSError, ValueError):
             raise click.ClickException(f"no running engine found ({pid_file} missing or unreadable)")
+    from scripts.companions import note_reload_request
+
+    note_reload_request()
     try:
         os.kill(pid, signal.SIGHUP)
     except ProcessLookupError:

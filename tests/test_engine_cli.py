@@ -33,7 +33,7 @@ def serve(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT), HOTLINE_ROUTING_TABLE=str(table), HOTLINE_IVR_MENUS=str(menus))
     port, pid_file = free_port(), tmp_path / "hotline.pid"
     proc = subprocess.Popen(HOTLINE + ["--log-format", "json", "serve", "--port", str(port), "--allow-test-clock",
-                                       "--no-records", "--pid-file", str(pid_file), "--drain-timeout", "2"],
+                                       "--no-records", "--no-web", "--pid-file", str(pid_file), "--drain-timeout", "2"],
                             cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
     try:
         for _ in range(200):
@@ -92,7 +92,8 @@ def test_serve_call_reload_and_sigterm(serve):
 def test_call_warns_when_the_engine_ignores_the_test_instant(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     port, pid_file = free_port(), tmp_path / "p.pid"
-    proc = subprocess.Popen(HOTLINE + ["serve", "--port", str(port), "--no-records", "--pid-file", str(pid_file)],
+    proc = subprocess.Popen(HOTLINE + ["serve", "--port", str(port), "--no-records", "--no-web", "--pid-file",
+                                       str(pid_file)],
                             cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
     try:
         for _ in range(200):
