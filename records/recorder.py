@@ -2,7 +2,8 @@
 
 How the engine runs it (asyncio):
 
-    recorder = CallRecorder(settings.db_url, settings.spool_dir, key_from_settings(settings))
+    recorder = CallRecorder(settings.db_url, settings.spool_dir, key_from_settings(settings),
+                            callback_key=callback_key_from_settings(settings))
     task = asyncio.create_task(recorder.run())     # flushes every `flush_interval`, backs off while the DB is down
     ...  recorder.record_call(rec)                 # from the call's handler: an fsync'd local append, no DB wait
     task.cancel(); recorder.close()                # at shutdown: one bounded last flush; the rest stays spooled
@@ -32,6 +33,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from routing.model import CallerHistory
 from routing.privacy import caller_hash
 
+from records.callbacks import CallbackCipher
 from records.db import make_engine, sqlite_path, upgrade
 from records.rows import call_row, callback_row, sql_params, table_version_row, transfer_row
 from records.schema import calls
@@ -55,10 +57,13 @@ class CallRecorder:
     def __init__(self, db_url: str, spool_dir: Path, caller_hash_key: bytes, *, batch_size: int = 500,
                  flush_interval: float = 1.0, max_backoff: float = 30.0, op_timeout: float = 5.0,
                  history_timeout: float = 0.5, auto_upgrade: bool | None = None,
-                 segment_records: int = 1000) -> None:
+                 segment_records: int = 1000, callback_key: bytes | None = None) -> None:
         if not caller_hash_key:
             raise ValueError("caller_hash_key is empty")
         self._key = caller_hash_key
+        # Callback numbers are encrypted with this key (records.keys.callback_key_from_settings); without one,
+        # the first callback loads it from the settings (generating var/callback.key if none is configured).
+        self._callback_cipher = CallbackCipher(callback_key) if callback_key else None
         self._engine = make_engine(db_url, op_timeout=op_timeout, pre_ping=False)
         self._spool = Spool(Path(spool_dir), segment_records=segment_records)
         self._batch_size = batch_size
@@ -83,7 +88,11 @@ class CallRecorder:
         self._append("transfer", transfer_row(rec))
 
     def record_callback(self, rec: CallbackRequest) -> None:
-        self._append("callback", callback_row(rec, self._key))
+        if self._callback_cipher is None:
+            from records.keys import callback_key_from_settings
+
+            self._callback_cipher = CallbackCipher(callback_key_from_settings())
+        self._append("callback", callback_row(rec, self._key, self._callback_cipher))
 
     def record_table_version(self, rec: TableVersion) -> None:
         self._append("table_version", table_version_row(rec))

@@ -1,6 +1,7 @@
 """Records -> JSON-safe rows, the form they take in the spool and in SQL.
 
-Masking and hashing happen here, before the spool: a full caller number never reaches disk.
+Masking, hashing and (callback numbers) encryption happen here, before the spool: a clear caller number never
+reaches disk.
 """
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 from routing.privacy import caller_hash, mask_number
 
+from records.callbacks import CallbackCipher
 from records.schema import SPOOLED_TABLES, UtcDateTime
 from records.types import CallbackRequest, CallRecord, TableVersion, TransferRecord
 
@@ -65,7 +67,8 @@ def transfer_row(rec: TransferRecord) -> Row:
     }
 
 
-def callback_row(rec: CallbackRequest, key: bytes) -> Row:
+def callback_row(rec: CallbackRequest, key: bytes, cipher: CallbackCipher) -> Row:
+    """Encrypted here, before the spool: the number an agent will call is on disk only as a Fernet token."""
     return {
         "record_id": rec.record_id,
         "uniqueid": rec.uniqueid,
@@ -73,6 +76,8 @@ def callback_row(rec: CallbackRequest, key: bytes) -> Row:
         "queue": rec.queue,
         "number_masked": mask_number(rec.number),
         "number_hash": caller_hash(rec.number, key),
+        "number_encrypted": cipher.encrypt(rec.number),
+        "status": "pending",
         "language": rec.language,
         "requested_at": _iso(rec.requested_at),
     }

@@ -1,7 +1,7 @@
 """SQL tables (SQLAlchemy 2.0 Core). Changes go through a new alembic revision in records/migrations/.
 
-Caller numbers are never stored in full: `caller_masked` for people, `caller_hash` (HMAC-SHA256 with the
-deployment's key) for "all calls from this number" lookups.
+Caller numbers are never stored in clear: `caller_masked` for people, `caller_hash` (HMAC-SHA256 with the
+deployment's key) for "all calls from this number" lookups; a callback number also encrypted (Fernet) until done.
 Rows written from the spool are keyed by a record id (primary key) so a replay never writes twice.
 """
 from __future__ import annotations
@@ -119,7 +119,15 @@ callback_requests = Table(
     Column("number_hash", String(64), nullable=False),
     Column("language", String(8), nullable=True),
     Column("requested_at", UtcDateTime, nullable=False),
+    # 0002: the number for the agent who calls back, Fernet-encrypted (records.callbacks); erased once done.
+    Column("number_encrypted", Text, nullable=True),
+    Column("status", String(16), nullable=False, default="pending", server_default="pending"),
+    Column("taken_by", String, nullable=True),
+    Column("taken_at", UtcDateTime, nullable=True),
+    Column("done_by", String, nullable=True),
+    Column("done_at", UtcDateTime, nullable=True),
     Index(None, "requested_at"),
+    Index(None, "status", "queue", "requested_at"),
 )
 
 table_versions = Table(

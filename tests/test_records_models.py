@@ -9,6 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import func, select
 
+from records.callbacks import CallbackCipher
 from records.db import current_revision, make_engine, upgrade
 from records.recorder import CallRecorder
 from records.schema import callback_requests, calls, metadata, table_versions, transfers
@@ -18,7 +19,16 @@ from tests.db_fixtures import db_url  # noqa: F401
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 KEY = b"test-key-not-secret"
+CALLBACK_KEY = b"nYoV3uY0y1zqLr7cJ4a8m3xgS9pT2hQe6wK5dF1bU0A="   # a Fernet key for tests only
 CALLER = "13812345678"
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    from records.db import alembic_config
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def test_migration_matches_metadata(db_url):  # noqa: F811
@@ -26,7 +36,7 @@ def test_migration_matches_metadata(db_url):  # noqa: F811
     try:
         upgrade(engine)
         upgrade(engine)   # a second run is a no-op
-        assert current_revision(engine) == "0001_initial"
+        assert current_revision(engine) == head_revision()
         with engine.connect() as conn:
             diff = compare_metadata(MigrationContext.configure(conn), metadata)
         assert diff == []
@@ -48,7 +58,7 @@ def test_records_round_trip(db_url, tmp_path):  # noqa: F811
                                number="13987654321", requested_at=arrived, language="en")
     version = TableVersion(version="9859a869991f", loaded_by="admin@ops", loaded_at=arrived,
                            source="conf/routing.yaml")
-    rec = CallRecorder(db_url, tmp_path / "spool", KEY, auto_upgrade=True)
+    rec = CallRecorder(db_url, tmp_path / "spool", KEY, auto_upgrade=True, callback_key=CALLBACK_KEY)
     try:
         rec.record_call(call)
         rec.record_transfer(transfer)
@@ -80,15 +90,17 @@ def test_records_round_trip(db_url, tmp_path):  # noqa: F811
             assert t["started_at"] == transfer.started_at
             cb = conn.execute(select(callback_requests)).mappings().one()
             assert cb["number_masked"] == "139****4321" and cb["number_hash"] == caller_hash("13987654321", KEY)
+            assert cb["status"] == "pending" and cb["taken_by"] is None
+            assert CallbackCipher(CALLBACK_KEY).decrypt(cb["number_encrypted"]) == "13987654321"
             tv = conn.execute(select(table_versions)).mappings().one()
             assert (tv["version"], tv["loaded_by"], tv["source"]) == ("9859a869991f", "admin@ops", "conf/routing.yaml")
             assert tv["loaded_at"] == arrived
     finally:
         engine.dispose()
-    # The full number reached neither disk nor SQL.
+    # The full numbers reached neither disk nor SQL.
     for path in (tmp_path / "spool").iterdir():
         if path.is_file():
-            assert CALLER.encode() not in path.read_bytes()
+            assert CALLER.encode() not in path.read_bytes() and b"13987654321" not in path.read_bytes()
 
 
 def test_later_revision_adds_the_outcome_and_replays_change_nothing(db_url, tmp_path):  # noqa: F811
