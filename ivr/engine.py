@@ -218,6 +218,17 @@ def build_record(flow: CallFlow, *, hungup: bool) -> Any:
     return CallRecord(**fields)
 
 
+def build_callback(flow: CallFlow) -> Any:
+    """records.types.CallbackRequest for a call whose caller asked to be called back (the number in clear, in
+    memory only: the recorder encrypts it before anything reaches disk)."""
+    from records.types import CallbackRequest
+
+    outcome = flow.outcome
+    return CallbackRequest(uniqueid=flow.env.get("uniqueid") or f"nouniqueid-{id(flow)}", line=outcome.route.line,
+                           queue=outcome.target, number=outcome.callback_number, requested_at=flow.at,
+                           language=outcome.language)
+
+
 # ------------------------------------------------------------------ the engine
 
 def bind_call_context(env: Mapping[str, str]) -> None:
@@ -267,6 +278,11 @@ class Engine:
             self.recorder.record_call(build_record(flow, hungup=hungup))
         except Exception as exc:
             log.error("engine.record_failed", error=f"{type(exc).__name__}: {exc}")
+        if flow.outcome is not None and flow.outcome.callback_number:
+            try:                                     # apart: a failed call record must not cost the callback
+                self.recorder.record_callback(build_callback(flow))
+            except Exception as exc:
+                log.error("engine.record_failed", record="callback", error=f"{type(exc).__name__}: {exc}")
 
     def _log_end(self, flow: CallFlow, hungup: bool, commands: int) -> None:
         """The session already logged its destination; the end of the call is news only when it was cut short
