@@ -98,7 +98,7 @@ async def _find_call(client: AmiClient, channel: str, caller: str | None) -> tup
 def transfer(kind: str, channel: str, line: str, caller_channel: str | None, target: str | None, first_line: str,
              timeout: float, record: bool) -> None:
     """Transfer the call of agent CHANNEL (legacy LINE): warm | threeway | handover | escalate."""
-    from ivr.ami.transfers import TransferDriver, request_from_route
+    from ivr.ami.transfers import TransferDriver, request_from_route, work_order_after
     from routing.decide import decide
     from routing.loader import TableError, load_table
 
@@ -137,7 +137,33 @@ def transfer(kind: str, channel: str, line: str, caller_channel: str | None, tar
     outcome = result.outcome or TransferOutcome.FAILED
     click.echo(f"{kind} transfer of {channel} ({line} -> {result.target_trunk or result.target_queue}): "
                f"{outcome.value}{'' if recorder else ' (not recorded)'}")
+    follow_up = work_order_after(route, KINDS[kind], outcome, target)
+    if follow_up is not None:
+        _dispatch_work_order(settings, table, route, result, follow_up, agent=channel)
     raise SystemExit(EXIT.get(outcome, 1))
+
+
+def _dispatch_work_order(settings, table, route, result, option, *, agent: str) -> None:
+    """Nobody at the sub-center answered: the table says the matter goes to it as a work order instead."""
+    from records import workorders
+    from records.db import make_engine, upgrade
+
+    engine = make_engine(settings.db_url)
+    try:
+        upgrade(engine)
+        order = workorders.dispatch(
+            engine, line=route.line, category=route.category.value, target=result.target_trunk or "",
+            department=option.department, uniqueid=result.uniqueid, dispatched_by=agent,
+            summary=f"{route.line}: transfer to {result.target_trunk} not answered",
+            at=datetime.now(timezone.utc), calendar=next(iter(table.calendars.values())), tz=table.timezone)
+    except Exception as exc:  # the agent still has the caller: say so plainly, the order can be made by hand
+        click.echo(f"warning: work order not dispatched ({type(exc).__name__}: {exc}); "
+                   "use `hotline workorders dispatch`", err=True)
+        return
+    finally:
+        engine.dispose()
+    click.echo(f"work order {order.number} dispatched to {option.department}, to be signed by "
+               f"{order.sign_deadline.astimezone(table.timezone):%Y-%m-%d %H:%M}")
 
 
 def _recorder(settings):

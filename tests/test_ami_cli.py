@@ -99,3 +99,33 @@ def test_transfer_unknown_channel(desk):
     _, env, _ = desk
     result = invoke(env, "transfer", "handover", "PJSIP/nobody-1", "110", "--no-record")
     assert result.exit_code == 1 and "no such channel" in result.output
+
+
+def test_threeway_nobody_answers_dispatches_the_tables_work_order(desk, routing_yaml):
+    et, env, tmp_path = desk
+    table = tmp_path / "routing.yaml"   # the shipped table, with a 1 s ring so the test stays short
+    table.write_text(routing_yaml.read_text(encoding="utf-8").replace(
+        "{kind: three_way, trunk: subcenter-12366, no_answer_seconds: 45", "{kind: three_way, trunk: subcenter-12366, "
+        "no_answer_seconds: 1"), encoding="utf-8")
+    caller, agent = et.call(et.emu.answered_call, "general-12345", AGENT, "4951234567", "12366")
+    et.call(et.emu.script_target, "12366", False, 0.02)
+    result = invoke({**env, "HOTLINE_ROUTING_TABLE": str(table)}, "transfer", "threeway", agent.name, "12366")
+    assert result.exit_code == 3, result.output
+    assert "no_answer" in result.output and "work order WO-" in result.output
+    db = create_engine(env["HOTLINE_DB_URL"])
+    orders = db.connect().execute(text("select line, category, target, department, uniqueid, status "
+                                       "from work_orders")).all()
+    assert [tuple(r) for r in orders] == [("12366", "subcenter", "subcenter-12366",
+                                           "国家税务总局海南省税务局 12366 分中心", caller.uniqueid, "dispatched")]
+
+
+def test_warm_transfer_nobody_answers_returns_without_a_work_order(desk, routing_yaml):
+    et, env, tmp_path = desk
+    table = tmp_path / "routing.yaml"
+    table.write_text(routing_yaml.read_text(encoding="utf-8").replace(
+        "trunk: seat-12348, no_answer_seconds: 30", "trunk: seat-12348, no_answer_seconds: 1"), encoding="utf-8")
+    caller, agent = et.call(et.emu.answered_call, "general-12345", AGENT, "4951234567", "12348")
+    et.call(et.emu.script_target, "12348", False, 0.02)
+    result = invoke({**env, "HOTLINE_ROUTING_TABLE": str(table)}, "transfer", "warm", agent.name, "12348")
+    assert result.exit_code == 3, result.output
+    assert "work order" not in result.output

@@ -552,5 +552,17 @@ def request_from_route(route: Any, table: Any, kind: TransferKind, *, uniqueid: 
                            no_answer_seconds=option.no_answer_seconds, ivr_path=ivr_path)
 
 
-__all__ = ["TransferRequest", "TransferDriver", "TransferMachine", "AttendedTransfer", "ThreeWayTransfer",
+def work_order_after(route: Any, kind: TransferKind, outcome: Any, target: str | None = None) -> Any | None:
+    """The routing table's follow-up for a transfer nobody answered: when the option used says
+    `on_no_answer: work_order`, the route's work-order option (who receives it); None otherwise."""
+    if getattr(outcome, "value", outcome) != "no_answer":
+        return None
+    used = [t for t in route.transfers if TransferKind(t.kind) is TransferKind(kind)
+            and (target is None or target in (t.trunk, t.queue))]
+    if not used or used[0].on_no_answer != "work_order":
+        return None
+    return next((t for t in route.transfers if TransferKind(t.kind) is TransferKind.WORK_ORDER), None)
+
+
+__all__ = ["TransferRequest", "work_order_after", "TransferDriver", "TransferMachine", "AttendedTransfer", "ThreeWayTransfer",
            "Handover", "Escalation", "Send", "machine_for", "request_from_route", "conference_room"]
