@@ -91,6 +91,11 @@ def test_prompts_list_names_every_sound_the_menus_and_the_table_play(table):
     table_prompts |= {p for q in table.queues.values() if q.when_closed for p in q.when_closed.prompts}
     assert menus.prompt_files() <= set(listed), sorted(menus.prompt_files() - set(listed))
     assert table_prompts <= set(listed), sorted(table_prompts - set(listed))
+    from dataclasses import fields
+
+    from dialplan.options import RenderOptions
+    dialplan_prompts = {getattr(RenderOptions(), f.name) for f in fields(RenderOptions) if f.name.startswith("prompt_")}
+    assert dialplan_prompts and dialplan_prompts <= set(listed), sorted(dialplan_prompts - set(listed))
 
 
 def test_a_minimal_file_uses_the_defaults():
