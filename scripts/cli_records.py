@@ -1,4 +1,5 @@
-"""`hotline db`, `hotline records`, `hotline report`, `hotline workorders`: the records' command line.
+"""`hotline db`, `hotline records`, `hotline report`, `hotline workorders`, `hotline callbacks`: the records'
+command line.
 
 The clock is read here, at the edge. Times without an offset are read in the routing table's time zone.
 """
@@ -16,9 +17,10 @@ import click
 from sqlalchemy import Engine, make_url, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from records import reports, workorders
+from records import callbacks, reports, workorders
+from records.callbacks import CallbackCipher, CallbackError, CallbackKeyError
 from records.db import current_revision, make_engine, upgrade
-from records.keys import KEY_FILE_NAME, existing_key
+from records.keys import CALLBACK_KEY_FILE_NAME, KEY_FILE_NAME, existing_callback_key, existing_key
 from records.schema import table_versions
 from records.types import Outcome, WorkOrder
 from routing.model import Calendar, RoutingTable
@@ -100,7 +102,7 @@ def database_errors(func):
             orig = getattr(exc, "orig", None) or exc
             first = (str(orig).strip().splitlines() or [""])[0]
             raise click.ClickException(f"database error: {type(orig).__name__}: {first}") from None
-        except workorders.WorkOrderError as exc:
+        except (workorders.WorkOrderError, CallbackError, CallbackKeyError) as exc:
             raise click.ClickException(str(exc)) from None
     return wrapper
 
@@ -363,3 +365,82 @@ def workorders_sign(number: str, by: str, at_text: str | None, db_url: str | Non
 @database_errors
 def workorders_close(number: str, by: str, at_text: str | None, db_url: str | None) -> None:
     _transition(workorders.close, number, by, at_text, db_url)
+
+
+# --- hotline callbacks -----------------------------------------------------------------------------
+@click.group("callbacks")
+def callbacks_group() -> None:
+    """Callback requests: list (masked numbers), take one (its number is shown once, to you), mark it done."""
+
+
+def show_callback(cb: callbacks.Callback, tz: tzinfo) -> str:
+    taken = f"  {cb.taken_by} {cb.taken_at.astimezone(tz):%H:%M}" if cb.taken_by and cb.taken_at else ""
+    return (f"{cb.requested_at.astimezone(tz):%Y-%m-%d %H:%M:%S} {cb.uniqueid:<20} {cb.queue:<20} {cb.line:<6} "
+            f"{cb.number_masked:<13} {cb.language or '-':<3} {cb.status.value:<8}{taken}")
+
+
+@callbacks_group.command("list")
+@click.option("--queue", help="Only this queue's requests.")
+@click.option("--status", default="pending", show_default=True,
+              type=click.Choice([s.value for s in callbacks.CallbackStatus] + ["all"]))
+@click.option("--limit", type=int, default=None)
+@db_option
+@database_errors
+def callbacks_list(queue: str | None, status: str, limit: int | None, db_url: str | None) -> None:
+    """Oldest first, numbers masked. Take one by its uniqueid (or full id when a call has several)."""
+    ctx = Context(db_url)
+    engine = ctx.engine()
+    try:
+        found = callbacks.list_callbacks(engine, queue=queue, status=None if status == "all" else status, limit=limit)
+    finally:
+        engine.dispose()
+    click.echo(f"{'requested':<19} {'uniqueid':<20} {'queue':<20} {'line':<6} {'number':<13} {'lng':<3} status")
+    for cb in found:
+        click.echo(show_callback(cb, ctx.tz()))
+    click.echo(f"{len(found)} callback request(s)", err=True)
+
+
+@callbacks_group.command("take")
+@click.argument("ident", metavar="ID")
+@click.option("--agent", required=True, help="Who calls back: the number is shown to this agent, once.")
+@click.option("--at", "at_text", help="Instant (default now).")
+@db_option
+@database_errors
+def callbacks_take(ident: str, agent: str, at_text: str | None, db_url: str | None) -> None:
+    """Take a pending request: it is marked taken by AGENT and its full number is printed, this once."""
+    ctx = Context(db_url)
+    key = existing_callback_key(ctx.settings, VAR_DIR)
+    if key is None:
+        raise click.ClickException(f"no callback key (HOTLINE_CALLBACK_KEY or {VAR_DIR / CALLBACK_KEY_FILE_NAME}): "
+                                   "the numbers were encrypted with a key this machine does not have")
+    cipher = CallbackCipher(key)
+    tz = ctx.tz()
+    at = instant(at_text, tz) or now(tz)
+    engine = ctx.engine()
+    try:
+        cb, number = callbacks.take(engine, ident, agent=agent, at=at, cipher=cipher)
+    finally:
+        engine.dispose()
+    click.echo(f"{cb.record_id}: taken by {agent}; queue {cb.queue}, line {cb.line}, language {cb.language or '-'}, "
+               f"requested {cb.requested_at.astimezone(tz):%Y-%m-%d %H:%M}")
+    click.echo(f"call back: {number}")
+    click.echo("(shown once: it will not be shown again; run `hotline callbacks done ID` when settled)", err=True)
+
+
+@callbacks_group.command("done")
+@click.argument("ident", metavar="ID")
+@click.option("--agent", help="Who settled it.")
+@click.option("--at", "at_text", help="Instant (default now).")
+@db_option
+@database_errors
+def callbacks_done(ident: str, agent: str | None, at_text: str | None, db_url: str | None) -> None:
+    """Mark a request done (called back, or a duplicate); its encrypted number is erased."""
+    ctx = Context(db_url)
+    tz = ctx.tz()
+    at = instant(at_text, tz) or now(tz)
+    engine = ctx.engine()
+    try:
+        cb = callbacks.done(engine, ident, at=at, by=agent)
+    finally:
+        engine.dispose()
+    click.echo(show_callback(cb, tz))

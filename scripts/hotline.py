@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, str] = {
     "dialplan": "scripts.cli_dialplan:dialplan",
     "db": "scripts.cli_records:db", "records": "scripts.cli_records:records",
     "report": "scripts.cli_records:report", "workorders": "scripts.cli_records:workorders_group",
+    "callbacks": "scripts.cli_records:callbacks_group",
     "serve": "scripts.cli_engine:serve", "reload": "scripts.cli_engine:reload", "call": "scripts.cli_engine:call",
     "ami": "scripts.cli_ami:ami", "transfer": "scripts.cli_ami:transfer",
 }
