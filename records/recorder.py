@@ -53,62 +53,26 @@ def _is_record_error(exc: BaseException) -> bool:
     return isinstance(exc, RECORD_ERRORS)
 
 
-class CallRecorder:
-    def __init__(self, db_url: str, spool_dir: Path, caller_hash_key: bytes, *, batch_size: int = 500,
-                 flush_interval: float = 1.0, max_backoff: float = 30.0, op_timeout: float = 5.0,
-                 history_timeout: float = 0.5, auto_upgrade: bool | None = None,
-                 segment_records: int = 1000, callback_key: bytes | None = None) -> None:
-        if not caller_hash_key:
-            raise ValueError("caller_hash_key is empty")
-        self._key = caller_hash_key
-        # Callback numbers are encrypted with this key (records.keys.callback_key_from_settings); without one,
-        # the first callback loads it from the settings (generating var/callback.key if none is configured).
-        self._callback_cipher = CallbackCipher(callback_key) if callback_key else None
+class SpooledWriter:
+    """The spool-then-SQL machinery, for any kind in records.schema.SPOOLED_TABLES: `_append` is local and
+    durable, `flush` writes sealed segments idempotently, `run` flushes forever with back-off."""
+
+    def __init__(self, db_url: str, spool_dir: Path, *, batch_size: int = 500, flush_interval: float = 1.0,
+                 max_backoff: float = 30.0, op_timeout: float = 5.0, auto_upgrade: bool | None = None,
+                 segment_records: int = 1000) -> None:
         self._engine = make_engine(db_url, op_timeout=op_timeout, pre_ping=False)
         self._spool = Spool(Path(spool_dir), segment_records=segment_records)
         self._batch_size = batch_size
         self._interval = flush_interval
         self._max_backoff = max_backoff
         self._op_timeout = op_timeout
-        self._history_timeout = history_timeout
         self._upgrade = sqlite_path(db_url) is not None if auto_upgrade is None else auto_upgrade
         self._schema_ready = False
         self._flush_lock = threading.Lock()
-        self._healthy = True            # last database operation succeeded; caller_history skips the DB if not
-        self._history_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="records-history")
+        self._healthy = True            # last database operation succeeded
         self._unspooled: list[Entry] = []   # only if the spool itself failed (disk full): kept in memory
         self._unspooled_lock = threading.Lock()
-        self.written = 0                # records committed by this recorder (including replays ignored as duplicates)
-
-    # --- the call path: local and fast -------------------------------------------------------------
-    def record_call(self, rec: CallRecord) -> None:
-        self._append("call", call_row(rec, self._key))
-
-    def record_transfer(self, rec: TransferRecord) -> None:
-        self._append("transfer", transfer_row(rec))
-
-    def record_callback(self, rec: CallbackRequest) -> None:
-        if self._callback_cipher is None:
-            from records.keys import callback_key_from_settings
-
-            self._callback_cipher = CallbackCipher(callback_key_from_settings())
-        self._append("callback", callback_row(rec, self._key, self._callback_cipher))
-
-    def record_table_version(self, rec: TableVersion) -> None:
-        self._append("table_version", table_version_row(rec))
-
-    def record(self, rec: CallRecord | TransferRecord | CallbackRequest | TableVersion) -> None:
-        """Any record value (e.g. what records.outcomes.QueueOutcomeTracker returns)."""
-        if isinstance(rec, CallRecord):
-            self.record_call(rec)
-        elif isinstance(rec, TransferRecord):
-            self.record_transfer(rec)
-        elif isinstance(rec, CallbackRequest):
-            self.record_callback(rec)
-        elif isinstance(rec, TableVersion):
-            self.record_table_version(rec)
-        else:
-            raise TypeError(f"not a record: {type(rec).__name__}")
+        self.written = 0                # records committed by this writer (including replays ignored as duplicates)
 
     def _append(self, kind: str, row: dict[str, Any]) -> None:
         try:
@@ -122,25 +86,6 @@ class CallRecorder:
     @property
     def healthy(self) -> bool:
         return self._healthy
-
-    # --- caller history: bounded, fails open ------------------------------------------------------
-    def caller_history(self, caller: str, at: datetime, minutes: int) -> CallerHistory:
-        """Calls from this number in [at - minutes, at], by keyed hash. Zero on any database trouble."""
-        if not caller or not self._healthy:
-            return CallerHistory(calls_in_window=0)
-        digest = caller_hash(caller, self._key)
-        since = at - timedelta(minutes=minutes)
-        query = (select(func.count()).select_from(calls)
-                 .where(calls.c.caller_hash == digest, calls.c.arrived_at >= since, calls.c.arrived_at <= at))
-        try:
-            future = self._history_pool.submit(self._guarded, lambda conn: conn.execute(query).scalar_one(),
-                                               self._history_timeout, False)
-            return CallerHistory(calls_in_window=int(future.result(timeout=self._history_timeout + 0.1)))
-        except FutureTimeout:
-            self._set_health(False, TimeoutError(f"caller history took over {self._history_timeout}s"))
-        except Exception as exc:  # noqa: BLE001 - fail open: abuse limits never cost a citizen the call
-            self._set_health(False, exc)
-        return CallerHistory(calls_in_window=0)
 
     # --- the flush --------------------------------------------------------------------------------
     def flush(self) -> int:
@@ -260,8 +205,80 @@ class CallRecorder:
             log.warning("records.closed_with_spooled_records", spooled_segments=left,
                         spool=str(self._spool.directory))
         self._spool.close()
-        self._history_pool.shutdown(wait=False, cancel_futures=True)
         self._engine.dispose()
+
+
+class CallRecorder(SpooledWriter):
+    """Calls, transfers, callback requests and table versions; the caller history the abuse limit reads."""
+
+    def __init__(self, db_url: str, spool_dir: Path, caller_hash_key: bytes, *, batch_size: int = 500,
+                 flush_interval: float = 1.0, max_backoff: float = 30.0, op_timeout: float = 5.0,
+                 history_timeout: float = 0.5, auto_upgrade: bool | None = None,
+                 segment_records: int = 1000, callback_key: bytes | None = None) -> None:
+        if not caller_hash_key:
+            raise ValueError("caller_hash_key is empty")
+        self._key = caller_hash_key
+        # Callback numbers are encrypted with this key (records.keys.callback_key_from_settings); without one,
+        # the first callback loads it from the settings (generating var/callback.key if none is configured).
+        self._callback_cipher = CallbackCipher(callback_key) if callback_key else None
+        super().__init__(db_url, spool_dir, batch_size=batch_size, flush_interval=flush_interval,
+                         max_backoff=max_backoff, op_timeout=op_timeout, auto_upgrade=auto_upgrade,
+                         segment_records=segment_records)
+        self._history_timeout = history_timeout
+        self._history_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="records-history")
+
+    # --- the call path: local and fast -------------------------------------------------------------
+    def record_call(self, rec: CallRecord) -> None:
+        self._append("call", call_row(rec, self._key))
+
+    def record_transfer(self, rec: TransferRecord) -> None:
+        self._append("transfer", transfer_row(rec))
+
+    def record_callback(self, rec: CallbackRequest) -> None:
+        if self._callback_cipher is None:
+            from records.keys import callback_key_from_settings
+
+            self._callback_cipher = CallbackCipher(callback_key_from_settings())
+        self._append("callback", callback_row(rec, self._key, self._callback_cipher))
+
+    def record_table_version(self, rec: TableVersion) -> None:
+        self._append("table_version", table_version_row(rec))
+
+    def record(self, rec: CallRecord | TransferRecord | CallbackRequest | TableVersion) -> None:
+        """Any record value (e.g. what records.outcomes.QueueOutcomeTracker returns)."""
+        if isinstance(rec, CallRecord):
+            self.record_call(rec)
+        elif isinstance(rec, TransferRecord):
+            self.record_transfer(rec)
+        elif isinstance(rec, CallbackRequest):
+            self.record_callback(rec)
+        elif isinstance(rec, TableVersion):
+            self.record_table_version(rec)
+        else:
+            raise TypeError(f"not a record: {type(rec).__name__}")
+
+    # --- caller history: bounded, fails open ------------------------------------------------------
+    def caller_history(self, caller: str, at: datetime, minutes: int) -> CallerHistory:
+        """Calls from this number in [at - minutes, at], by keyed hash. Zero on any database trouble."""
+        if not caller or not self._healthy:
+            return CallerHistory(calls_in_window=0)
+        digest = caller_hash(caller, self._key)
+        since = at - timedelta(minutes=minutes)
+        query = (select(func.count()).select_from(calls)
+                 .where(calls.c.caller_hash == digest, calls.c.arrived_at >= since, calls.c.arrived_at <= at))
+        try:
+            future = self._history_pool.submit(self._guarded, lambda conn: conn.execute(query).scalar_one(),
+                                               self._history_timeout, False)
+            return CallerHistory(calls_in_window=int(future.result(timeout=self._history_timeout + 0.1)))
+        except FutureTimeout:
+            self._set_health(False, TimeoutError(f"caller history took over {self._history_timeout}s"))
+        except Exception as exc:  # noqa: BLE001 - fail open: abuse limits never cost a citizen the call
+            self._set_health(False, exc)
+        return CallerHistory(calls_in_window=0)
+
+    def close(self) -> None:
+        super().close()
+        self._history_pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _write_batch(conn: Connection, entries: list[Entry]) -> None:
