@@ -76,6 +76,17 @@ class CallTranscript:
     hungup: bool = False                                             # the caller hung up during the IVR
     closed_by: str = ""                                              # "server" (normal end), "caller", "timeout"
     error: str = ""
+    command_failed: bool = False     # a command failed on a live channel (a sound that cannot be opened)
+
+    @property
+    def agi_status(self) -> str:
+        """AGISTATUS as res_agi sets it when the session ends: a failed command on a live channel makes it
+        FAILURE even though the session went on (run_agi keeps the failure and continues)."""
+        if self.hungup:
+            return "HANGUP"
+        if self.closed_by == "error" and not self.exchanges:
+            return "FAILURE"            # could not connect
+        return "FAILURE" if self.command_failed else "SUCCESS"
 
     @property
     def destination(self) -> str:
@@ -119,8 +130,9 @@ class AsteriskChannel:
     """
 
     def __init__(self, env: Mapping[str, str], dtmf: Iterable[str] = (), *, hangup_at: int | None = None,
-                 variables: Mapping[str, str] | None = None) -> None:
+                 variables: Mapping[str, str] | None = None, missing_sounds: Iterable[str] = ()) -> None:
         self.env = dict(env)
+        self.missing_sounds = frozenset(missing_sounds)   # files Asterisk cannot open (not installed)
         self.script = list(dtmf)
         self.hangup_at = hangup_at
         self.dead = False
@@ -134,9 +146,11 @@ class AsteriskChannel:
     def _next_entry(self) -> str | None:
         return self.script.pop(0) if self.script else None
 
-    def _hang_up(self) -> bytes:
+    def _hang_up(self, command: str | None = None) -> bytes:
         self.dead = self.hangup_pending = self.t.hungup = True
         self.t.pressed.append("hangup")
+        if command in ("STREAM FILE", "GET OPTION"):   # res_agi prints where the prompt stopped
+            return b"200 result=-1 endpos=0\n"
         return b"200 result=-1\n"
 
     # -- the command table
@@ -160,7 +174,7 @@ class AsteriskChannel:
             return _usage(name)
         if not self.dead and self.hangup_at is not None and index >= self.hangup_at:
             if name in ("STREAM FILE", "GET DATA", "GET OPTION", "SAY DIGITS", "EXEC", "ANSWER"):
-                return self._hang_up()            # during the command: it returns result=-1
+                return self._hang_up(name)        # during the command: it returns result=-1
             reply = handler(*args)                # right after a quick command: it completed, then HANGUP
             self._hang_up()
             return reply
@@ -222,12 +236,24 @@ class AsteriskChannel:
             self.t.heard.extend(a for a in args[0].split("&") if a)
         return b"200 result=0\n"                 # on a dead channel too: Asterisk 22 says 0 though the app failed
 
+    def _unplayable(self, file: str, reply: bytes) -> bytes | None:
+        """res_agi's STREAM FILE and GET OPTION on a sound they cannot open: `200 result=-1 endpos=N` on a live
+        channel, and the command returns RESULT_FAILURE, so AGISTATUS ends FAILURE (the session goes on)."""
+        if file not in self.missing_sounds:
+            return None
+        self.t.command_failed = True
+        self.t.heard.append(f"(missing {file})")
+        return reply
+
     def _cmd_stream_file(self, file: str, escape: str, offset: str | None = None) -> bytes:
+        missing = self._unplayable(file, f"200 result=-1 endpos={int(offset or 0)}\n".encode())
+        if missing:
+            return missing
         self.t.heard.append(file)
         samples = prompt_samples(file)
         key = self._barge_in(escape)
         if key == "hangup":
-            return self._hang_up()
+            return self._hang_up("STREAM FILE")
         if key:
             return f"200 result={ord(key)} endpos={samples // 3}\n".encode()
         return f"200 result=0 endpos={samples}\n".encode()
@@ -254,6 +280,9 @@ class AsteriskChannel:
         return None
 
     def _cmd_get_option(self, file: str, escape: str, timeout: str | None = None) -> bytes:
+        missing = self._unplayable(file, b"200 result=-1 endpos=0\n")
+        if missing:
+            return missing
         self.t.heard.append(file)
         samples = prompt_samples(file)
         while True:
@@ -262,7 +291,7 @@ class AsteriskChannel:
                 self.t.pressed.append("timeout")
                 return f"200 result=0 endpos={samples}\n".encode()
             if entry == "hangup":
-                return self._hang_up()
+                return self._hang_up("GET OPTION")
             key, rest = entry[0], entry[1:]
             if rest:
                 self.script.insert(0, rest)
@@ -329,7 +358,8 @@ async def place_call(host: str, port: int, *, dialed: str, caller: str | None = 
                      variables: Mapping[str, str] | None = None, env: Mapping[str, str] | None = None,
                      uniqueid: str | None = None, script: str = "route",
                      hangup_notice_delay: float = 0.04, timeout: float = 10.0,
-                     reply_delay: Callable[[str], float] | None = None) -> CallTranscript:
+                     reply_delay: Callable[[str], float] | None = None,
+                     missing_sounds: Iterable[str] = ()) -> CallTranscript:
     """Connect like Asterisk's AGI(agi://host:port/script,dialed), play the scripted caller, return what happened.
 
     `reply_delay(command_line)` lets a load test hold the session (e.g. a prompt playing for 1-3 s).
@@ -339,7 +369,7 @@ async def place_call(host: str, port: int, *, dialed: str, caller: str | None = 
         uniqueid = f"{int(time.time())}.{os.getpid()}{next(_UNIQUEIDS):05d}"
     env = dict(env) if env is not None else asterisk_env(dialed=dialed, caller=caller, caller_name=caller_name,
                                                          uniqueid=uniqueid, script=script, host=host, port=port)
-    channel = AsteriskChannel(env, dtmf, hangup_at=hangup_at, variables=variables)
+    channel = AsteriskChannel(env, dtmf, hangup_at=hangup_at, variables=variables, missing_sounds=missing_sounds)
     try:
         await asyncio.wait_for(_drive(host, port, channel, hangup_notice_delay, reply_delay), timeout)
     except asyncio.TimeoutError:

@@ -27,7 +27,8 @@ from typing import Generator, Mapping
 
 import structlog
 
-from ivr.agi.commands import Answer, Command, GetData, GetOption, Response, SayDigits, SetVariable, StreamFile
+from ivr.agi.commands import (Answer, ChannelStatus, Command, GetData, GetOption, Response, SayDigits, SetVariable,
+                              StreamFile)
 from ivr.menus import DTMF_KEYS, SILENCE, Destination, Kind, Menu, Menus
 from routing.decide import overflow_chain, to_queue
 from routing.model import Action, Category, Route, RoutingTable
@@ -52,6 +53,10 @@ class CallOutcome:
 
 class _ChannelGone(Exception):
     """The channel hung up (or was redirected): stop talking to it."""
+
+
+class _PromptUnplayable(Exception):
+    """Asterisk could not open a sound file; the channel is alive."""
 
 
 def key_of(response: Response) -> str:
@@ -122,6 +127,12 @@ class IvrSession:
             final = self._chosen
             self.log.info("ivr.hungup", ivr_path=">".join(self.path), action=final.action.value,
                           target=final.target)
+        except _PromptUnplayable as missing:
+            # The caller is still there: never leave them in silence, send them where the call was going.
+            final = self._chosen
+            self.log.error("ivr.prompt_unplayable", sound=str(missing), ivr_path=">".join(self.path),
+                           action=final.action.value, target=final.target,
+                           advice="install the sound file (hotline menus prompts --sounds-dir DIR)")
         variables = self._variables(final, callback_number if final.action is Action.CALLBACK else None)
         for name, value in variables.items():
             if self._sent.get(name) != value:
@@ -136,6 +147,13 @@ class IvrSession:
         if not isinstance(response, Response):
             response = _NO_RESPONSE
         if response.hungup:
+            if isinstance(command, (StreamFile, GetOption)) and response.code == 200 and response.data != "HANGUP":
+                # Asterisk answers -1 both for a hang-up and for a sound it cannot open (res_agi STREAM FILE,
+                # GET OPTION); only a dead channel refuses CHANNEL STATUS (511). A hang-up that races the
+                # probe may still look alive: the outcome is the same (the decision so far is kept).
+                status = yield ChannelStatus()
+                if isinstance(status, Response) and status.code == 200 and not status.hungup:
+                    raise _PromptUnplayable(command.file)
             raise _ChannelGone
         return response
 

@@ -139,9 +139,12 @@ async def test_hangup_during_a_prompt_then_next_call_is_served():
     assert gone.hungup and gone.closed_by == "server"
     # the dialplan still finds a decision (a Redirect looks like a hang-up and must not lose the call)
     assert gone.variables["HOTLINE_ACTION"] == "queue"
-    # after result=-1 only SET VARIABLE went out: no prompt on a dead channel
-    after = [cmd for cmd, reply in gone.exchanges[[r for _, r in gone.exchanges].index("200 result=-1") + 1:]]
-    assert after and all(cmd.startswith("SET VARIABLE") for cmd in after)
+    # after result=-1 one CHANNEL STATUS probe (refused: 511, the channel is dead), then only SET VARIABLE
+    replies = [r for _, r in gone.exchanges]
+    first = next(i for i, r in enumerate(replies) if r.startswith("200 result=-1"))
+    after = gone.exchanges[first + 1:]
+    assert after[0][0] == "CHANNEL STATUS" and after[0][1].startswith("511")
+    assert after[1:] and all(cmd.startswith("SET VARIABLE") for cmd, _ in after[1:])
     assert nxt.destination == "queue general-12345" and "complaint" in tags(nxt)
 
 
@@ -151,7 +154,7 @@ async def test_hangup_notice_arriving_mid_dead_mode_never_shifts_replies():
         t = await call(server, "12320", [], hangup_at=4, at=WORKDAY_10H, hangup_notice_delay=0.0)
         t2 = await call(server, "12320", [], hangup_at=4, at=WORKDAY_10H, hangup_notice_delay=0.005)
     for tr in (t, t2):
-        assert tr.exchanges[4][1] == "200 result=-1"              # GET OPTION: hung up during the menu
+        assert tr.exchanges[4][1] == "200 result=-1 endpos=0"     # GET OPTION: hung up during the menu
         assert tr.hungup and tr.variables["HOTLINE_ACTION"] == "queue"
         assert tr.variables["HOTLINE_TARGET"] == "expert-12320"
 

@@ -41,7 +41,7 @@ class Call:
 
     def lines_after_hangup(self) -> list[str]:
         replies = self.channel.t.exchanges
-        first = next(i for i, (_, reply) in enumerate(replies) if reply == "200 result=-1")
+        first = next(i for i, (_, reply) in enumerate(replies) if reply.startswith("200 result=-1"))
         return [line for line, _ in replies[first + 1:]]
 
 
@@ -293,14 +293,18 @@ def test_hangup_during_the_menu_prompt():
     assert c.outcome.hungup
     assert (c.outcome.action, c.outcome.target) == (Action.QUEUE, "general-12345")
     after = c.lines_after_hangup()
-    assert after and all(line.startswith("SET VARIABLE ") for line in after)
+    # one probe tells a hang-up from a sound Asterisk cannot open (both answer -1); a dead channel refuses it
+    assert after[0] == "CHANNEL STATUS" and c.channel.t.exchanges[-len(after)][1].startswith("511")
+    assert after[1:] and all(line.startswith("SET VARIABLE ") for line in after[1:])
     assert c.channel.t.variables["HOTLINE_ACTION"] == "queue"     # 200 on a dead channel: harmless, fail-safe
 
 
 def test_hangup_during_the_callback_confirmation():
     c = call("12345", ["6", "#", "hangup"])
     assert c.outcome.hungup and c.outcome.action is Action.CALLBACK and c.outcome.callback_number is None
-    assert all(line.startswith("SET VARIABLE ") for line in c.lines_after_hangup())
+    after = c.lines_after_hangup()
+    after = after[1:] if after[:1] == ["CHANNEL STATUS"] else after      # the probe after a prompt's -1
+    assert all(line.startswith("SET VARIABLE ") for line in after)
 
 
 def test_hangup_during_the_announcement_of_a_cancelled_line():
@@ -521,3 +525,23 @@ def test_one_log_event_per_decision_with_uniqueid_and_masked_caller():
     assert kinds == ["ivr.menu", "ivr.invalid", "ivr.key", "ivr.menu", "ivr.timeout", "ivr.key", "ivr.destination"]
     assert all(e["uniqueid"] == "1795698853.7" and e["caller"] == "138****5678" for e in events)
     assert not any(CALLER in repr(e) for e in events)
+
+
+def test_a_sound_asterisk_cannot_open_keeps_the_caller_and_the_decision(capsys):
+    # res_agi answers GET OPTION on a missing file with `200 result=-1 endpos=0` on a live channel
+    env = env_for("12320")
+    route = decide(TABLE, "12320", CALLER, DAY)
+    channel = AsteriskChannel(env, ["1"], missing_sounds={"hotline/zh/expert-12320-menu"})
+    session = IvrSession(env, route, MENUS, TABLE, at=DAY)
+    parser, gen = ResponseParser(), session.run()
+    command = next(gen)
+    try:
+        while True:
+            (reply,) = [r for r in parser.feed(channel.handle(command_line(command)))]
+            command = gen.send(reply)
+    except StopIteration as stop:
+        outcome = stop.value
+    assert not outcome.hungup and channel.t.command_failed
+    assert (outcome.action, outcome.target) == (Action.QUEUE, "expert-12320")  # the route, not a fail-open
+    assert channel.t.variables["HOTLINE_ACTION"] == "queue"
+    assert "ivr.prompt_unplayable" in capsys.readouterr().out
