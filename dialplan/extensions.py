@@ -132,16 +132,23 @@ def _engine(facts: Facts, options: RenderOptions) -> Section:
     for index, engine in enumerate(options.engines):
         if index:
             exten.add('GotoIf($["${AGISTATUS}" != "FAILURE"]?engine_done)')
+            # FAILURE after the engine decided (it sets HOTLINE_ACTION last) is not a dead engine: running the
+            # IVR again on the next one would make the caller go through it twice.
+            exten.add("GotoIf($[${LEN(${HOTLINE_ACTION})} > 0]?engine_done)")
         exten.add(f"AGI({engine}/{AGI_SCRIPT},${{EXTEN}})")
     exten.add("Set(TIMEOUT(absolute)=0)", "engine_done")
     exten.add("NoOp(engine answered ${AGISTATUS}: ${HOTLINE_ACTION} ${HOTLINE_TARGET})")
     # HANGUP: Asterisk itself ends the dialplan after AGI() returns -1; kept so a change there cannot queue a
     # caller who is gone.
     exten.add('GotoIf($["${AGISTATUS}" = "HANGUP"]?caller_gone)')
-    exten.add('GotoIf($["${AGISTATUS}" = "FAILURE"]?engine_failure)')
+    exten.add('GotoIf($["${AGISTATUS}" = "SUCCESS"]?engine_ok)')
     exten.add('GotoIf($["${AGISTATUS}" = "NOTFOUND"]?engine_notfound)')
-    exten.add('GotoIf($["${AGISTATUS}" != "SUCCESS"]?engine_failure)')
-    exten.add("GotoIf($[${LEN(${HOTLINE_ACTION})} = 0]?no_action)")
+    # FAILURE: no engine answered, or one answered and a command failed on the live channel (res_agi keeps
+    # FAILURE when STREAM FILE/GET OPTION cannot open a sound). A decision the engine finished stands.
+    exten.add("GotoIf($[${LEN(${HOTLINE_ACTION})} = 0]?engine_failure)")
+    exten.add("Log(WARNING,AGI ended ${AGISTATUS} after the engine decided: "
+              "check the engine log for ivr.prompt_unplayable - missing sound files)")
+    exten.add("GotoIf($[${LEN(${HOTLINE_ACTION})} = 0]?no_action)", "engine_ok")
     version = facts.table.version
     checks_version = re.match(r"^[-0-9A-Za-z]+$", version) is not None
     if checks_version:

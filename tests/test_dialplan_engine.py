@@ -40,8 +40,9 @@ def closed_port() -> int:
 class RealAgi:
     """The AGI() effect: connect like res_agi to the URL in the dialplan and run the session with the emulator."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, at: str, dtmf: tuple[str, ...] = ()) -> None:
-        self.loop, self.at, self.dtmf = loop, at, dtmf
+    def __init__(self, loop: asyncio.AbstractEventLoop, at: str, dtmf: tuple[str, ...] = (),
+                 missing_sounds: tuple[str, ...] = ()) -> None:
+        self.loop, self.at, self.dtmf, self.missing_sounds = loop, at, dtmf, missing_sounds
         self.transcripts = []
 
     def __call__(self, call: Call, args: str) -> dict[str, str]:
@@ -49,24 +50,26 @@ class RealAgi:
         host, port, script = re.match(r"^agi://([^:/]+):(\d+)/(\w+)$", url).groups()
         future = asyncio.run_coroutine_threadsafe(
             place_call(host, int(port), dialed=dialed, script=script, variables={"HOTLINE_AT": self.at},
-                       dtmf=self.dtmf, timeout=10), self.loop)
+                       dtmf=self.dtmf, timeout=10, missing_sounds=self.missing_sounds), self.loop)
         transcript = future.result(timeout=15)
         self.transcripts.append(transcript)
-        if transcript.closed_by == "error" and not transcript.exchanges:
-            return {"AGISTATUS": "FAILURE"}          # res_agi: could not connect
-        if transcript.hungup:
+        if transcript.agi_status in ("FAILURE", "HANGUP") and not transcript.exchanges:
+            return {"AGISTATUS": transcript.agi_status}   # res_agi: could not connect
+        if transcript.agi_status == "HANGUP":
             return {"AGISTATUS": "HANGUP"}
-        return {"AGISTATUS": "SUCCESS", **{k: v for k, v in transcript.variables.items()
-                                           if k.startswith("HOTLINE_") or k.startswith("CALLERID")}}
+        # SUCCESS, or FAILURE after a command failed on the live channel: the variables are set either way
+        return {"AGISTATUS": transcript.agi_status, **{k: v for k, v in transcript.variables.items()
+                                                       if k.startswith("HOTLINE_") or k.startswith("CALLERID")}}
 
 
 def answered(call: Call, args: str) -> dict[str, str]:
     return {"__end__": "answered"}
 
 
-async def walk(engines: tuple[str, ...], did: str, at: str, dtmf: tuple[str, ...] = ()) -> tuple[Call, RealAgi]:
+async def walk(engines: tuple[str, ...], did: str, at: str, dtmf: tuple[str, ...] = (),
+               missing_sounds: tuple[str, ...] = ()) -> tuple[Call, RealAgi]:
     plan = parse(render(TABLE, RenderOptions(engines=engines))["extensions_hotline.conf"])
-    agi = RealAgi(asyncio.get_running_loop(), at, dtmf)
+    agi = RealAgi(asyncio.get_running_loop(), at, dtmf, missing_sounds)
     effects = {"AGI": agi, "Queue": answered, "Dial": lambda c, a: {"DIALSTATUS": "ANSWER"}}
     result = await asyncio.to_thread(run, plan, "hotline-from-carrier", did, {"CALLERID(name)": "Probe Caller"},
                                      effects)
@@ -154,3 +157,19 @@ async def test_engine_list_skips_a_dead_engine() -> None:
         await server.shutdown(drain_timeout=2)
     assert [t.closed_by for t in agi.transcripts] == ["error", "server"]
     assert result.queues == ["expert-12329"] and "HOTLINE_FAILOPEN" not in result.variables
+
+
+async def test_a_missing_sound_file_does_not_cost_the_caller_the_route() -> None:
+    """res_agi answers GET OPTION on a sound it cannot open with -1 and ends AGI with FAILURE although the
+    engine went on and decided: the dialplan carries out that decision (not a fail-open to 12345's general
+    queue), and with an engine list it does not run the IVR a second time on the next engine."""
+    server = await start_engine()
+    try:
+        engines = (f"agi://127.0.0.1:{server.port}", f"agi://127.0.0.1:{closed_port()}")
+        result, agi = await walk(engines, "12320", WORKDAY_10H, missing_sounds=("hotline/zh/expert-12320-menu",))
+    finally:
+        await server.shutdown(drain_timeout=2)
+    (transcript,) = agi.transcripts                      # the second engine was not tried
+    assert transcript.agi_status == "FAILURE" and not transcript.hungup
+    assert result.queues == ["expert-12320"] and "HOTLINE_FAILOPEN" not in result.variables
+    assert "Log" in result.apps()                        # the admin is told in Asterisk's log too
