@@ -1,5 +1,6 @@
 """Callback requests an agent can act on: the number is stored encrypted (Fernet), shown masked in lists, and
-decrypted only when an agent takes the request (once: pending -> taken), then erased when it is done.
+decrypted only when an agent takes the request (once: pending -> taken), then erased when it is done. Each take
+and done (and each refused attempt) is a row in the audit trail, `supervisor_actions`, role "agent".
 
 The key comes from records.keys (HOTLINE_CALLBACK_KEY or var/callback.key). Encryption happens before the
 spool (records.rows.callback_row): the clear number never reaches disk, SQL or a log.
@@ -126,6 +127,14 @@ def take(engine: Engine, ident: str, *, agent: str, at: datetime, cipher: Callba
     number: the state change is a conditional UPDATE. Nothing changes if the number cannot be decrypted."""
     if not agent.strip():
         raise CallbackError("an agent name is required to take a callback")
+    try:
+        return _take(engine, ident, agent=agent, at=at, cipher=cipher)
+    except (CallbackError, CallbackKeyError) as exc:
+        _audit_refusal(engine, at, agent, "callback_take", ident, exc)
+        raise
+
+
+def _take(engine: Engine, ident: str, *, agent: str, at: datetime, cipher: CallbackCipher) -> tuple[Callback, str]:
     with engine.begin() as conn:
         row = _find(conn, ident)
         _refuse_unless_pending(row)
@@ -142,6 +151,7 @@ def take(engine: Engine, ident: str, *, agent: str, at: datetime, cipher: Callba
             _refuse_unless_pending(_find(conn, row["record_id"]))
             raise CallbackError(f"callback {row['record_id']} changed while taking it: try again")
         taken = _find(conn, row["record_id"])
+        _audit(conn, at, agent, "callback_take", taken, "ok", "number shown to the agent")
     log.info("callbacks.taken", record_id=taken["record_id"], queue=taken["queue"], agent=agent,
              number=taken["number_masked"])
     return Callback.from_row(taken), number
@@ -158,6 +168,14 @@ def _refuse_unless_pending(row: Any) -> None:
 
 def done(engine: Engine, ident: str, *, at: datetime, by: str | None = None) -> Callback:
     """Close a request (taken or still pending, e.g. a duplicate) and erase its encrypted number."""
+    try:
+        return _done(engine, ident, at=at, by=by)
+    except CallbackError as exc:
+        _audit_refusal(engine, at, by or "-", "callback_done", ident, exc)
+        raise
+
+
+def _done(engine: Engine, ident: str, *, at: datetime, by: str | None) -> Callback:
     with engine.begin() as conn:
         row = _find(conn, ident)
         if row["status"] == CallbackStatus.DONE.value:
@@ -167,5 +185,24 @@ def done(engine: Engine, ident: str, *, at: datetime, by: str | None = None) -> 
                             callback_requests.c.status != CallbackStatus.DONE.value)
                      .values(status=CallbackStatus.DONE.value, done_at=at, done_by=by, number_encrypted=None))
         closed = _find(conn, row["record_id"])
+        _audit(conn, at, by or "-", "callback_done", closed, "ok", "")
     log.info("callbacks.done", record_id=closed["record_id"], queue=closed["queue"], by=by)
     return Callback.from_row(closed)
+
+
+# --- the audit trail (supervisor_actions): who took or closed which request, and who was refused --------
+def _audit(conn: Connection, at: datetime, user: str, action: str, row: Any, result: str, message: str) -> None:
+    from records.actions import write_action
+    from records.types import SupervisorAction
+
+    write_action(conn, SupervisorAction(at=at, user=user, role="agent", action=action, result=result,
+                                        message=message, params={"id": row["record_id"], "queue": row["queue"]}))
+
+
+def _audit_refusal(engine: Engine, at: datetime, user: str, action: str, ident: str, exc: Exception) -> None:
+    """A refused take (already taken, wrong key) is worth knowing about; failing to note it changes nothing."""
+    try:
+        with engine.begin() as conn:
+            _audit(conn, at, user, action, {"record_id": ident, "queue": None}, "error", str(exc)[:300])
+    except Exception as audit_exc:  # noqa: BLE001 - the refusal itself is what the caller must see
+        log.warning("callbacks.audit_failed", action=action, error=type(audit_exc).__name__)

@@ -1,6 +1,7 @@
 """Engines and schema migrations. `upgrade(url)` is what `hotline db upgrade` and the recorder run."""
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from alembic import command
@@ -48,12 +49,17 @@ def alembic_config() -> Config:
     return config
 
 
+# Alembic's `context` is module-global: two upgrades in one process (the engine's recorder and the supervisor's
+# audit writer starting together) must not interleave. Across processes PostgreSQL's advisory lock serialises.
+_UPGRADE_LOCK = threading.Lock()
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     path = sqlite_path(str(engine.url))
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
     config = alembic_config()
-    with engine.begin() as connection:
+    with _UPGRADE_LOCK, engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 

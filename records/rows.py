@@ -12,7 +12,7 @@ from routing.privacy import caller_hash, mask_number
 
 from records.callbacks import CallbackCipher
 from records.schema import SPOOLED_TABLES, UtcDateTime
-from records.types import CallbackRequest, CallRecord, TableVersion, TransferRecord
+from records.types import CallbackRequest, CallRecord, SupervisorAction, TableVersion, TransferRecord
 
 Row = dict[str, Any]
 
@@ -90,6 +90,20 @@ def table_version_row(rec: TableVersion) -> Row:
         "loaded_by": rec.loaded_by,
         "loaded_at": _iso(rec.loaded_at),
         "source": rec.source,
+    }
+
+
+def supervisor_action_row(rec: SupervisorAction) -> Row:
+    return {
+        "record_id": rec.record_id,
+        "at": _iso(rec.at),
+        "user": rec.user,
+        "role": rec.role[:16],           # the column widths: an overlong name is cut, never refused
+        "action": rec.action[:32],
+        "params": {key: value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
+                   for key, value in rec.params.items()},
+        "result": rec.result,
+        "message": rec.message,
     }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import (Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text,
+from sqlalchemy import (JSON, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text,
                         TypeDecorator)
 
 NAMING = {
@@ -140,10 +140,25 @@ table_versions = Table(
     Index(None, "loaded_at"),
 )
 
+supervisor_actions = Table(
+    "supervisor_actions", metadata,
+    Column("record_id", String, primary_key=True),     # records.types.SupervisorAction.action_id
+    Column("at", UtcDateTime, nullable=False),
+    Column("user", String, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("params", JSON, nullable=False),            # queue, interface, reason...: never a caller number
+    Column("result", String(16), nullable=False),
+    Column("message", Text, nullable=False, default=""),
+    Index(None, "at"),
+    Index(None, "user", "at"),
+)
+
 # Spool kinds -> (table, key column). The recorder's writer looks these up.
 SPOOLED_TABLES = {
     "call": (calls, "uniqueid"),
     "transfer": (transfers, "record_id"),
     "callback": (callback_requests, "record_id"),
     "table_version": (table_versions, "record_id"),
+    "supervisor_action": (supervisor_actions, "record_id"),
 }

@@ -139,6 +139,18 @@ class Spool:
                 bad.append(raw.decode("utf-8", "replace"))
         return Segment(path, tuple(entries), tuple(bad))
 
+    def peek(self) -> list[Entry]:
+        """Every record still spooled (whole lines only), oldest first, without taking any segment: to show what
+        has not reached the database yet."""
+        entries: list[Entry] = []
+        for path in self.segments():
+            try:
+                with open(path, "rb") as handle:
+                    entries.extend(self._parse(path, handle).entries)
+            except FileNotFoundError:    # flushed meanwhile: it is in the database now
+                continue
+        return entries
+
     def remove(self, path: Path) -> None:
         """Trim a segment (while holding it): only after every record in it was committed."""
         path.unlink(missing_ok=True)

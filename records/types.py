@@ -4,8 +4,11 @@ recorder masks and hashes them before anything reaches disk (the spool) or SQL.
 from __future__ import annotations
 
 import enum
+import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Mapping
 
 
 class Outcome(str, enum.Enum):
@@ -198,3 +201,31 @@ class WorkOrder:
             return moment is not None and moment <= at
 
         return self.sign_deadline <= at and not done_by(self.signed_at) and not done_by(self.closed_at)
+
+
+@dataclass(frozen=True)
+class SupervisorAction:
+    """One action a supervisor (or an agent taking a callback) performed or was refused: who, when, what, result.
+    `params` holds queue ids, member interfaces, reasons: never caller numbers."""
+
+    at: datetime
+    user: str
+    role: str
+    action: str
+    params: Mapping[str, Any]
+    result: str                          # "ok" | "error"
+    message: str = ""
+    action_id: str = ""                  # unique; made from the clock and randomness when not given
+
+    def __post_init__(self) -> None:
+        _require_aware("at", self.at)
+        if not self.user or not self.action:
+            raise ValueError("user and action are required")
+        object.__setattr__(self, "params", {str(k): v for k, v in dict(self.params).items()})
+        if not self.action_id:
+            # Sorts by creation within a process: ties on `at` keep the order actions were recorded in.
+            object.__setattr__(self, "action_id", f"{time.time_ns():020d}-{secrets.token_hex(4)}")
+
+    @property
+    def record_id(self) -> str:
+        return self.action_id

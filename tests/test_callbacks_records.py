@@ -18,7 +18,7 @@ from records.callbacks import CallbackCipher, CallbackError, CallbackKeyError
 from records.db import make_engine, upgrade
 from records.keys import CALLBACK, configured_callback_key, existing, load_or_generate
 from records.recorder import CallRecorder
-from records.schema import callback_requests, metadata
+from records.schema import callback_requests, metadata, supervisor_actions
 from records.types import CallbackRequest
 from scripts.logsetup import configure_logging
 from tests.db_fixtures import db_url, pg_url  # noqa: F401
@@ -147,6 +147,16 @@ def test_clear_number_never_in_database_spool_or_logs_and_take_reveals_it_once(d
             assert conn.execute(select(callback_requests.c.number_encrypted)).scalar_one() is None
         with pytest.raises(CallbackError, match="done already"):
             callbacks.done(engine, taken.record_id, at=AT)
+        with engine.connect() as conn:      # the audit trail: each step and each refusal, by whom
+            trail = conn.execute(select(supervisor_actions.c.user, supervisor_actions.c.role,
+                                        supervisor_actions.c.action, supervisor_actions.c.result,
+                                        supervisor_actions.c.params)
+                                 .order_by(supervisor_actions.c.record_id)).all()
+        assert [tuple(t[:4]) for t in trail] == [
+            ("agent-07", "agent", "callback_take", "ok"), ("agent-08", "agent", "callback_take", "error"),
+            ("agent-07", "agent", "callback_take", "error"), ("agent-07", "agent", "callback_done", "ok"),
+            ("-", "agent", "callback_done", "error")]
+        assert trail[0].params == {"id": taken.record_id, "queue": "general-12345"}
     finally:
         engine.dispose()
     assert NUMBER not in database_text(db_url)
