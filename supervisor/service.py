@@ -73,6 +73,8 @@ class SupervisorService:
                 await self._task
             self._task = None
         await self.hub.stop()
+        if self.hub.audit is not None:   # the SQL audit writer's last flush (bounded) off the event loop
+            await asyncio.to_thread(self.hub.audit.close)
 
 
 def make_clients(settings: Settings, environ: Mapping[str, str] | None = None, **options: Any
@@ -97,7 +99,8 @@ def build_service(settings: Settings, *, host: str | None = None, port: int | No
     hub_kwargs = {"clock": clock} if clock else {}
     hub = SupervisorHub(clients,
                         state=LiveState(options.service_level), history=History(options.history_hours * 3600),
-                        audit=AuditLog(options.audit_path), sample_interval=options.sample_interval,
+                        audit=AuditLog.for_settings(settings, options.audit_path),
+                        sample_interval=options.sample_interval,
                         close_clients=close_clients, **hub_kwargs)
     return SupervisorService(hub, users, options, host or settings.web_host,
                              settings.web_port if port is None else port)
