@@ -232,7 +232,8 @@ def create_app(hub: SupervisorHub, users: Mapping[str, User], *, session_key: st
             return unauthorised(request)
         if not user.may("audit"):
             return JSONResponse({"error": "admins only"}, status_code=403)
-        entries = hub.audit.tail(200) if hub.audit else []
+        # in a thread: with the SQL trail a slow database must not hold up the live view
+        entries = await asyncio.to_thread(hub.audit.tail, 200) if hub.audit else []
         return JSONResponse({"entries": entries})
 
     async def prometheus(request: Request) -> Response:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from sqlalchemy import func, make_url, select
+from sqlalchemy import make_url, select
 
 from records.actions import ActionRecorder
 from records.db import make_engine, upgrade
