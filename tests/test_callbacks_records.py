@@ -112,6 +112,11 @@ def test_a_malformed_key_is_a_clear_error():
     assert "key hidden" in repr(CallbackCipher(CALLBACK_KEY))
 
 
+def test_a_malformed_key_stops_the_recorder_at_start_not_at_the_first_callback(tmp_path):
+    with pytest.raises(CallbackKeyError, match="not a Fernet key"):
+        CallRecorder(f"sqlite:///{tmp_path / 'r.sqlite3'}", tmp_path / "spool", KEY, callback_key=b"bad")
+
+
 # --- the number at rest -----------------------------------------------------------------------------
 def test_clear_number_never_in_database_spool_or_logs_and_take_reveals_it_once(db_url, tmp_path,  # noqa: F811
                                                                                 log_stream):
