@@ -369,7 +369,9 @@ class IvrSession:
         if "CHANNEL(language)" in self._sent:
             variables["CHANNEL(language)"] = self.language
         if callback_number:
-            variables["HOTLINE_CALLBACK"] = callback_number
+            # Masked: the dialplan only needs to know a number was captured; the number itself goes, encrypted,
+            # into the callback record, not into channel variables that CDRs and Asterisk's logs keep.
+            variables["HOTLINE_CALLBACK"] = mask_number(callback_number)
         # Last on purpose: a session cut short leaves HOTLINE_ACTION empty and the dialplan fails open to 12345.
         variables["HOTLINE_ACTION"] = route.action.value
         return variables

@@ -113,21 +113,11 @@ def key_from_settings(settings) -> bytes:
 
 # --- the callback key --------------------------------------------------------------------------------
 def configured_callback_key(settings=None) -> str | None:
-    """HOTLINE_CALLBACK_KEY from Settings when it has the field, else from the environment or the secrets file
-    (HOTLINE_SECRETS_FILE), read the way Settings reads every secret."""
-    secret = getattr(settings, "callback_key", None) if settings is not None else None
-    if secret is not None:
-        return secret.get_secret_value()
-    from pydantic import SecretStr
-    from pydantic_settings import BaseSettings, SettingsConfigDict
-
-    class _CallbackKey(BaseSettings):
-        model_config = SettingsConfigDict(env_prefix="HOTLINE_", extra="ignore")
-        callback_key: SecretStr | None = None
-
-    secrets_file = os.environ.get("HOTLINE_SECRETS_FILE")
-    found = _CallbackKey(_env_file=secrets_file) if secrets_file else _CallbackKey()
-    return found.callback_key.get_secret_value() if found.callback_key else None
+    """HOTLINE_CALLBACK_KEY, from the environment or the secrets file (HOTLINE_SECRETS_FILE), via Settings."""
+    if settings is None:
+        from scripts.settings import load_settings
+        settings = load_settings()
+    return settings.callback_key.get_secret_value() if settings.callback_key else None
 
 
 def callback_key_from_settings(settings=None) -> bytes:

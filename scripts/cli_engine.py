@@ -64,10 +64,17 @@ async def _serve(holder, settings, host, port, max_sessions, env_timeout, reply_
 
     recorder, recorder_task = None, None
     if records:
+        from records.callbacks import CallbackCipher, CallbackKeyError
+        from records.keys import callback_key_from_settings
+        try:  # a malformed key is the admin's to fix now, not a callback lost at the first request
+            CallbackCipher(callback_key_from_settings(settings))
+        except CallbackKeyError as exc:
+            raise click.ClickException(str(exc)) from None
         try:
-            from records.keys import key_from_settings
+            from records.keys import callback_key_from_settings, key_from_settings
             from records.recorder import CallRecorder
-            recorder = CallRecorder(settings.db_url, settings.spool_dir, key_from_settings(settings))
+            recorder = CallRecorder(settings.db_url, settings.spool_dir, key_from_settings(settings),
+                                    callback_key=callback_key_from_settings(settings))
             recorder_task = asyncio.create_task(recorder.run())
         except Exception as exc:       # records are never a reason not to route calls
             log.error("serve.records_unavailable", error=f"{type(exc).__name__}: {exc}")

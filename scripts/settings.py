@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     web_port: int = 8345
 
     caller_hash_key: SecretStr | None = None
+    callback_key: SecretStr | None = None   # Fernet key(s) for callback numbers at rest ("new,old" rotates)
 
 
 def load_settings() -> Settings:

@@ -111,3 +111,13 @@ def test_call_warns_when_the_engine_ignores_the_test_instant(tmp_path):
 def test_call_reports_an_unreachable_engine():
     out = run(["call", "12345", "--port", str(free_port()), "--timeout", "2"], dict(os.environ, PYTHONPATH=str(ROOT)))
     assert out.returncode == 1 and "error:" in out.stderr
+
+
+def test_serve_refuses_a_malformed_callback_key_before_taking_calls(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HOTLINE_CALLBACK_KEY="not-a-fernet-key",
+               HOTLINE_DB_URL=f"sqlite:///{tmp_path / 'r.sqlite3'}", HOTLINE_SPOOL_DIR=str(tmp_path / "spool"),
+               HOTLINE_CALLER_HASH_KEY="k")
+    out = run(["serve", "--port", str(free_port()), "--no-web", "--no-ami", "--pid-file",
+               str(tmp_path / "p.pid")], env, timeout=30)
+    assert out.returncode == 1 and "not a Fernet key" in out.stderr
+    assert "not-a-fernet-key" not in out.stderr + out.stdout

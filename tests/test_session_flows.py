@@ -18,6 +18,7 @@ from ivr.menus import load_menus
 from ivr.session import CallOutcome, IvrSession, digits_of, key_of
 from routing.decide import decide
 from routing.loader import load_table
+from routing.privacy import mask_number
 from routing.model import Action, CallerHistory, Category, TransferKind
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -237,7 +238,7 @@ def test_callback_on_hash_uses_the_calling_number():
     c = call("12345", ["6", "#", "1"])
     assert c.outcome.action is Action.CALLBACK and c.outcome.target == "general-12345"
     assert c.outcome.callback_number == CALLER
-    assert c.outcome.variables["HOTLINE_CALLBACK"] == CALLER
+    assert c.outcome.variables["HOTLINE_CALLBACK"] == mask_number(CALLER)     # the full number: the record only
     assert c.outcome.variables["HOTLINE_ACTION"] == "callback"
     assert "GET DATA hotline/zh/callback-enter-number 8000 20" in c.lines
     assert f'SAY DIGITS {CALLER} ""' in c.lines
@@ -255,7 +256,8 @@ def test_callback_number_too_short_then_reentered():
     c = call("12345", ["6", "139#", "13900001111#", "2", "13700002222#", "1"])
     assert c.heard.count("hotline/zh/callback-invalid") == 1
     assert c.outcome.callback_number == "13700002222"
-    assert c.channel.t.variables["HOTLINE_CALLBACK"] == "13700002222"
+    assert c.channel.t.variables["HOTLINE_CALLBACK"] == "137****2222"
+    assert not any("13700002222" in line for line in c.lines if line.startswith("SET VARIABLE"))
 
 
 def test_callback_without_any_usable_number_queues_the_caller():
