@@ -76,21 +76,27 @@ def dialplan() -> None:
     """Asterisk configuration generated from the routing table (extensions, pjsip, queues, manager, features)."""
 
 
-@dialplan.command("render")
-@_options
-def render_command(table_path, out_dir, agi, agi_hosts, hagi, secrets_file, strict, engine_timeout, transport,
-                   ami_permit) -> None:
-    """Write the *_hotline.conf files into --out (pjsip and manager mode 0600: they hold secrets)."""
+def _rendered(table_path, agi, agi_hosts, hagi, secrets_file, strict, engine_timeout, transport, ami_permit):
+    """The rendered files with their table and options; exit 3 under --strict when a secret is missing."""
     table, options = _prepare(table_path, agi, agi_hosts, hagi, secrets_file, engine_timeout, transport, ami_permit)
     missing = missing_secrets(table, options)
     if strict and missing:
         click.echo(f"error: secrets missing (nothing written): {', '.join(missing)}", err=True)
         raise SystemExit(3)
     try:
-        files = render(table, options)
+        return table, options, render(table, options), missing
     except RenderError as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(2) from None
+
+
+@dialplan.command("render")
+@_options
+def render_command(table_path, out_dir, agi, agi_hosts, hagi, secrets_file, strict, engine_timeout, transport,
+                   ami_permit) -> None:
+    """Write the *_hotline.conf files into --out (pjsip and manager mode 0600: they hold secrets)."""
+    table, _options_used, files, missing = _rendered(table_path, agi, agi_hosts, hagi, secrets_file, strict,
+                                                      engine_timeout, transport, ami_permit)
     changed = write_files(files, out_dir)
     log.info("dialplan.written", out=str(out_dir), changed=changed, table_version=table.version)
     click.echo(f"{len(changed)} of {len(files)} files changed in {out_dir}" +
@@ -104,16 +110,8 @@ def render_command(table_path, out_dir, agi, agi_hosts, hagi, secrets_file, stri
 def diff_command(table_path, out_dir, agi, agi_hosts, hagi, secrets_file, strict, engine_timeout, transport,
                  ami_permit) -> None:
     """Show what a render would change in --out (secret values masked). Exit 0: no change, 1: changes."""
-    table, options = _prepare(table_path, agi, agi_hosts, hagi, secrets_file, engine_timeout, transport, ami_permit)
-    missing = missing_secrets(table, options)
-    if strict and missing:
-        click.echo(f"error: secrets missing: {', '.join(missing)}", err=True)
-        raise SystemExit(3)
-    try:
-        files = render(table, options)
-    except RenderError as exc:
-        click.echo(f"error: {exc}", err=True)
-        raise SystemExit(2) from None
+    _table, options, files, _missing = _rendered(table_path, agi, agi_hosts, hagi, secrets_file, strict,
+                                                 engine_timeout, transport, ami_permit)
     text = diff_files(files, out_dir, options.secrets)
     if text:
         sys.stdout.write(text)
