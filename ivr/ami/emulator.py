@@ -18,7 +18,7 @@ import structlog
 from ivr.ami.contract import DEFAULT_DIALPLAN, TransferDialplan
 from ivr.ami.framing import AmiDecoder, AmiFramingError, Message, banner_bytes, format_message, values
 from ivr.ami.pbx import PbxModel, TargetScript
-from ivr.ami.telephony import REASON_FAILED, Member, QueueState
+from ivr.ami.telephony import REASON_FAILED, Channel, Member, QueueState
 
 __all__ = ["AmiEmulator", "TargetScript", "privilege_for"]
 
@@ -367,15 +367,24 @@ class AmiEmulator(PbxModel):
                               a.get(f"{prefix}Exten") or a.get("Exten") or target.exten,
                               int(a.get(f"{prefix}Priority") or priority), keep=moving)
 
-    async def _blind_transfer(self, s: _Session, a: Message) -> None:
+    def _transfer_source(self, s: _Session, a: Message) -> tuple[Channel, str] | None:
+        """Channel and Exten of a transfer action, or None after the error reply Asterisk sends."""
         name, exten = a.get("Channel"), a.get("Exten")
         if not name:
-            return s.error(a, "No channel specified")
-        if not exten:
-            return s.error(a, "No extension specified")
-        chan = self.channels.get(name)
-        if chan is None:
-            return s.error(a, "Channel specified does not exist")
+            s.error(a, "No channel specified")
+        elif not exten:
+            s.error(a, "No extension specified")
+        elif (chan := self.channels.get(name)) is None:
+            s.error(a, "Channel specified does not exist")                                           # recorded
+        else:
+            return chan, exten
+        return None
+
+    async def _blind_transfer(self, s: _Session, a: Message) -> None:
+        source = self._transfer_source(s, a)
+        if source is None:
+            return
+        chan, exten = source
         peers = [p for p in self._bridge_peers(chan)]
         if not peers:
             return s.error(a, "Transfer failed")
@@ -479,14 +488,10 @@ class AmiEmulator(PbxModel):
 
     # -- Atxfer -----------------------------------------------------------------------------------------------
     async def _atxfer(self, s: _Session, a: Message) -> None:
-        name, exten = a.get("Channel"), a.get("Exten")
-        if not name:
-            return s.error(a, "No channel specified")
-        if not exten:
-            return s.error(a, "No extension specified")
-        chan = self.channels.get(name)
-        if chan is None:
-            return s.error(a, "Channel specified does not exist")                                    # recorded
+        source = self._transfer_source(s, a)
+        if source is None:
+            return
+        chan, exten = source
         s.reply(a, "Success", "Atxfer successfully queued")                                          # recorded
         self._later(self._run_atxfer(chan.name, exten, a.get("Context") or chan.context))
 
