@@ -1,0 +1,8 @@
+"""`make bench` / `python -m benchmarks`: every benchmark in turn, each with its own baseline."""
+from benchmarks import agi_load, routing_bench
+
+if __name__ == "__main__":
+    print("== routing: decision and load+validate ==")
+    routing_bench.main()
+    print("\n== FastAGI engine vs bare panoramisk app ==")
+    agi_load.main()
