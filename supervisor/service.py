@@ -1,6 +1,6 @@
 """Runs the supervisor view inside an existing event loop: AMI clients + hub + web app on uvicorn.
 
-`await run_supervisor(settings)` serves until cancelled (the lead runs it beside `hotline serve`);
+`await run_supervisor(settings)` serves until cancelled (`hotline web`); `hotline serve` builds it beside the engine;
 `SupervisorService` gives tests and the CLI the bound port and a clean stop.
 """
 from __future__ import annotations
