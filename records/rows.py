@@ -90,6 +90,7 @@ def table_version_row(rec: TableVersion) -> Row:
         "loaded_by": rec.loaded_by,
         "loaded_at": _iso(rec.loaded_at),
         "source": rec.source,
+        "content": rec.content,
     }
 
 

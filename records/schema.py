@@ -137,6 +137,7 @@ table_versions = Table(
     Column("loaded_by", String, nullable=False),
     Column("loaded_at", UtcDateTime, nullable=False),
     Column("source", Text, nullable=False),
+    Column("content", Text, nullable=True),            # the text put in force (listed callers masked)
     Index(None, "loaded_at"),
 )
 

@@ -5,6 +5,7 @@ The clock is read here, at the edge. Times without an offset are read in the rou
 """
 from __future__ import annotations
 
+import difflib
 import json
 import sys
 from dataclasses import asdict
@@ -224,20 +225,44 @@ def records_export(csv_file: Path, line, since, until, caller, outcome, limit, d
 @records.command("versions")
 @db_option
 @click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--diff", "diff_versions", nargs=2, metavar="OLD NEW",
+              help="Show what changed between two loaded versions (hash prefixes from the listing).")
 @database_errors
-def records_versions(db_url: str | None, limit: int) -> None:
-    """The routing-table audit trail: which version was loaded, by whom, when, from where."""
+def records_versions(db_url: str | None, limit: int, diff_versions: tuple[str, str] | None) -> None:
+    """The routing-table and menus audit trail: which version was loaded, by whom, when, from where."""
     ctx = Context(db_url)
     engine = ctx.engine()
     try:
         with engine.connect() as conn:
-            rows = conn.execute(select(table_versions).order_by(table_versions.c.loaded_at.desc())
-                                .limit(limit)).mappings().all()
+            query = select(table_versions).order_by(table_versions.c.loaded_at.desc())
+            rows = conn.execute(query if diff_versions else query.limit(limit)).mappings().all()
     finally:
         engine.dispose()
+    if diff_versions:
+        click.echo(version_diff(rows, *diff_versions), nl=False)
+        return
     for row in rows:
         click.echo(f"{row['loaded_at'].astimezone(ctx.tz()):%Y-%m-%d %H:%M:%S} {row['version'][:12]} "
                    f"{row['loaded_by']} {row['source']}")
+
+
+def version_diff(rows, old: str, new: str) -> str:
+    """Unified diff of the texts two loads put in force (the newest load of each version)."""
+    def find(prefix: str):
+        match = next((r for r in rows if r["version"].startswith(prefix)), None)
+        if match is None:
+            raise click.ClickException(f"no loaded version starts with {prefix!r} (see `hotline records versions`)")
+        if match["content"] is None:
+            raise click.ClickException(f"version {match['version']} was recorded without its text")
+        return match
+    before, after = find(old), find(new)
+    if Path(before["source"]).name != Path(after["source"]).name:
+        raise click.ClickException(f"{before['version']} is {before['source']}, {after['version']} is "
+                                   f"{after['source']}: compare versions of the same file")
+    return "".join(difflib.unified_diff(
+        before["content"].splitlines(keepends=True), after["content"].splitlines(keepends=True),
+        fromfile=f"{before['version']} ({before['loaded_by']}, {before['loaded_at']:%Y-%m-%d %H:%M})",
+        tofile=f"{after['version']} ({after['loaded_by']}, {after['loaded_at']:%Y-%m-%d %H:%M})"))
 
 
 # --- hotline report --------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import hashlib
 import json
 import os
 import time
@@ -43,16 +44,33 @@ def take_reload_request(path: Path = RELOAD_REQUEST, now: float | None = None) -
     return str(note.get("by") or "SIGHUP (sender unknown)")
 
 
+def loaded_text(source: str, version: str, mask: Any = None) -> str | None:
+    """The file's text if it is still what was loaded (its hash is the version), for the audit trail."""
+    try:
+        text = Path(source).read_text(encoding="utf-8")
+    except OSError:
+        return None
+    if hashlib.sha256(text.encode()).hexdigest()[:len(version)] != version:
+        log.warning("audit.source_changed_since_load", source=source, version=version)
+        return None
+    return mask(text) if mask else text
+
+
 def record_config_versions(recorder: Any, config: Any, loaded_by: str) -> None:
-    """Audit trail: which routing table and menus were put in force, by whom, when."""
+    """Audit trail: which routing table and menus were put in force, by whom, when, and their text."""
     if recorder is None:
         return
     from records.types import TableVersion
+    from routing.snapshot import masked_table_text
 
     now = datetime.now(timezone.utc)
+    table, menus = config.table, config.menus
     try:
-        recorder.record_table_version(TableVersion(config.table.version, loaded_by, now, str(config.table.source)))
-        recorder.record_table_version(TableVersion(config.menus.version, loaded_by, now, str(config.menus.source)))
+        recorder.record_table_version(TableVersion(
+            table.version, loaded_by, now, str(table.source),
+            loaded_text(str(table.source), table.version, masked_table_text)))
+        recorder.record_table_version(TableVersion(
+            menus.version, loaded_by, now, str(menus.source), loaded_text(str(menus.source), menus.version)))
     except Exception as exc:  # the audit never stops a reload
         log.error("audit.table_version_failed", error=f"{type(exc).__name__}: {exc}")
     log.info("config.in_force", table=config.table.version, menus=config.menus.version, loaded_by=loaded_by)

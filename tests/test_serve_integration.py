@@ -103,6 +103,17 @@ async def test_serve_runs_engine_records_ami_and_web_together(tmp_path):
             sys.executable, "-m", "scripts.hotline", "reload", "--pid-file", str(pid_file), cwd=ROOT, env=env)
         assert await reload.wait() == 0
         assert await wait_for(lambda: rows(db_url, "select 1 from table_versions where loaded_by = 'admin-li'"))
+
+        # ... and the trail says what changed: the text of each version, diffed on demand
+        versions = rows(db_url, "select version, loaded_by from table_versions where source like '%routing.yaml' "
+                                "order by loaded_at")
+        (first, _), (second, by) = versions
+        assert by == "admin-li"
+        diff = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "scripts.hotline", "records", "versions", "--diff", first[:8], second[:8],
+            cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE)
+        out, _ = await diff.communicate()
+        assert diff.returncode == 0 and b"+# edited by admin-li" in out and b"(admin-li," in out
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
