@@ -293,6 +293,16 @@ class Engine:
                  target=o.target if o else None, ivr_path=">".join(o.ivr_path) if o else "",
                  hungup=hungup or bool(o and o.hungup), failed_open=flow.error is not None, commands=commands)
 
+    def _conclude(self, flow: CallFlow | None, env: Mapping[str, str], config: Config, at: datetime,
+                  completed: bool, commands: int) -> tuple[CallFlow, bool]:
+        """End of a call for both adapters: the flow to record (a fail-open one if none got going), whether the
+        caller left before the end, and the closing log line."""
+        if flow is None:
+            flow = self._flow(env, config, at, None)
+        hungup = not completed or bool(flow.outcome and flow.outcome.hungup)
+        self._log_end(flow, hungup, commands)
+        return flow, hungup
+
     # -- FastAGI (the endpoint registered on the AgiApplication)
     async def handle(self, request: Any) -> CallFlow:
         env = request.env
@@ -324,11 +334,8 @@ class Engine:
             completed = True
             return flow
         finally:
-            if flow is None:
-                flow = self._flow(env, config, at, None)
             request.writer.close()                   # Asterisk continues the dialplan now; we record after
-            hungup = not completed or bool(flow.outcome and flow.outcome.hungup)
-            self._log_end(flow, hungup, getattr(request, "commands", 0))
+            flow, hungup = self._conclude(flow, env, config, at, completed, getattr(request, "commands", 0))
             if self.recorder is not None:            # the spool append fsyncs: keep it off the event loop
                 try:
                     await asyncio.to_thread(self._record, flow, hungup)
@@ -358,9 +365,6 @@ class Engine:
             completed = True
             return flow
         finally:
-            if flow is None:
-                flow = self._flow(env, config, at, None)
-            hungup = not completed or bool(flow.outcome and flow.outcome.hungup)
-            self._log_end(flow, hungup, 0)
+            flow, hungup = self._conclude(flow, env, config, at, completed, 0)
             self._record(flow, hungup=hungup)
 
