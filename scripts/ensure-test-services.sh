@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Starts what the test suite needs when it is not running: PostgreSQL (the CI database) and
-# Debian's chromium for the browser test. Idempotent; quiet when all is there.
+# Starts what the test suite needs when it is not running: PostgreSQL (the CI database), the real Asterisk 22
+# and Debian's chromium for the browser test. Idempotent; quiet when all is there.
 set -euo pipefail
 
 if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
@@ -16,4 +16,13 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
   echo "installing Debian's chromium for the browser test"
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
     || echo "warning: chromium could not be installed; the browser test will be skipped" >&2
+fi
+
+# The real Asterisk 22 the tests marked `asterisk` run on (../shared/asterisk-22 beside the project, or an
+# install named by HOTLINE_TEST_ASTERISK). Without it those tests skip and say how to get one.
+ASTERISK_KIT="$(cd "$(dirname "$0")/.." && pwd)/../shared/asterisk-22"
+if [ -z "${HOTLINE_TEST_ASTERISK:-}" ] && [ ! -x /opt/asterisk-22/sbin/asterisk ] && [ -f "$ASTERISK_KIT/install.sh" ] \
+   && [ "$(id -u)" = 0 ]; then
+  echo "installing Asterisk 22 for the integration tests"
+  bash "$ASTERISK_KIT/install.sh" >/dev/null || echo "warning: Asterisk 22 could not be installed; the asterisk tests will be skipped" >&2
 fi
