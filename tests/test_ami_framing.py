@@ -19,27 +19,31 @@ def as_pairs(message: dict[str, str]) -> list[tuple[str, str]]:
     return [(key, item) for key, value in message.items() for item in value.split("\n")]
 
 
-def test_all_ten_transcripts_present():
-    assert len(AMI_FILES) == 10
+ENGINE_SLICES = {p for p in AMI_FILES if p.stem.endswith("-engine")}  # cut from a long-lived link: no banner
+
+
+def test_both_recording_sets_present():
+    assert len(AMI_FILES) == 39 and len(ENGINE_SLICES) == 3
 
 
 @pytest.mark.parametrize("path", AMI_FILES, ids=lambda p: p.name)
 def test_replay_asterisk_side_chunk_by_chunk(path):
     chunks = [c for c in read_transcript(path) if c.direction == "A>C"]
-    assert chunks[0].data == BANNER
-    decoder = AmiDecoder()
+    sliced = path in ENGINE_SLICES
+    assert (chunks[0].data == BANNER) != sliced
+    decoder = AmiDecoder(expect_banner=not sliced)
     seen = []
     for chunk in chunks:
         got = decoder.feed(chunk.data)
         # the recorder cut A>C chunks at message ends: each non-empty chunk after the banner is one message
-        assert len(got) == (1 if chunk.data and chunk is not chunks[0] else 0)
+        assert len(got) == (1 if chunk.data and (sliced or chunk is not chunks[0]) else 0)
         if got:
             assert format_message(as_pairs(got[0])) == chunk.data   # lossless: formats back to the same bytes
         seen += got
-    assert decoder.banner == "Asterisk Call Manager/11.0.0"
+    assert decoder.banner == (None if sliced else "Asterisk Call Manager/11.0.0")
     assert decoder.pending_bytes == 0
-    assert seen[0]["Response"] == "Success" or seen[0]["Message"] == "Authentication failed"
-    whole = AmiDecoder().feed(stream(read_transcript(path), "A>C"))
+    assert sliced or seen[0]["Response"] == "Success" or seen[0]["Message"] == "Authentication failed"
+    whole = AmiDecoder(expect_banner=not sliced).feed(stream(read_transcript(path), "A>C"))
     assert whole == seen
 
 
@@ -49,7 +53,8 @@ def test_replay_client_side_actions_format_identically(path):
     decoder = AmiDecoder(expect_banner=False)
     for chunk in chunks:
         (action,) = decoder.feed(chunk.data)
-        assert format_action(action) == chunk.data
+        # a header sent more than once (Variable) is one value with its items joined by LF
+        assert format_action({k: v.split("\n") if "\n" in v else v for k, v in action.items()}) == chunk.data
 
 
 @pytest.mark.parametrize("name", ["ami-errors.txt", "ami-status.txt", "ami-bad-login.txt"])

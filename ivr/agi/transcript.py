@@ -67,7 +67,11 @@ def load_transcript(path: Path | str) -> Transcript:
     for line in path.read_text(encoding="utf-8").splitlines():
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        at, direction, payload = line.split(None, 2)
+        at, direction, *rest = line.split(None, 2)
+        if direction.startswith("<"):       # a note of the driver, on no direction (second recording set)
+            records.append(Record(float(at), "note", None, line.split(None, 1)[1]))
+            continue
+        payload = rest[0]
         if payload.startswith("<"):
             records.append(Record(float(at), direction, None, payload))
         else:
