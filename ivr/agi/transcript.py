@@ -38,6 +38,8 @@ class Transcript:
     def env_block(self) -> bytes:
         out = b""
         for r in self.records:
+            if r.direction == "note":
+                continue
             if r.direction != "A>P" or r.data is None:
                 break
             out += r.data
