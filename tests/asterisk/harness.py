@@ -7,7 +7,7 @@ Layout of one test set-up (all on loopback, every port picked free at start, so 
         -> trunks (every table trunk host rewritten to 127.0.0.2:<port>) -> far-end Asterisk
 
 The far end answers each dialed number as the test asks (`FarEnd.behave("12348", "answer")`: answer, ring,
-busy, congestion) and stores the SIP headers of each INVITE it receives in its astdb (`FarEnd.invite(...)`).
+busy, congestion) and stores the SIP headers of each INVITE (From, PAI, RPID, Privacy, Contact) it receives in its astdb (`FarEnd.invite(...)`).
 Queue members are Local channels into [test-agent] (answer at once, stay for ${AGENT_STAY} s) or
 [test-ringer] (ring, never answer).
 
@@ -453,6 +453,7 @@ exten => _X.,1,Set(DB(invite/${EXTEN}/from)=${PJSIP_HEADER(read,From)})
  same => n,Set(DB(invite/${EXTEN}/pai)=${PJSIP_HEADER(read,P-Asserted-Identity)})
  same => n,Set(DB(invite/${EXTEN}/rpid)=${PJSIP_HEADER(read,Remote-Party-ID)})
  same => n,Set(DB(invite/${EXTEN}/privacy)=${PJSIP_HEADER(read,Privacy)})
+ same => n,Set(DB(invite/${EXTEN}/contact)=${PJSIP_HEADER(read,Contact)})
  same => n,Set(DB(invite/${EXTEN}/callerid)=${CALLERID(num)})
  same => n,Set(DB(invite/${EXTEN}/count)=${MATH(${IF($[${LEN(${DB(invite/${EXTEN}/count)})} > 0]?${DB(invite/${EXTEN}/count)}:0)}+1,i)})
  same => n,Set(B=${DB(behave/${EXTEN})})

@@ -80,6 +80,7 @@ async def test_110_the_emergency_gateway_gets_the_number_in_from_and_pai(rig):
             await hang_up(ami, "^Local/110@hotline-from-carrier-.*")
     assert_asserted(got)
     assert f"<sip:{CITIZEN}@" in got["from"] and "[110] E2E Caller" in got["from"]   # engine's name, our number
+    assert "<sip:emergency-110@" in got["contact"]     # contact_user: not Asterisk's default "asterisk"
     assert got["privacy"] == ""
 
 
