@@ -129,23 +129,35 @@ async def test_handover_of_a_waiting_caller_to_110_carries_the_number(rig):
 # ---------------------------------------------------------------------------------------------- seats, sub-centers
 
 
-async def test_retained_seat_sees_the_citizen_not_the_agent(rig):
-    """The warm-transfer leg is the agent's (AMI Atxfer): its caller ID is the agent's, its inherited
-    HOTLINE_CALLER_NUM the citizen's (set at the DID step, inherited through the queue member's channel)."""
+async def seat_leg(rig, pres: str) -> dict[str, str]:
+    """The warm-transfer leg as Atxfer makes it: the agent's caller ID, the citizen's inherited values."""
     rig.far_end.forget()
     async with rig.ami() as ami:
         reply = await ami.action("Originate", Channel="Local/12348@hotline-warm-transfer/n", Context="test-caller",
                                  Exten="s", Priority="1", CallerID='"Agent 7" <8007>', Async="true",
-                                 Variable=[f"__HOTLINE_CALLER_NUM={CITIZEN}", "__HOTLINE_CALLER_PRES=allowed",
+                                 Variable=[f"__HOTLINE_CALLER_NUM={CITIZEN}", f"__HOTLINE_CALLER_PRES={pres}",
                                            "STAY=30"])
         assert reply.get("Response") == "Success", reply
         try:
-            got = await invite(rig.far_end, "12348")
+            return await invite(rig.far_end, "12348")
         finally:
             await hang_up(ami, "^Local/12348@hotline-warm-transfer-.*")
+
+
+async def test_retained_seat_sees_the_citizen_not_the_agent(rig):
+    """The warm-transfer leg is the agent's (AMI Atxfer): its caller ID is the agent's, its inherited
+    HOTLINE_CALLER_NUM the citizen's (set at the DID step, inherited through the queue member's channel)."""
+    got = await seat_leg(rig, "allowed")
     assert_asserted(got)
     assert "8007" not in got["pai"]
     assert "<sip:hotline12345@" in got["from"]          # the seat's registered user stays in From
+
+
+async def test_retained_seat_does_not_learn_a_withheld_number(rig):
+    """Seats keep the default withheld: hide: the caller's choice is respected (only emergency trunks send)."""
+    got = await seat_leg(rig, "prohib")
+    assert CITIZEN not in got["pai"] + got["from"] + got["rpid"] and "8007" not in got["pai"] + got["from"]
+    assert "anonymous" in got["from"].lower()
 
 
 async def test_the_agents_channel_carries_the_citizens_number_for_its_transfer_legs(rig):
