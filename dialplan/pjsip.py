@@ -151,10 +151,11 @@ def _trunk(trunk: Trunk, options: RenderOptions, sharing: list[str]) -> list[Sec
 def _caller_id(endpoint: Section, trunk: Trunk, username: str) -> None:
     """The citizen's number towards the far end, as the trunk's caller_id says (recorded on Asterisk 22 in
     tests/transcripts/NOTES-2.md "Emergency INVITE"). res_pjsip builds From and PAI/RPID from the dialing
-    channel's caller ID, which the dialplan keeps as the citizen's (hotline-caller-id for transfer legs)."""
+    channel's caller ID, which the dialplan keeps the citizen's (dialplan.extensions.caller_identity on legs)."""
     cid = trunk.identity
+    withheld = "sent with Privacy: id" if cid.withheld == "send" else "hidden"
     endpoint.comment(f"caller ID: From {'the caller' if cid.from_user == 'caller' else username}, identity "
-                     f"{cid.identity}, withheld numbers {'sent with Privacy: id' if cid.withheld == 'send' else 'hidden'}")
+                     f"{cid.identity}, withheld numbers {withheld}")
     if cid.from_user == "trunk":
         endpoint.set("from_user", username)
     else:

@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from routing import model as m
-from routing.checks import ERROR, Resolver, caller_id_of, check_table, end_bound, expand_days, trunk_host_problems, window_bounds
+from routing.checks import (ERROR, Resolver, caller_id_of, check_table, end_bound, expand_days, trunk_host_problems,
+                            window_bounds)
 from routing.schema import ClosedSpec, RuleSpec, TableSpec
 from routing.yamlsource import Problem, SourceError, load_document, problems_from
 

@@ -58,8 +58,8 @@ def load(file: Path | None, menus: Path | None = None, resolve: Resolver | None 
     path = file or settings.routing_table
     menus = menus or settings.ivr_menus
     try:
-        return load_table_with_warnings(path, now=datetime.now(timezone.utc), external_references=menu_references(menus),
-                                        resolve=resolve)
+        return load_table_with_warnings(path, now=datetime.now(timezone.utc),
+                                        external_references=menu_references(menus), resolve=resolve)
     except TableError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)

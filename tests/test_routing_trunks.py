@@ -49,8 +49,11 @@ LINES = textwrap.dedent("""\
 """)
 
 
+DIAL = {"emergency": "110", "retained_seat": "12348", "subcenter": "12360", "carrier": "12360"}
+
+
 def trunk(tid: str, kind: str, host: str = "192.0.2.1", extra: str = "") -> str:
-    text = f"  {tid}:\n    name: {tid}\n    kind: {kind}\n    host: {host}\n    dial: {'110' if kind == 'emergency' else '12348' if kind == 'retained_seat' else '12360'}\n"
+    text = f"  {tid}:\n    name: {tid}\n    kind: {kind}\n    host: {host}\n    dial: {DIAL[kind]}\n"
     return text + "".join(f"    {line}\n" for line in extra.splitlines() if line)
 
 
