@@ -7,7 +7,7 @@ as a plain function (routing.checks.Resolver), so they stay pure; this is the re
 from __future__ import annotations
 
 import socket
-from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
+import threading
 from typing import Callable
 
 TIMEOUT_SECONDS = 3.0     # per name: a DNS server that does not answer must not hang a check
@@ -15,22 +15,22 @@ TIMEOUT_SECONDS = 3.0     # per name: a DNS server that does not answer must not
 
 def system_resolver(timeout: float = TIMEOUT_SECONDS) -> Callable[[str], bool]:
     """name -> True when getaddrinfo finds an address within `timeout` seconds; answers are cached."""
-    pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="dnscheck")
     answers: dict[str, bool] = {}
 
-    def lookup(name: str) -> bool:
+    def lookup(name: str, into: list[bool]) -> None:
         try:
-            return bool(socket.getaddrinfo(name, None, proto=socket.IPPROTO_UDP))
+            into.append(bool(socket.getaddrinfo(name, None, proto=socket.IPPROTO_UDP)))
         except (OSError, UnicodeError):
-            return False
+            into.append(False)
 
     def resolves(name: str) -> bool:
         if name not in answers:
-            future = pool.submit(lookup, name)
-            try:
-                answers[name] = future.result(timeout)
-            except FutureTimeout:
-                answers[name] = False
+            # A daemon thread: a look-up the system resolver keeps hanging never holds the command at exit.
+            result: list[bool] = []
+            worker = threading.Thread(target=lookup, args=(name, result), daemon=True, name="dnscheck")
+            worker.start()
+            worker.join(timeout)
+            answers[name] = bool(result and result[0])
         return answers[name]
 
     return resolves
