@@ -57,6 +57,8 @@ def sanitize(raw: str, safe: str, allowed: str, malformed_label: str) -> list[tu
 ID_CHARS = "-0-9a-z"          # FILTER: '-' first is literal, then ranges; queue and trunk ids
 VERSION_CHARS = "-0-9A-Za-z"  # the table version the engine reports (a content hash)
 ROOM_CHARS = "-0-9A-Za-z_."   # ConfBridge room names from AMI: no ',' (it would add ConfBridge options)
+CALLER_CHARS = "+0-9"          # a caller's number as a transfer leg presents it
+PRES_CHARS = "_a-z"           # CALLERID(pres) names: allowed_not_screened, prohib, ...
 
 
 def _add_all(exten: Exten, steps: list[tuple[str | None, str]], first_label: str | None = None) -> None:
@@ -128,6 +130,10 @@ def _engine(facts: Facts, options: RenderOptions) -> Section:
     exten.add("NoOp(hotline: ${EXTEN} to the routing engine)")
     exten.add("Set(HOTLINE_DIALED=${EXTEN})")
     exten.add("Set(HOTLINE_CALLER_NAME=${CALLERID(name)})")
+    # The citizen's number and presentation, inherited (__) by every channel this call leads to: queue members,
+    # and from the agent's channel the warm-transfer leg, which otherwise presents the agent's caller ID.
+    exten.add("Set(__HOTLINE_CALLER_NUM=${CALLERID(num)})")
+    exten.add("Set(__HOTLINE_CALLER_PRES=${CALLERID(pres)})")
     exten.add("Set(TIMEOUT(absolute)=${HOTLINE_ENGINE_TIMEOUT})")
     for index, engine in enumerate(options.engines):
         if index:
@@ -318,9 +324,9 @@ def _warm(facts: Facts) -> Section:
     for target in facts.warm:
         ctx.exten(_transfer_leg(target))
     for target in facts.emergency:
-        ctx.exten(Exten(target.digits)
-                  .add(f"NoOp(emergency transfer or hand-over to {target.trunk.id})")
-                  .add(f"Goto({CTX_EMERGENCY},{target.digits},1)"))
+        exten = Exten(target.digits).add(f"NoOp(emergency transfer or hand-over to {target.trunk.id})")
+        _add_all(exten, caller_identity("emergency"))
+        ctx.exten(exten.add(f"Goto({CTX_EMERGENCY},{target.digits},1)", "emergency"))
     invalid = Exten("i")
     invalid.add("GotoIf($[${LEN(${HOTLINE_DIALED})} = 0]?agent_leg)")
     _add_all(invalid, failopen("unknown-transfer-target"))
@@ -329,10 +335,28 @@ def _warm(facts: Facts) -> Section:
 
 
 def _transfer_leg(target: TransferTarget) -> Exten:
-    return (Exten(target.digits)
-            .add(comment_noop(f"transfer leg to {target.trunk.id}"))
-            .add(f"Dial(PJSIP/{target.digits}@{target.trunk.id},{target.no_answer_seconds})")
+    exten = Exten(target.digits).add(comment_noop(f"transfer leg to {target.trunk.id}"))
+    _add_all(exten, caller_identity("dial"))
+    return (exten.add(f"Dial(PJSIP/{target.digits}@{target.trunk.id},{target.no_answer_seconds})", "dial")
             .add("Hangup()"))
+
+
+def caller_identity(then: str) -> list[tuple[str | None, str]]:
+    """Steps that give a transfer leg the citizen's number and presentation (the trunk's caller_id then decides
+    what the far end sees), continuing at label `then`. The number comes inherited from the agent's channel
+    (Atxfer), or from the caller's channel named by HOTLINE_CALLER_CHANNEL (legs AMI originates: three-way).
+    Reduced with FILTER before use; nothing known: the leg keeps the caller ID it has."""
+    return [
+        (None, "GotoIf($[${LEN(${HOTLINE_CALLER_CHANNEL})} = 0]?identity)"),
+        (None, "Set(HOTLINE_CALLER_NUM=${IMPORT(${HOTLINE_CALLER_CHANNEL},HOTLINE_CALLER_NUM)})"),
+        (None, "Set(HOTLINE_CALLER_PRES=${IMPORT(${HOTLINE_CALLER_CHANNEL},HOTLINE_CALLER_PRES)})"),
+        ("identity", f"Set(HOTLINE_SAFE_CALLER=${{FILTER({CALLER_CHARS},${{HOTLINE_CALLER_NUM}})}})"),
+        (None, f"GotoIf($[${{LEN(${{HOTLINE_SAFE_CALLER}})}} = 0]?{then})"),
+        (None, "Set(CALLERID(num)=${HOTLINE_SAFE_CALLER})"),
+        (None, f"Set(HOTLINE_SAFE_PRES=${{FILTER({PRES_CHARS},${{HOTLINE_CALLER_PRES}})}})"),
+        (None, f"GotoIf($[${{LEN(${{HOTLINE_SAFE_PRES}})}} = 0]?{then})"),
+        (None, "Set(CALLERID(pres)=${HOTLINE_SAFE_PRES})"),
+    ]
 
 
 def _threeway(facts: Facts) -> Section:

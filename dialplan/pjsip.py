@@ -13,6 +13,7 @@ from dialplan.conftext import Section, document
 from dialplan.facts import CARRIER, Facts
 from dialplan.extensions import CTX_CARRIER
 from dialplan.options import RenderOptions
+from routing.checks import is_placeholder
 from routing.model import Trunk
 
 FILENAME = "pjsip_hotline.conf"
@@ -52,7 +53,10 @@ def _address(trunk: Trunk, value: str) -> str:
 
 
 def _matches(trunk: Trunk) -> tuple[str, ...]:
-    return trunk.match or ((trunk.host,) if trunk.auth == "ip" else ())
+    """Identify entries; placeholders (.invalid) are left out: Asterisk refuses to load an identify whose name
+    does not resolve (an ERROR at every load), and a placeholder never will."""
+    entries = trunk.match or ((trunk.host,) if trunk.auth == "ip" else ())
+    return tuple(e for e in entries if not is_placeholder(e))
 
 
 def _sharing(trunk: Trunk, trunks: list[Trunk]) -> list[str]:
@@ -84,25 +88,32 @@ def _trunk(trunk: Trunk, options: RenderOptions, sharing: list[str]) -> list[Sec
     endpoint.set("dtmf_mode", "rfc4733")
     endpoint.set("language", options.language)
     if trunk.kind != CARRIER:
-        endpoint.set("from_user", username)
+        _caller_id(endpoint, trunk, username)
     if has_auth:
         endpoint.set("outbound_auth", f"{trunk.id}-auth")
     sections = [endpoint]
 
+    placeholder = is_placeholder(host)
     aor = Section(f"{trunk.id}-aor")
     aor.set("type", "aor")
-    aor.set("contact", f"sip:{uri_host}")
-    aor.set("qualify_frequency", 30)
+    if placeholder:
+        # No contact: a Dial over this trunk fails at once (CHANUNAVAIL: fail-open, or the emergency
+        # announcement) instead of Asterisk trying to resolve the name; no qualify, no registration.
+        aor.comment(f"PLACEHOLDER host {host} (.invalid never resolves): no contact, identify or registration")
+        aor.comment("until the table has the real address; `hotline routes check` warns about it.")
+    else:
+        aor.set("contact", f"sip:{uri_host}")
+        aor.set("qualify_frequency", 30)
     sections.append(aor)
 
-    if trunk.auth == "ip" or trunk.match:
+    if _matches(trunk):
         identify = Section(f"{trunk.id}-identify")
         if sharing:
             identify.comment(f"Same addresses as {', '.join(sharing)}: a call from there is matched to one of")
             identify.comment("these endpoints; all of them start in the same context, so it does not matter.")
         identify.set("type", "identify")
         identify.set("endpoint", trunk.id)
-        for entry in _matches(trunk) or (trunk.host,):
+        for entry in _matches(trunk):
             identify.set("match", _address(trunk, entry))
         sections.append(identify)
 
@@ -119,7 +130,7 @@ def _trunk(trunk: Trunk, options: RenderOptions, sharing: list[str]) -> list[Sec
                          "render again; until then this trunk cannot authenticate.")
         sections.append(auth)
 
-    if trunk.auth == "registration":
+    if trunk.auth == "registration" and not placeholder:
         reg = Section(f"{trunk.id}-reg")
         reg.set("type", "registration")
         reg.set("transport", options.transport)
@@ -135,3 +146,25 @@ def _trunk(trunk: Trunk, options: RenderOptions, sharing: list[str]) -> list[Sec
         reg.set("endpoint", trunk.id)
         sections.append(reg)
     return sections
+
+
+def _caller_id(endpoint: Section, trunk: Trunk, username: str) -> None:
+    """The citizen's number towards the far end, as the trunk's caller_id says (recorded on Asterisk 22 in
+    tests/transcripts/NOTES-2.md "Emergency INVITE"). res_pjsip builds From and PAI/RPID from the dialing
+    channel's caller ID, which the dialplan keeps the citizen's (dialplan.extensions.caller_identity on legs)."""
+    cid = trunk.identity
+    withheld = "sent with Privacy: id" if cid.withheld == "send" else "hidden"
+    endpoint.comment(f"caller ID: From {'the caller' if cid.from_user == 'caller' else username}, identity "
+                     f"{cid.identity}, withheld numbers {withheld}")
+    if cid.from_user == "trunk":
+        endpoint.set("from_user", username)
+    else:
+        # From carries the caller; the Contact keeps the trunk's user (Asterisk would put "asterisk" there).
+        endpoint.set("contact_user", username)
+    if cid.identity == "pai":
+        endpoint.set("send_pai", "yes")
+    elif cid.identity == "rpid":
+        endpoint.set("send_rpid", "yes")
+    if cid.withheld == "send":
+        # Without it a caller who withheld the number (CLIR) reaches the far end as Anonymous, number nowhere.
+        endpoint.set("trust_id_outbound", "yes")

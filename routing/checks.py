@@ -5,11 +5,13 @@ sees every finding at once. `now` is passed in: "already ended" is relative to t
 """
 from __future__ import annotations
 
+import ipaddress
 from datetime import date, datetime, timedelta
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 from zoneinfo import ZoneInfo
 
-from routing.schema import Dated, TableSpec
+from routing.model import CallerId
+from routing.schema import Dated, TableSpec, TrunkSpec
 from routing.yamlsource import Document, Problem
 
 ERROR, WARNING = "error", "warning"
@@ -55,6 +57,7 @@ def check_table(spec: TableSpec, doc: Document, now: datetime | None = None,
     found += _rule_windows(spec, doc, tz, now)
     found += _queue_loops(spec, doc)
     found += _unreached(spec, doc, set(external_references))
+    found += _caller_ids(spec, doc)
     if now is not None:
         found += _expired_listings(spec, doc, tz, now)
     return found
@@ -209,3 +212,96 @@ def _expired_listings(spec: TableSpec, doc: Document, tz: ZoneInfo, now: datetim
         if end is not None and end <= now:
             out.append(doc.problem(("abuse", "listed", i), f"this listing expired on {listed.until}", WARNING))
     return out
+
+
+# ---------------------------------------------------------------------------------------------- trunks
+
+Resolver = Callable[[str], bool]          # a host name -> does it resolve (DNS); given by the CLIs, the edge
+
+
+def caller_id_of(trunk: TrunkSpec) -> CallerId:
+    given = trunk.caller_id
+    if given is None:
+        return CallerId.for_kind(trunk.kind)
+    return CallerId.for_kind(trunk.kind, given.from_, given.identity, given.withheld)
+
+
+def _caller_ids(spec: TableSpec, doc: Document) -> list[Problem]:
+    """Every trunk the hotline dials must carry the citizen's number somewhere; emergency trunks in PAI,
+    withheld or not (only send_pai with trust_id_outbound delivers it in every case, NOTES-2.md)."""
+    out: list[Problem] = []
+    for tid, trunk in spec.trunks.items():
+        base = ("trunks", tid, "caller_id")
+        cid = caller_id_of(trunk)
+        if trunk.kind == "carrier":
+            if trunk.caller_id is not None:
+                out.append(doc.problem(base, f"trunk '{tid}' is a carrier trunk: it only brings calls in, so "
+                                             "caller_id (for trunks the hotline dials) does not apply", key=True))
+            continue
+        if trunk.kind == "emergency" and cid.identity != "pai":
+            out.append(doc.problem(base + ("identity",), f"emergency trunk '{tid}' must send the caller's number "
+                                                         "in P-Asserted-Identity (identity: pai)"))
+        if trunk.kind == "emergency" and cid.withheld != "send":
+            out.append(doc.problem(base + ("withheld",), f"emergency trunk '{tid}' must send a withheld number "
+                                                         "too (withheld: send): the emergency service needs it"))
+        if cid.identity == "none" and cid.from_user == "trunk":
+            out.append(doc.problem(base, f"trunk '{tid}': with from: trunk and identity: none the caller's number "
+                                         "reaches the far end nowhere; use from: caller or identity: pai",
+                                   key=True))
+        elif cid.identity == "none" and cid.withheld == "send":
+            out.append(doc.problem(base + ("withheld",), f"trunk '{tid}': withheld: send needs identity pai or "
+                                                         "rpid (the number travels there, marked Privacy: id)"))
+    return out
+
+
+PLACEHOLDER_SUFFIX = ".invalid"   # RFC 6761: never resolves, anywhere; the shipped table's placeholder hosts
+
+
+def is_placeholder(host: str) -> bool:
+    name = host.lower().rstrip(".")
+    return name == PLACEHOLDER_SUFFIX[1:] or name.endswith(PLACEHOLDER_SUFFIX)
+
+
+def is_address(entry: str) -> bool:
+    """An IP address or network (what needs no DNS); anything else is a host name."""
+    try:
+        ipaddress.ip_network(entry, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+def trunk_host_problems(spec: TableSpec, doc: Document, resolve: Resolver | None = None) -> list[Problem]:
+    """Warnings for trunk hosts and match entries that Asterisk cannot use: a placeholder (.invalid; the rendered
+    config leaves its contact, identify and registration out, see dialplan.pjsip) or, when `resolve` is given, a
+    name that does not resolve here (Asterisk would refuse to load an identify matching it)."""
+    out: list[Problem] = []
+    for tid, trunk in spec.trunks.items():
+        base = ("trunks", tid)
+        consequence = {"emergency": "emergency calls over it get the unreachable announcement",
+                       "carrier": "no call from it is recognised"}.get(trunk.kind, "calls over it fail")
+        if is_placeholder(trunk.host):
+            parts = ["contact"]
+            if trunk.auth == "registration":
+                parts.append("registration")
+            matches = trunk.match or ((trunk.host,) if trunk.auth == "ip" else ())
+            if matches and all(is_placeholder(m) for m in matches):
+                parts.append("identify")
+            left_out = "its " + " and ".join(parts)
+            out.append(doc.problem(base + ("host",), f"trunk '{tid}': host {trunk.host} is a placeholder (.invalid "
+                                   f"never resolves): {consequence} until the real address is set; the rendered "
+                                   f"config leaves {left_out} out", WARNING))
+        elif resolve is not None and not is_address(trunk.host) and not resolve(trunk.host):
+            out.append(doc.problem(base + ("host",), f"trunk '{tid}': host {trunk.host} does not "
+                                   f"resolve (DNS): {consequence} while it does not", WARNING))
+        for i, entry in enumerate(trunk.match):
+            if is_placeholder(entry):
+                if not is_placeholder(trunk.host):
+                    out.append(doc.problem(base + ("match", i), f"trunk '{tid}': match {entry} is a placeholder "
+                                           "(.invalid never resolves): left out of the rendered identify", WARNING))
+            elif resolve is not None and not is_address(entry) and not resolve(entry):
+                out.append(doc.problem(base + ("match", i), f"trunk '{tid}': match {entry} does not resolve (DNS): "
+                                       f"Asterisk refuses to load the identify {tid}-identify, so calls from this "
+                                       "trunk are not recognised", WARNING))
+    return out
+

@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from routing import model as m
-from routing.checks import ERROR, check_table, end_bound, expand_days, window_bounds
+from routing.checks import (ERROR, Resolver, caller_id_of, check_table, end_bound, expand_days, trunk_host_problems,
+                            window_bounds)
 from routing.schema import ClosedSpec, RuleSpec, TableSpec
 from routing.yamlsource import Problem, SourceError, load_document, problems_from
 
@@ -31,6 +32,7 @@ class TableError(Exception):
 class LoadResult:
     table: m.RoutingTable
     warnings: tuple[Problem, ...]
+    hosts: tuple[Problem, ...] = ()       # the warnings about trunk hosts (placeholders, names that do not resolve)
 
 
 def load_table(path: str | Path, *, text: str | None = None, now: datetime | None = None,
@@ -39,8 +41,9 @@ def load_table(path: str | Path, *, text: str | None = None, now: datetime | Non
 
 
 def load_table_with_warnings(path: str | Path, *, text: str | None = None, now: datetime | None = None,
-                             external_references: Iterable[str] = ()) -> LoadResult:
-    """`now` only affects warnings ("this rule already ended"); the table itself answers for any instant."""
+                             external_references: Iterable[str] = (), resolve: Resolver | None = None) -> LoadResult:
+    """`now` only affects warnings ("this rule already ended"); the table itself answers for any instant.
+    `resolve` (name -> resolves?, given by the CLIs) adds a warning for each trunk host name that does not."""
     try:
         doc = load_document(path, text)
     except SourceError as exc:
@@ -52,12 +55,14 @@ def load_table_with_warnings(path: str | Path, *, text: str | None = None, now: 
         raise TableError(problems)
     present = {section: set(doc.data.get(section) or {}) for section in SECTIONS} if isinstance(doc.data, dict) else {}
     problems += check_table(spec, doc, now, external_references, present)
+    hosts = trunk_host_problems(spec, doc, resolve)
+    problems += hosts
     errors = [p for p in problems if p.severity == ERROR]
     if errors:
         raise TableError(errors)
     table = build_table(spec, source=doc.file, version=hashlib.sha256(doc.text.encode()).hexdigest()[:12],
                         rule_lines={k: v[0] for k, v in doc.positions.items()})
-    return LoadResult(table, tuple(sorted(p for p in problems if p.severity != ERROR)))
+    return LoadResult(table, tuple(sorted(p for p in problems if p.severity != ERROR)), tuple(sorted(hosts)))
 
 
 SECTIONS = ("calendars", "schedules", "queues", "trunks", "lines")
@@ -126,7 +131,7 @@ def build_table(spec: TableSpec, *, source: str, version: str, rule_lines: dict 
                      q.service_level_seconds or spec.service_level_seconds, q.announce_holdtime, tuple(q.members))
         for qid, q in spec.queues.items()}
     trunks = {tid: m.Trunk(tid, t.name, t.kind, t.host, t.port, t.auth, t.dial, t.username, t.secret_env,
-                           tuple(t.match))
+                           tuple(t.match), caller_id_of(t))
               for tid, t in spec.trunks.items()}
     lines = {}
     for number, line in spec.lines.items():

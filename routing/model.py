@@ -130,6 +130,40 @@ class Queue:
 
 
 @dataclass(frozen=True)
+class CallerId:
+    """What the far end of a trunk we dial learns about the citizen (the table's trunk `caller_id`).
+
+    Asterisk (res_pjsip) builds From and the identity header from the dialing channel's caller ID: `from_user`
+    "trunk" sets the endpoint's from_user (the trunk's username or id); "caller" leaves the citizen's number in
+    From. `identity` pai/rpid: send_pai/send_rpid. `withheld` "send": trust_id_outbound, so a caller who withheld
+    the number (CLIR) still reaches the far end in the identity header, marked `Privacy: id`; "hide": Anonymous.
+    Recorded on Asterisk 22: tests/transcripts/NOTES-2.md "Emergency INVITE".
+    """
+
+    from_user: str = "caller"             # caller | trunk
+    identity: str = "pai"                 # pai | rpid | none
+    withheld: str = "hide"                # send | hide
+
+    @classmethod
+    def for_kind(cls, kind: str, from_user: str | None = None, identity: str | None = None,
+                 withheld: str | None = None) -> "CallerId":
+        """The trunk kind's default with whatever the table sets."""
+        base = CALLER_ID_DEFAULTS.get(kind, cls())
+        return cls(from_user or base.from_user, identity or base.identity, withheld or base.withheld)
+
+
+# Per trunk kind when the table says nothing. Emergency services always get the number, withheld or not (PAI
+# with Privacy: id); retained seats register, and registrars expect their own user in From; other callers'
+# withheld numbers stay withheld.
+CALLER_ID_DEFAULTS: Mapping[str, CallerId] = MappingProxyType({
+    "emergency": CallerId("caller", "pai", "send"),
+    "retained_seat": CallerId("trunk", "pai", "hide"),
+    "subcenter": CallerId("caller", "pai", "hide"),
+    "carrier": CallerId("caller", "none", "hide"),   # inbound only: the hotline never dials the carrier
+})
+
+
+@dataclass(frozen=True)
 class Trunk:
     id: str
     name: str
@@ -141,6 +175,11 @@ class Trunk:
     username: str | None = None           # registration: the secret comes from the environment, never here
     secret_env: str | None = None         # name of the environment variable holding the secret
     match: tuple[str, ...] = ()           # ip auth: addresses/networks the trunk's calls come from
+    caller_id: CallerId | None = None     # None: CALLER_ID_DEFAULTS[kind] (the loader always fills it in)
+
+    @property
+    def identity(self) -> CallerId:
+        return self.caller_id or CALLER_ID_DEFAULTS.get(self.kind, CallerId())
 
 
 @dataclass(frozen=True)

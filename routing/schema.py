@@ -134,6 +134,16 @@ class QueueSpec(Strict):
     members: tuple[Annotated[str, Field(pattern=r"^[A-Za-z]+/[A-Za-z0-9_@.;/-]+$")], ...] = ()
 
 
+class CallerIdSpec(Strict):
+    """What the far end of a trunk we dial learns about the citizen; unset keys take the trunk kind's default
+    (routing.model.CALLER_ID_DEFAULTS). Combinations that would lose the number are refused in routing.checks."""
+
+    from_: Literal["caller", "trunk"] | None = Field(default=None, alias="from")  # From's user part
+    identity: Literal["pai", "rpid", "none"] | None = None   # P-Asserted-Identity, Remote-Party-ID or neither
+    withheld: Literal["send", "hide"] | None = None          # CLIR callers: number in the identity header
+    #                                                          with Privacy: id, or Anonymous and no number
+
+
 class TrunkSpec(Strict):
     name: str
     kind: Literal["carrier", "retained_seat", "subcenter", "emergency"]
@@ -144,6 +154,7 @@ class TrunkSpec(Strict):
     username: str | None = None
     secret_env: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")] | None = None
     match: tuple[str, ...] = ()
+    caller_id: CallerIdSpec | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -1,7 +1,8 @@
 """`hotline dialplan render|diff`: the Asterisk configuration generated from the routing table.
 
-Exit codes: render 0 written, 2 bad input (table, options, secrets file), 3 --strict and a secret missing;
-diff 0 nothing would change, 1 changes, 2 bad input.
+Exit codes: render 0 written, 2 bad input (table, options, secrets file), 3 --strict and a secret missing or a
+trunk host Asterisk cannot use (a placeholder .invalid, or a name that does not resolve); diff 0 nothing would
+change, 1 changes, 2 bad input (3 with --strict, as render).
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ import structlog
 from dialplan.common import RenderError
 from dialplan.options import OptionsError, RenderOptions, collect_secrets, engines_from, read_secrets_file
 from dialplan.render import diff_files, missing_secrets, render, required_secrets, write_files
-from routing.loader import TableError, load_table
+from routing.loader import TableError, load_table_with_warnings
+from scripts.dnscheck import system_resolver
 from scripts.settings import CONF_DIR
 
 log = structlog.get_logger()
@@ -29,7 +31,10 @@ def _options(func):
                         help="Your pjsip transport section, used by the generated trunks.")(func)
     func = click.option("--engine-timeout", type=click.IntRange(min=1), default=300, show_default=True,
                         help="Seconds the engine step (IVR included) may take before the call fails open.")(func)
-    func = click.option("--strict", is_flag=True, help="Fail (exit 3, nothing written) if a secret is missing.")(func)
+    func = click.option("--no-dns", "no_dns", is_flag=True,
+                        help="Do not look trunk host names up (placeholders are still reported).")(func)
+    func = click.option("--strict", is_flag=True, help="Fail (exit 3, nothing written) if a secret is missing or "
+                        "a trunk host is a placeholder (.invalid) or does not resolve.")(func)
     func = click.option("--secrets", "secrets_file", type=click.Path(dir_okay=False, path_type=Path),
                         default=lambda: os.environ.get("HOTLINE_SECRETS_FILE") or None,
                         help="KEY=value file with trunk and AMI secrets (default: $HOTLINE_SECRETS_FILE). "
@@ -47,9 +52,11 @@ def _options(func):
 
 
 def _prepare(table_path: Path, agi: str | None, agi_hosts: str | None, hagi: str | None,
-             secrets_file: Path | None, engine_timeout: int, transport: str, ami_permit: tuple[str, ...]):
+             secrets_file: Path | None, engine_timeout: int, transport: str, ami_permit: tuple[str, ...],
+             no_dns: bool = False):
     try:
-        table = load_table(table_path)
+        loaded = load_table_with_warnings(table_path, resolve=None if no_dns else system_resolver())
+        table = loaded.table
     except TableError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
@@ -68,7 +75,7 @@ def _prepare(table_path: Path, agi: str | None, agi_hosts: str | None, hagi: str
     except (OptionsError, RenderError, OSError) as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(2) from None
-    return table, options
+    return table, options, loaded.hosts
 
 
 @click.group()
@@ -76,12 +83,21 @@ def dialplan() -> None:
     """Asterisk configuration generated from the routing table (extensions, pjsip, queues, manager, features)."""
 
 
-def _rendered(table_path, agi, agi_hosts, hagi, secrets_file, strict, engine_timeout, transport, ami_permit):
-    """The rendered files with their table and options; exit 3 under --strict when a secret is missing."""
-    table, options = _prepare(table_path, agi, agi_hosts, hagi, secrets_file, engine_timeout, transport, ami_permit)
+def _rendered(table_path, agi, agi_hosts, hagi, secrets_file, strict, engine_timeout, transport, ami_permit,
+              no_dns=False):
+    """The rendered files with their table and options; exit 3 under --strict when a secret is missing or a
+    trunk host is unusable. Host problems are printed either way, as file:line warnings."""
+    table, options, hosts = _prepare(table_path, agi, agi_hosts, hagi, secrets_file, engine_timeout, transport,
+                                     ami_permit, no_dns)
+    for problem in hosts:
+        click.echo(str(problem), err=True)
     missing = missing_secrets(table, options)
     if strict and missing:
         click.echo(f"error: secrets missing (nothing written): {', '.join(missing)}", err=True)
+    if strict and hosts:
+        click.echo(f"error: {len(hosts)} trunk host(s) Asterisk cannot use (nothing written): set the real "
+                   "addresses in the table, or render without --strict", err=True)
+    if strict and (missing or hosts):
         raise SystemExit(3)
     try:
         return table, options, render(table, options), missing
@@ -92,11 +108,11 @@ def _rendered(table_path, agi, agi_hosts, hagi, secrets_file, strict, engine_tim
 
 @dialplan.command("render")
 @_options
-def render_command(table_path, out_dir, agi, agi_hosts, hagi, secrets_file, strict, engine_timeout, transport,
-                   ami_permit) -> None:
+def render_command(table_path, out_dir, agi, agi_hosts, hagi, secrets_file, strict, no_dns, engine_timeout,
+                   transport, ami_permit) -> None:
     """Write the *_hotline.conf files into --out (pjsip and manager mode 0600: they hold secrets)."""
     table, _options_used, files, missing = _rendered(table_path, agi, agi_hosts, hagi, secrets_file, strict,
-                                                      engine_timeout, transport, ami_permit)
+                                                      engine_timeout, transport, ami_permit, no_dns)
     changed = write_files(files, out_dir)
     log.info("dialplan.written", out=str(out_dir), changed=changed, table_version=table.version)
     click.echo(f"{len(changed)} of {len(files)} files changed in {out_dir}" +
@@ -107,11 +123,11 @@ def render_command(table_path, out_dir, agi, agi_hosts, hagi, secrets_file, stri
 
 @dialplan.command("diff")
 @_options
-def diff_command(table_path, out_dir, agi, agi_hosts, hagi, secrets_file, strict, engine_timeout, transport,
-                 ami_permit) -> None:
+def diff_command(table_path, out_dir, agi, agi_hosts, hagi, secrets_file, strict, no_dns, engine_timeout,
+                 transport, ami_permit) -> None:
     """Show what a render would change in --out (secret values masked). Exit 0: no change, 1: changes."""
     _table, options, files, _missing = _rendered(table_path, agi, agi_hosts, hagi, secrets_file, strict,
-                                                 engine_timeout, transport, ami_permit)
+                                                 engine_timeout, transport, ami_permit, no_dns)
     text = diff_files(files, out_dir, options.secrets)
     if text:
         sys.stdout.write(text)

@@ -103,9 +103,17 @@ def test_manager_least_privilege_and_permit_list() -> None:
         render(SHIPPED, RenderOptions(ami_permit=("0.0.0.0/0; read=all",)))
 
 
+def with_real_hosts(table: RoutingTable) -> RoutingTable:
+    """The shipped table with its placeholder (.invalid) hosts replaced by addresses, as an admin would."""
+    trunks = {tid: dataclasses.replace(t, host=f"198.51.100.{i}", match=tuple(f"198.51.100.{i}" for _ in t.match))
+              for i, (tid, t) in enumerate(sorted(table.trunks.items()), start=1)}
+    return dataclasses.replace(table, trunks=MappingProxyType(trunks))
+
+
 def test_pjsip_trunks_registration_and_ip_identification() -> None:
-    conf = sections(render(SHIPPED, RenderOptions(secrets={"TRUNK_SEAT_12348_SECRET": "s"}))["pjsip_hotline.conf"])
-    for trunk in SHIPPED.trunks.values():
+    real = with_real_hosts(SHIPPED)
+    conf = sections(render(real, RenderOptions(secrets={"TRUNK_SEAT_12348_SECRET": "s"}))["pjsip_hotline.conf"])
+    for trunk in real.trunks.values():
         assert conf[trunk.id]["type"] == ["endpoint"]
         assert conf[trunk.id]["context"] == ["hotline-from-carrier"]
         assert conf[f"{trunk.id}-aor"]["contact"] == [f"sip:{trunk.host}:{trunk.port}"]

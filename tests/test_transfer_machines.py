@@ -118,7 +118,9 @@ def test_threeway_answer_before_the_originate_reply_still_bridges_once():
                                          dial="12360", no_answer_seconds=45), T0, attempt_id="x1")
     (originate,) = m.start(T0)
     assert originate.fields["ActionID"] == "x1-originate" and originate.fields["Timeout"] == "45000"
-    assert originate.fields["Variable"] == "HOTLINE_CONF=xfer-1-1"
+    assert originate.fields["Variable"][0] == "HOTLINE_CONF=xfer-1-1"
+    # the leg presents the citizen's number, read from the caller's channel by the dialplan
+    assert originate.fields["Variable"][1] == f"HOTLINE_CALLER_CHANNEL={CALLER}"
     assert (originate.fields["Context"], originate.fields["Exten"]) == ("hotline-threeway", "target")
     assert originate.fields["ChannelId"] == "x1-leg"
     # the OriginateResponse event overtakes the driver's handling of the reply

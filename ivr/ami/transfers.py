@@ -276,7 +276,10 @@ class ThreeWayTransfer(TransferMachine):
             "Channel": f"Local/{req.dial}@{dp.threeway_context}", "Context": dp.threeway_context,
             "Exten": dp.target_exten, "Priority": "1", "Async": "true",
             "Timeout": str(int(req.no_answer_seconds * 1000)), "CallerID": f'"{req.first_line}" <{req.first_line}>',
-            "ChannelId": self.leg_id, "Variable": f"{dp.conf_var}={room}"})]
+            "ChannelId": self.leg_id,
+            # The leg reads the citizen's number and presentation from the caller's channel (IMPORT in the
+            # dialplan), so the sub-center sees the caller, not the line; CallerID above is only the fallback.
+            "Variable": [f"{dp.conf_var}={room}", f"HOTLINE_CALLER_CHANNEL={req.caller_channel}"]})]
 
     @property
     def leg_id(self) -> str:
