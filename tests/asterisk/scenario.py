@@ -9,6 +9,8 @@ import re
 import time
 from dataclasses import dataclass, field
 
+from sqlalchemy import Table, create_engine, select
+
 from tests.asterisk.harness import Ami, place_call, vars_after_engine
 
 LISTEN = r"(GET OPTION|GET DATA) .*"
@@ -96,3 +98,19 @@ async def hang_up(ami: Ami, results: dict[str, Result]) -> None:
 
 def dial_ends(ami: Ami, tag: str) -> list[dict[str, str]]:
     return ami.find("DialEnd", Uniqueid=re.escape(tag))
+
+
+def records(db_url: str, table: Table, tags: list[str], timeout: float = 15) -> dict[str, dict]:
+    """The engine's rows of these calls (written right after each AGI session, through its spool), by uniqueid."""
+    db = create_engine(db_url)
+    try:
+        end = time.monotonic() + timeout
+        while True:
+            with db.connect() as conn:
+                rows = {r["uniqueid"]: dict(r) for r in
+                        conn.execute(select(table).where(table.c.uniqueid.in_(tags))).mappings()}
+            if len(rows) == len(tags) or time.monotonic() > end:
+                return rows
+            time.sleep(0.2)
+    finally:
+        db.dispose()

@@ -15,7 +15,7 @@ import re
 
 import pytest
 
-from tests.asterisk.harness import Ami, place_call
+from tests.asterisk.harness import Ami
 from tests.asterisk.scenario import Script, hang_up, run_all
 
 NOW = "2026-12-02T10:00"

@@ -10,16 +10,15 @@ prints the same decisions.
 from __future__ import annotations
 
 import asyncio
-import time
+import re
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import create_engine, select
 
 from records.schema import calls
 from routing.loader import load_table
 from tests.asterisk.harness import ROOT
-from tests.asterisk.scenario import Script, dial_ends, hang_up, run_all
+from tests.asterisk.scenario import Script, dial_ends, hang_up, records, run_all
 
 NOW = "2026-12-02T10:00"          # a Wednesday, a working day, inside office hours: every seat is open
 EVENING = "2026-12-02T20:00"      # expert seats closed (office hours end at 18:00)
@@ -127,6 +126,9 @@ def placed(rig):
             scripts = {name: Script(c.did, at=c.at, keys=c.keys, caller=f"1390000{i:04d}")
                        for i, (name, c) in enumerate(CASES.items())}
             results = await run_all(ami, scripts, "ln")
+            for name, r in results.items():
+                if CASES[name].trunk and r.dials:      # the far end's answer follows the DialBegin
+                    await ami.wait("DialEnd", Uniqueid=re.escape(r.tag), timeout=10)
             ends = {name: dial_ends(ami, r.tag) for name, r in results.items()}
             await hang_up(ami, results)
             return results, ends
@@ -134,22 +136,6 @@ def placed(rig):
     results, ends = asyncio.run(go())
     after = {n: int(rig.far_end.invite(n).get("count") or 0) for n in emergency}
     return results, ends, before, after
-
-
-def call_rows(rig, tags: list[str], timeout: float = 15) -> dict[str, dict]:
-    """The engine's call records (it writes them right after the AGI session, through its spool)."""
-    db = create_engine(rig.engine.db_url)
-    try:
-        end = time.monotonic() + timeout
-        while True:
-            with db.connect() as conn:
-                rows = {r["uniqueid"]: dict(r) for r in
-                        conn.execute(select(calls).where(calls.c.uniqueid.in_(tags))).mappings()}
-            if len(rows) == len(tags) or time.monotonic() > end:
-                return rows
-            time.sleep(0.2)
-    finally:
-        db.dispose()
 
 
 def test_every_line_of_the_shipped_table_has_a_case():
@@ -206,7 +192,7 @@ def test_emergency_far_end_answered(number, placed):
 
 def test_records_name_line_category_and_rule(rig, placed):
     results, _, _, _ = placed
-    rows = call_rows(rig, [r.tag for r in results.values()])
+    rows = records(rig.engine.db_url, calls, [r.tag for r in results.values()])
     wrong = {}
     for name, case in CASES.items():
         row = rows.get(results[name].tag)

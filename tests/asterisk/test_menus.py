@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import create_engine, select
 
 from records.schema import callback_requests, calls
 from routing.privacy import mask_number
 from tests.asterisk.harness import ROOT
-from tests.asterisk.scenario import Script, hang_up, run_all
+from tests.asterisk.scenario import Script, hang_up, records, run_all
 
 NOW = "2026-12-02T10:00"    # a working day inside every seat's hours
 ZH, EN = "hotline/zh/", "hotline/en/"
@@ -110,21 +108,6 @@ def placed(rig):
     return asyncio.run(go())
 
 
-def rows_of(rig, table, tags: list[str], timeout: float = 15) -> dict[str, dict]:
-    db = create_engine(rig.engine.db_url)
-    try:
-        end = time.monotonic() + timeout
-        while True:
-            with db.connect() as conn:
-                rows = {r["uniqueid"]: dict(r) for r in
-                        conn.execute(select(table).where(table.c.uniqueid.in_(tags))).mappings()}
-            if len(rows) == len(tags) or time.monotonic() > end:
-                return rows
-            time.sleep(0.2)
-    finally:
-        db.dispose()
-
-
 @pytest.mark.parametrize("name", list(CASES))
 def test_menu(name, placed):
     results, languages, _ = placed
@@ -157,10 +140,10 @@ def test_callback_is_captured_and_recorded(name, rig, placed):
     assert got.vars.get("HOTLINE_TARGET") == "general-12345"
     callback_var = got.vars.get("HOTLINE_CALLBACK", "")
     assert callback_var == mask_number(number) and number not in callback_var
-    request = rows_of(rig, callback_requests, [got.tag])[got.tag]
+    request = records(rig.engine.db_url, callback_requests, [got.tag])[got.tag]
     assert (request["queue"], request["line"], request["status"]) == ("general-12345", "12345", "pending")
     assert request["number_masked"] == callback_var and request["number_encrypted"]
-    call = rows_of(rig, calls, [got.tag])[got.tag]
+    call = records(rig.engine.db_url, calls, [got.tag])[got.tag]
     assert (call["outcome"], call["action"], call["ivr_path"]) == ("callback", "callback", "main>6")
 
 
