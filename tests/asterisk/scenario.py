@@ -34,6 +34,7 @@ class Result:
     commands: list[str] = field(default_factory=list)     # AGI commands in order, as Asterisk ran them
     joins: list[dict[str, str]] = field(default_factory=list)
     dials: list[dict[str, str]] = field(default_factory=list)
+    agi_started: float = 0.0                              # when Asterisk ran the engine's first command
     error: str = ""
 
     def sounds(self) -> list[str]:
@@ -77,7 +78,9 @@ async def run_script(ami: Ami, script: Script, tag: str, timeout: float = 40) ->
 def collect(ami: Ami, result: Result) -> bool:
     """Fill the result from the events seen so far; True once the call reached a queue or a dial."""
     uid = re.escape(result.tag)
-    result.commands = [e["Command"] for e in ami.find("AGIExecStart", Uniqueid=uid)]
+    started = ami.find("AGIExecStart", Uniqueid=uid)
+    result.commands = [e["Command"] for e in started]
+    result.agi_started = float(started[0]["_t"]) if started else 0.0
     result.joins = ami.find("QueueCallerJoin", Uniqueid=uid)
     result.dials = ami.find("DialBegin", Uniqueid=uid)
     return bool(result.joins or result.dials)

@@ -163,6 +163,7 @@ def test_line(name, placed):
         assert got.joins == []
         assert [d["DestChannel"].rsplit("-", 1)[0] for d in got.dials] == [f"PJSIP/{case.trunk}"]
         assert got.dials[0]["CallerIDName"] == f"[{case.did}] Zhang"
+        assert float(got.dials[0]["_t"]) - got.agi_started < 3, "the trunk was not dialed at once"
         return
     assert (v.get("HOTLINE_ACTION"), v.get("HOTLINE_TARGET")) == ("queue", case.queue)
     assert got.commands[1] == "ANSWER"
