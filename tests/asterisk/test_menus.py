@@ -33,6 +33,7 @@ class Case:
     did: str = "12345"
     lang: str = "zh"
     action: str = "queue"
+    at: str = NOW
 
 
 MAIN = ZH + "main-menu"
@@ -66,8 +67,22 @@ CASES = {
     "callback-own-number": Case(("6", "#", "1"), None, "general", "main>6",
                                 (MAIN, ZH + "callback-enter-number", ZH + "callback-number-is",
                                  ZH + "callback-confirm", ZH + "callback-accepted"), action="callback"),
+    # too short a number: said so, asked again
+    "callback-too-short-then-valid": Case(("6", "12#", "6677889#", "1"), None, "general", "main>6",
+                                          (MAIN, ZH + "callback-enter-number", ZH + "callback-invalid",
+                                           ZH + "callback-enter-number", ZH + "callback-number-is",
+                                           ZH + "callback-confirm", ZH + "callback-accepted"), action="callback"),
+    # a menu choice of a closed seat follows that seat's when_closed: the business seat offers a callback
+    "closed-seat-offers-callback": Case(("3", "#", "1"), None, "general+business-environment", "main>3",
+                                        (MAIN, "hotline/business-seat-closed", ZH + "callback-enter-number",
+                                         ZH + "callback-number-is", ZH + "callback-confirm",
+                                         ZH + "callback-accepted"), action="callback", at="2026-12-02T23:00"),
 }
-CALLBACK_NUMBERS = {"callback-entered-number": "6677889", "callback-own-number": None}   # None: the caller's
+# the number each callback request is for (None: the caller's own) and the queue that is to call back
+CALLBACK_NUMBERS = {"callback-entered-number": ("6677889", "general-12345"),
+                    "callback-own-number": (None, "general-12345"),
+                    "callback-too-short-then-valid": ("6677889", "general-12345"),
+                    "closed-seat-offers-callback": (None, "business-environment")}
 
 
 def short_menus(text: str) -> str:
@@ -94,7 +109,7 @@ def placed(rig):
     """Every case at once; the language each queued caller's channel has, read while it waits."""
     async def go():
         async with rig.ami() as ami:
-            scripts = {name: Script(c.did, at=NOW, keys=c.keys, caller=caller_of(i))
+            scripts = {name: Script(c.did, at=c.at, keys=c.keys, caller=caller_of(i))
                        for i, (name, c) in enumerate(CASES.items())}
             results = await run_all(ami, scripts, "mn")
             languages = {name: await ami.getvar(r.tag, "CHANNEL(language)")
@@ -134,17 +149,18 @@ def test_callback_is_captured_and_recorded(name, rig, placed):
     results, _, _ = placed
     got = results[name]
     index = list(CASES).index(name)
-    number = CALLBACK_NUMBERS[name] or caller_of(index)
+    number, queue = CALLBACK_NUMBERS[name]
+    number = number or caller_of(index)
     # the number read back to the caller, and only a masked one on the channel
     assert f"SAY DIGITS {number} \"\"" in got.commands
-    assert got.vars.get("HOTLINE_TARGET") == "general-12345"
+    assert got.vars.get("HOTLINE_TARGET") == queue
     callback_var = got.vars.get("HOTLINE_CALLBACK", "")
     assert callback_var == mask_number(number) and number not in callback_var
     request = records(rig.engine.db_url, callback_requests, [got.tag])[got.tag]
-    assert (request["queue"], request["line"], request["status"]) == ("general-12345", "12345", "pending")
+    assert (request["queue"], request["line"], request["status"]) == (queue, "12345", "pending")
     assert request["number_masked"] == callback_var and request["number_encrypted"]
     call = records(rig.engine.db_url, calls, [got.tag])[got.tag]
-    assert (call["outcome"], call["action"], call["ivr_path"]) == ("callback", "callback", "main>6")
+    assert (call["outcome"], call["action"], call["ivr_path"]) == ("callback", "callback", CASES[name].path)
 
 
 @pytest.mark.xfail(strict=True, reason="defect 8, two goodbyes: the engine plays callback-accepted and the "
