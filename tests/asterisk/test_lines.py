@@ -202,3 +202,54 @@ def test_records_name_line_category_and_rule(rig, placed):
         if got != want:
             wrong[name] = (got, want)
     assert wrong == {}
+
+
+# ------------------------------------------------------------------------------------------ the abuse rule
+LISTED = "13911112222"
+REPEATER = "13933334444"
+
+
+def abuse_table(text: str) -> str:
+    """The shipped abuse rule with one listed caller and a limit of 1 call an hour (the shipped one is 20)."""
+    listed = f'  listed:\n    - {{number: "{LISTED}", reason: "test listing", until: 2030-01-01}}\n'
+    assert "  listed: []\n  max_calls: 20\n" in text
+    return text.replace("  listed: []\n  max_calls: 20\n", listed + "  max_calls: 1\n")
+
+
+@pytest.fixture(scope="module")
+def abuse_rig(make_rig):
+    return make_rig("cov-abuse", edit_table=abuse_table)
+
+
+async def test_abuse_rule_queues_listed_and_repeat_callers_for_review_but_never_emergency_calls(abuse_rig):
+    rig = abuse_rig
+    rig.far_end.behave("110", "answer", stay=60)
+    async with rig.ami() as ami:
+        listed = await run_all(ami, {"listed-12396": Script("12396", at=NOW, caller=LISTED),
+                                     "listed-110": Script("110", at=NOW, caller=LISTED)}, "ab")
+        # the limit counts the caller's recorded calls, so these go one after the other, each recorded first
+        repeated = {}
+        for minute, did in enumerate(("12318", "12318", "12318", "110")):
+            name = f"repeat-{minute}-{did}"
+            result = (await run_all(ami, {name: Script(did, at=f"2026-12-02T10:0{minute}", caller=REPEATER)},
+                                    "ar"))[name]
+            records(rig.engine.db_url, calls, [result.tag])
+            repeated[name] = result
+        await hang_up(ami, {**listed, **repeated})
+
+    def where(result):
+        assert not result.error, result.error
+        return (result.vars.get("HOTLINE_RULE"), result.vars.get("HOTLINE_ACTION"), result.vars.get("HOTLINE_TARGET"),
+                result.vars.get("HOTLINE_TAGS"), result.sounds(),
+                result.joins[0]["Queue"] if result.joins else result.dials[0]["DestChannel"].rsplit("-", 1)[0])
+
+    review = ["hotline/abuse-warning"]
+    assert where(listed["listed-12396"]) == ("abuse", "queue", "abuse-review", "science-technology+abuse", review,
+                                             "abuse-review")
+    assert where(listed["listed-110"]) == ("110/emergency_linkage", "dial", "emergency-110", "emergency", [],
+                                           "PJSIP/emergency-110")
+    dual = ("12318/dual@2021-09-01", "queue", "general-12345", "culture-market", [], "general-12345")
+    assert [where(r) for r in repeated.values()] == [
+        dual, dual,
+        ("abuse", "queue", "abuse-review", "culture-market+abuse", review, "abuse-review"),
+        ("110/emergency_linkage", "dial", "emergency-110", "emergency", [], "PJSIP/emergency-110")]
