@@ -227,6 +227,8 @@ def _execute(plan: Dialplan, call: Call, step: Step, dialed: str, effects: Mappi
         raise WalkError(f"line {step.line}: application {app} is not simulated")
     result = dict(effects[app](call, args)) if app in effects else {}
     if "__timeout__" in result:
+        # variables set before the timeout stay on the channel (the engine's decision, if it got that far)
+        call.variables.update({k: v for k, v in result.items() if not k.startswith("__")})
         if plan.match(step.context, "T") != "T":
             call.ended = "timeout-without-T"
             return None

@@ -1,6 +1,7 @@
 """Reader for the recorded FastAGI transcripts (../shared/asterisk/fastagi-*.txt, copied to tests/transcripts/).
 
-Each record: `<seconds> <A>P|P>A> <Python bytes literal | <note>>`. A>P b'' is EOF from Asterisk.
+Each record: `<seconds> <A>P|P>A> <Python bytes literal | <note>>`, or `<seconds> <note>` (a driver's note of
+the second set). A>P b'' is EOF from Asterisk.
 """
 from __future__ import annotations
 
@@ -38,6 +39,8 @@ class Transcript:
     def env_block(self) -> bytes:
         out = b""
         for r in self.records:
+            if r.data is None and not out:     # notes before the connection
+                continue
             if r.direction != "A>P" or r.data is None:
                 break
             out += r.data
@@ -67,7 +70,11 @@ def load_transcript(path: Path | str) -> Transcript:
     for line in path.read_text(encoding="utf-8").splitlines():
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        at, direction, payload = line.split(None, 2)
+        at, direction, *rest = line.split(None, 2)
+        if direction.startswith("<"):          # a note without a direction (the second set's driver notes)
+            records.append(Record(float(at), "", None, line.split(None, 1)[1]))
+            continue
+        payload = rest[0] if rest else ""
         if payload.startswith("<"):
             records.append(Record(float(at), direction, None, payload))
         else:
