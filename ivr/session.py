@@ -13,8 +13,10 @@ How menus listen for keys (what a real IVR does, i.e. Asterisk's Background() + 
   during the greeting skips the rest and counts as the menu choice.
 
 A response with `.hungup` (result -1, the lone HANGUP line, 511) ends the session: only SET VARIABLE follows,
-so that when "hangup" was really an AMI Redirect or a missing sound file (Asterisk answers both with
-result=-1 too), the dialplan still finds the decision and the call is not lost.
+so that when "hangup" was really a missing sound file (Asterisk answers it with result=-1 too), the dialplan
+still finds the decision and the call is not lost. With the generated dialplan's AGIEXITONHANGUP=yes a real
+hang-up, an AMI Redirect or the engine timeout closes the session at once (HANGUP, HANGUP, EOF): the driver then
+answers every further command as a dead channel (511) without sending it, so the outcome is still computed.
 """
 from __future__ import annotations
 
