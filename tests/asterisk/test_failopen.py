@@ -182,6 +182,49 @@ async def test_nothing_listening_fails_open_at_once(down_rig, did):
             await hang_up(ami, tag)
 
 
+@pytest.fixture(scope="module")
+def mute_rig(make_rig):
+    return make_rig("fo-mute", engines=1, dead_engines=1, render_args=TIMEOUTS)
+
+
+@pytest.mark.parametrize("did, bound", [("110", EMERGENCY_TIMEOUT), ("12345", ENGINE_TIMEOUT)])
+async def test_a_listed_engine_that_accepts_and_never_talks_costs_at_most_the_bound(mute_rig, did, bound):
+    """The first engine of the list accepts the connection and never says a word (a hung host whose kernel
+    still accepts): the caller waits the line's engine timeout, then the call fails open."""
+    rig = mute_rig
+    conf = (rig.pbx.confdir / "extensions_hotline.conf").read_text()
+    first = int(re.search(r"AGI\(agi://127\.0\.0\.1:(\d+)/route", conf).group(1))
+    assert first != rig.engine.port
+    held: list[asyncio.StreamWriter] = []
+
+    async def mute(reader, writer):
+        held.append(writer)
+        while await reader.read(4096):
+            pass
+
+    listener = await asyncio.start_server(mute, "127.0.0.1", first, reuse_address=True)
+    rig.far_end.behave("110", "answer")
+    try:
+        async with rig.ami() as ami:
+            start = time.monotonic()
+            tag = await place_call(ami, did, caller=CALLER)
+            try:
+                if did == "110":
+                    event = await emergency_dial(ami, tag, timeout=bound + 8)
+                    assert event["DestConnectedLineNum"] == CALLER
+                else:
+                    event = await ami.wait("QueueCallerJoin", timeout=bound + 8, Uniqueid=re.escape(tag))
+                    assert event["Queue"] == "general-12345"
+                assert since(event, start) <= bound + SLACK, since(event, start)
+                assert held, "the mute engine was connected to"
+            finally:
+                await hang_up(ami, tag)
+    finally:
+        for writer in held:
+            writer.close()
+        listener.close()
+
+
 # ---------------------------------------------------------------------------------------------- over the cap
 
 
