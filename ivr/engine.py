@@ -436,13 +436,23 @@ class Engine:
             flow = self._flow(env, config, at, history)
             gen = flow.run()
             cmd = next(gen)
+            closed = False
             while True:
-                resp = send(cmd)
+                if closed:
+                    resp = CHANNEL_GONE
+                else:
+                    try:
+                        resp = send(cmd)
+                    except ConnectionError:          # Asterisk closed the pipes (it left AGI): as in handle()
+                        closed = True
+                        resp = CHANNEL_GONE
+                        log.info("engine.agi_closed", pending=command_name(cmd),
+                                 seconds=round((self.clock() - at).total_seconds(), 3))
                 try:
                     cmd = gen.send(resp)
                 except StopIteration:
                     break
-            completed = True
+            completed = not closed
             return flow
         finally:
             flow, hungup = self._conclude(flow, env, config, at, completed, 0)

@@ -110,3 +110,52 @@ async def test_engine_ends_cleanly_when_asterisk_leaves_agi_on_a_hangup(events):
     assert record.uniqueid == "u.9" and record.ivr_path[:1] == ("main",)
     from records.types import Outcome
     assert record.outcome is Outcome.IVR_HANGUP
+
+
+class ExitingAsterisk:
+    """Classic AGI's pipes, answered by the emulator's channel; at the caller's hang-up Asterisk leaves AGI
+    (AGIEXITONHANGUP): HANGUP twice on stdin, then EOF, and our stdout is closed (writes break the pipe)."""
+
+    def __init__(self, channel) -> None:
+        from ivr.emulator import env_block
+        self.channel = channel
+        self.pending = bytearray(env_block(channel.env))
+        self.closed = False
+        self.stdout = self
+
+    # stdout side
+    def write(self, data: bytes) -> int:
+        if self.closed:
+            raise BrokenPipeError(32, "Broken pipe")
+        self.pending += self.channel.handle(data.decode().rstrip("\n"))
+        if self.channel.hangup_pending:
+            self.pending += b"HANGUP\nHANGUP\n"
+            self.closed = True
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    # stdin side
+    def readline(self) -> bytes:
+        end = self.pending.find(b"\n")
+        if end < 0:
+            return b""
+        line, self.pending[:end + 1] = bytes(self.pending[:end + 1]), b""
+        return line
+
+
+def test_classic_agi_ends_cleanly_when_asterisk_leaves_agi():
+    from ivr.classic import ClassicChannel
+    from ivr.emulator import AsteriskChannel, asterisk_env
+    from ivr.engine import ConfigHolder, Engine
+    from tests.test_fastagi_support import MENUS, TABLE, shipped_config
+
+    pipes = ExitingAsterisk(AsteriskChannel(asterisk_env(dialed="12345"), ["hangup"]))
+    channel = ClassicChannel(pipes, pipes.stdout)
+    rec = Recorder()
+    flow = Engine(ConfigHolder(shipped_config(), TABLE, MENUS), recorder=rec).handle_sync(channel.env, channel.send)
+    assert flow.outcome is not None and flow.outcome.hungup and flow.outcome.ivr_path[:1] == ("main",)
+    (record,) = rec.calls
+    from records.types import Outcome
+    assert record.outcome is Outcome.IVR_HANGUP and record.ivr_path[:1] == ("main",)
