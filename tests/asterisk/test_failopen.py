@@ -225,6 +225,28 @@ async def test_a_listed_engine_that_accepts_and_never_talks_costs_at_most_the_bo
         listener.close()
 
 
+@pytest.fixture(scope="module")
+def silent_rig(make_rig):
+    return make_rig("fo-nosounds", render_args=TIMEOUTS, sounds=False)
+
+
+async def test_a_sound_that_cannot_be_played_does_not_end_agi(silent_rig):
+    """AGIEXITONHANGUP leaves AGI only on a hang-up: STREAM FILE of a missing sound fails that command alone
+    (res_agi), the engine goes on, decides, and the dialplan carries the decision out."""
+    rig = silent_rig
+    async with rig.ami() as ami:
+        tag = await place_call(ami, "12349", caller=CALLER, variables={"HOTLINE_AT": WORKDAY_10H})
+        try:
+            join = await ami.wait("QueueCallerJoin", timeout=ENGINE_TIMEOUT + 5, Uniqueid=re.escape(tag))
+            assert join["Queue"] == "minors-protection"
+            status = ami.find("VarSet", Uniqueid=re.escape(tag), Variable="AGISTATUS")
+            assert [e["Value"] for e in status] == ["FAILURE"]
+            assert ami.find("VarSet", Uniqueid=re.escape(tag), Variable="HOTLINE_FAILOPEN") == []
+            assert "ivr.prompt_unplayable" in rig.engine.log()
+        finally:
+            await hang_up(ami, tag)
+
+
 # ---------------------------------------------------------------------------------------------- over the cap
 
 
@@ -293,8 +315,9 @@ async def _retry_call(rig, how: str):
             await hang_up(ami, tag)
 
 
-async def test_emergency_retry_against_a_busy_gateway_is_paced(retry_rig):
-    dials, played, backup, answered = await _retry_call(retry_rig, "busy")
+@pytest.mark.parametrize("how", ["busy", "congestion"])
+async def test_emergency_retry_against_a_gateway_failing_at_once_is_paced(retry_rig, how):
+    dials, played, backup, answered = await _retry_call(retry_rig, how)
     assert len(dials) == RETRY["attempts"]
     times = [float(d["_t"]) for d in dials]
     gaps = [b - a for a, b in zip(times, times[1:])]
