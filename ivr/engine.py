@@ -175,13 +175,9 @@ def fail_open_commands(env: Mapping[str, str], table: RoutingTable | None = None
     commands: list[Command] = [SetVariable("HOTLINE_LINE", decision.line), SetVariable("HOTLINE_TAGS", decision.tags)]
     if decision.action is None:
         return commands
-    name = (env.get("calleridname") or "").strip()
-    if name.lower() == "unknown":
-        name = ""
-    if name.startswith("[") and "] " in name:
-        name = name.split("] ", 1)[1]
+    from ivr.session import tagged_caller_name
     return [SetVariable("HOTLINE_TARGET", decision.target or ""), *commands,
-            SetVariable("CALLERID(name)", f"[{decision.line}] {name}".rstrip()),
+            SetVariable("CALLERID(name)", tagged_caller_name(decision.line, env)),
             SetVariable("HOTLINE_ACTION", decision.action)]
 
 

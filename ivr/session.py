@@ -93,6 +93,16 @@ def digits_of(response: Response) -> str:
     return text
 
 
+def tagged_caller_name(line: str, env: Mapping[str, str]) -> str:
+    """CALLERID(name) as agents see it: `[line] name` (a name tagged by an earlier pass is tagged once)."""
+    name = (env.get("calleridname") or "").strip()
+    if name.lower() == "unknown":
+        name = ""
+    if name.startswith("[") and "] " in name:
+        name = name.split("] ", 1)[1]
+    return f"[{line}] {name}".rstrip()
+
+
 def _own_number(callerid: str | None) -> str | None:
     number = (callerid or "").strip().lstrip("+")
     return number if number.isascii() and number.isdigit() and 5 <= len(number) <= 20 else None
@@ -353,11 +363,6 @@ class IvrSession:
                                    reason=f"{base.reason}; {reason}" if base.reason else reason)
 
     def _variables(self, route: Route, callback_number: str | None) -> dict[str, str]:
-        name = (self.env.get("calleridname") or "").strip()
-        if name.lower() == "unknown":
-            name = ""
-        if name.startswith("[") and "] " in name:   # already tagged by an earlier pass through the engine
-            name = name.split("] ", 1)[1]
         variables = {
             "HOTLINE_TARGET": route.target or "",
             "HOTLINE_LINE": route.line,
@@ -366,7 +371,7 @@ class IvrSession:
             "HOTLINE_LANG": self.language,
             "HOTLINE_IVR_PATH": ">".join(self.path),
             "HOTLINE_TABLE": self.table.version,
-            "CALLERID(name)": f"[{route.line}] {name}".rstrip(),
+            "CALLERID(name)": tagged_caller_name(route.line, self.env),
         }
         if "CHANNEL(language)" in self._sent:
             variables["CHANNEL(language)"] = self.language
