@@ -17,7 +17,8 @@ from dialplan.common import RenderError, comment_text, header, join_lines
 from dialplan.conftext import Exten, Section, document
 from dialplan.facts import Facts, TransferTarget
 from dialplan.options import AGI_SCRIPT, RenderOptions
-from routing.model import Queue, Trunk
+from routing.decide import UNKNOWN_TAG
+from routing.model import EmergencyRetry, Queue, Trunk
 
 FILENAME = "extensions_hotline.conf"
 
@@ -28,13 +29,14 @@ CTX_ACTION = "hotline-action-{}"
 CTX_QUEUE = "hotline-queue-{}"
 CTX_TRUNK = "hotline-trunk-{}"
 CTX_EMERGENCY = "hotline-emergency"
+CTX_EMERGENCY_ROUTE = "hotline-emergency-route-{}"
 CTX_WARM = "hotline-warm-transfer"
 CTX_THREEWAY = "hotline-threeway"
 CTX_ESCALATE = "hotline-escalate"
 
 ACTIONS = ("queue", "dial", "hangup", "callback")     # HOTLINE_ACTION values of the contract
 QUEUE_OPTIONS = "tT"     # t: the agent may transfer (AMI Atxfer needs it), T: the caller may (see NOTES.md)
-DIAL_TIMEOUT = 60        # seconds a trunk may ring for HOTLINE_ACTION=dial and emergency linkage
+DIAL_TIMEOUT = 60        # seconds a trunk may ring for HOTLINE_ACTION=dial (emergency: the table's retry)
 GENERAL_TRIES = 3        # the general queue only returns if it is missing or full: retry, then announce
 
 
@@ -74,10 +76,11 @@ def render_extensions(facts: Facts, options: RenderOptions) -> str:
         _action_queue(facts),
         _action_dial(facts),
         _action_hangup(),
-        _action_callback(options),
+        _action_callback(),
         *[_queue(facts, options, q) for q in facts.queues],
         *[_trunk(t) for t in facts.dial_trunks if t.kind != "emergency"],
-        _emergency(facts, options),
+        _emergency(facts),
+        *[_emergency_route(facts, target.trunk) for target in _emergency_routes(facts)],
         _warm(facts),
         _threeway(facts),
         _escalate(facts),
@@ -109,7 +112,7 @@ def _carrier(facts: Facts, options: RenderOptions) -> Section:
                   .add(f"Goto({CTX_ENGINE},${{EXTEN}},1)"))
     ctx.note("Numbers the table does not know: the engine gives them general handling.")
     ctx.exten(Exten("_X.")
-              .add("Set(HOTLINE_FAILOPEN_TAGS=unknown-number+failopen)")
+              .add(f"Set(HOTLINE_FAILOPEN_TAGS={UNKNOWN_TAG}+failopen)")
               .add(f"Set(HOTLINE_ENGINE_TIMEOUT={options.engine_timeout})")
               .add(f"Goto({CTX_ENGINE},${{EXTEN}},1)"))
     ctx.note("No usable DID (non-digits, or none): treat as 12345.")
@@ -123,9 +126,11 @@ def _engine(facts: Facts, options: RenderOptions) -> Section:
     ctx.comment("The engine runs the IVR over FastAGI and sets HOTLINE_* variables; arg 1 is the dialed number.")
     ctx.comment("Engines are tried in order; the next one only when AGI() could not connect (AGISTATUS=FAILURE:")
     ctx.comment("refused, or no answer within res_agi's 2 s connect limit; hagi:// walks the DNS SRV records).")
-    ctx.comment("Stalled engine: AGI() has no time limit of its own, so TIMEOUT(absolute) bounds the step; when")
-    ctx.comment("it expires Asterisk interrupts AGI (the engine sees HANGUP) and runs the T extension of this")
-    ctx.comment("context; it is cleared as soon as AGI() returns so it never cuts a queued or connected call.")
+    ctx.comment("Stalled engine: AGI() has no time limit of its own, so TIMEOUT(absolute) bounds the step. When it")
+    ctx.comment("expires, res_agi sends HANGUP; AGIEXITONHANGUP=yes makes it leave AGI at once instead of waiting")
+    ctx.comment("for the engine without limit, and the T extension runs: it carries out a decision the engine had")
+    ctx.comment("already set (HOTLINE_ACTION is set last), else fails open. Commands the engine sends after that are")
+    ctx.comment("lost (EOF). The timeout is cleared as soon as AGI() returns: it never cuts a queued or connected call.")
     exten = Exten("_X.")
     exten.add("NoOp(hotline: ${EXTEN} to the routing engine)")
     exten.add("Set(HOTLINE_DIALED=${EXTEN})")
@@ -134,6 +139,7 @@ def _engine(facts: Facts, options: RenderOptions) -> Section:
     # and from the agent's channel the warm-transfer leg, which otherwise presents the agent's caller ID.
     exten.add("Set(__HOTLINE_CALLER_NUM=${CALLERID(num)})")
     exten.add("Set(__HOTLINE_CALLER_PRES=${CALLERID(pres)})")
+    exten.add("Set(AGIEXITONHANGUP=yes)")
     exten.add("Set(TIMEOUT(absolute)=${HOTLINE_ENGINE_TIMEOUT})")
     for index, engine in enumerate(options.engines):
         if index:
@@ -175,7 +181,11 @@ def _engine(facts: Facts, options: RenderOptions) -> Section:
     _add_all(exten, failopen("no-action"), "no_action")
     ctx.exten(exten)
     timeout = Exten("T")
+    timeout.add("NoOp(engine timed out after ${HOTLINE_ENGINE_TIMEOUT} s: ${HOTLINE_ACTION} ${HOTLINE_TARGET})")
+    timeout.add("GotoIf($[${LEN(${HOTLINE_ACTION})} > 0]?decided)")
     _add_all(timeout, failopen("engine-timeout"))
+    timeout.add("Log(WARNING,engine step timed out after the engine decided: carrying out its decision)", "decided")
+    timeout.add(f"Goto({CTX_ENGINE},${{HOTLINE_DIALED}},engine_ok)")
     ctx.exten(timeout)
     return ctx
 
@@ -233,13 +243,13 @@ def _action_hangup() -> Section:
     return ctx.exten(Exten("s").add("Hangup()"))
 
 
-def _action_callback(options: RenderOptions) -> Section:
+def _action_callback() -> Section:
     ctx = Section(CTX_ACTION.format("callback"))
-    ctx.comment("HOTLINE_ACTION=callback: the engine captured HOTLINE_CALLBACK and writes the request;")
-    ctx.comment("confirm and hang up. No number captured: fail open rather than drop the caller.")
+    ctx.comment("HOTLINE_ACTION=callback: the engine captured HOTLINE_CALLBACK, confirmed it to the caller in their")
+    ctx.comment("language (the menus' accepted_prompt, the one goodbye) and writes the request: hang up.")
+    ctx.comment("No number captured: fail open rather than drop the caller.")
     exten = Exten("s")
     exten.add("GotoIf($[${LEN(${HOTLINE_CALLBACK})} = 0]?no_number)")
-    exten.add(f"Playback({options.prompt_callback_confirmed})")
     exten.add("Hangup()")
     _add_all(exten, failopen("callback-without-number"), "no_number")
     return ctx.exten(exten)
@@ -288,24 +298,55 @@ def _trunk(trunk: Trunk) -> Section:
     return ctx.exten(exten)
 
 
-def _emergency(facts: Facts, options: RenderOptions) -> Section:
+def _emergency(facts: Facts) -> Section:
     ctx = Section(CTX_EMERGENCY)
     ctx.comment("Emergency linkage: dialed at once, never queued, no business-hours check (no GotoIfTime, no")
     ctx.comment("Queue). Used by HOTLINE_ACTION=dial, by fail-open of the emergency lines and by the agents'")
     ctx.comment("hand-over: AMI Redirect (or BlindTransfer) of the caller to hotline-emergency,<digits>,1.")
-    ctx.comment(f"Unanswered: {options.emergency_dial_attempts} attempts, then an announcement to dial directly.")
+    ctx.comment("Each trunk's retry (the table's emergency section) is in its hotline-emergency-route-<trunk> context.")
     for target in facts.emergency:
-        exten = Exten(target.digits)
-        exten.add(comment_noop(f"emergency linkage {target.digits} over {target.trunk.id}"))
-        exten.add("Set(HOTLINE_EMERGENCY_TRIES=0)")
-        exten.add(f"Dial(PJSIP/{target.digits}@{target.trunk.id},{DIAL_TIMEOUT})", "dial")
-        exten.add('GotoIf($["${DIALSTATUS}" = "ANSWER"]?done)')
-        exten.add("Set(HOTLINE_EMERGENCY_TRIES=${INC(HOTLINE_EMERGENCY_TRIES)})")
-        exten.add(f"GotoIf($[${{HOTLINE_EMERGENCY_TRIES}} < {options.emergency_dial_attempts}]?dial)")
-        exten.add(f"Playback({options.prompt_emergency_unreachable})")
-        exten.add("Hangup()", "done")
-        ctx.exten(exten)
+        ctx.exten(Exten(target.digits)
+                  .add(comment_noop(f"emergency linkage {target.digits} over {target.trunk.id}"))
+                  .add(f"Goto({CTX_EMERGENCY_ROUTE.format(target.trunk.id)},s,1)"))
     return ctx
+
+
+def _emergency_routes(facts: Facts) -> list[TransferTarget]:
+    """Every emergency trunk (the `next` routes the table names are emergency trunks too: routing.checks)."""
+    return sorted(facts.emergency, key=lambda t: t.trunk.id)
+
+
+def _emergency_route(facts: Facts, trunk: Trunk) -> Section:
+    retry: EmergencyRetry = facts.table.retry_for(trunk.id)
+    ctx = Section(CTX_EMERGENCY_ROUTE.format(trunk.id))
+    then = (f"then {retry.next}" if retry.next else "then hang up")
+    ctx.comment(comment_text(f"{trunk.id}: up to {retry.attempts} attempts of at most {retry.ring_seconds} s, "
+                             f"{retry.pause_seconds} s apart, all within {retry.within_seconds} s; then "
+                             f"{retry.announce}, {then}."))
+    ctx.comment("A trunk that fails at once (busy, congestion, down) is retried after the pause, not in a burst;")
+    ctx.comment("one that rings out is cut at the overall bound (EPOCH: whole seconds).")
+    exten = Exten("s")
+    exten.add(comment_noop(f"emergency route {trunk.id}"))
+    exten.add("Set(HOTLINE_EMERGENCY_TRIES=0)")
+    exten.add(f"Set(HOTLINE_EMERGENCY_UNTIL=$[${{EPOCH}} + {retry.within_seconds}])")
+    exten.add("Set(HOTLINE_EMERGENCY_RING=$[${HOTLINE_EMERGENCY_UNTIL} - ${EPOCH}])", "dial")
+    exten.add("GotoIf($[${HOTLINE_EMERGENCY_RING} < 1]?unreachable)")
+    exten.add(f"GotoIf($[${{HOTLINE_EMERGENCY_RING}} <= {retry.ring_seconds}]?ring)")
+    exten.add(f"Set(HOTLINE_EMERGENCY_RING={retry.ring_seconds})")
+    exten.add(f"Dial(PJSIP/{trunk.dial}@{trunk.id},${{HOTLINE_EMERGENCY_RING}})", "ring")
+    exten.add('GotoIf($["${DIALSTATUS}" = "ANSWER"]?done)')
+    exten.add("Set(HOTLINE_EMERGENCY_TRIES=${INC(HOTLINE_EMERGENCY_TRIES)})")
+    exten.add(f"GotoIf($[${{HOTLINE_EMERGENCY_TRIES}} >= {retry.attempts}]?unreachable)")
+    if retry.pause_seconds:
+        exten.add(f"Wait({retry.pause_seconds})")
+    exten.add("Goto(dial)")
+    exten.add(f"Playback({retry.announce})", "unreachable")
+    if retry.next:
+        exten.add(f"Goto({CTX_EMERGENCY_ROUTE.format(retry.next)},s,1)")
+    else:
+        exten.add("Hangup()")
+    exten.add("Hangup()", "done")
+    return ctx.exten(exten)
 
 
 def comment_noop(text: str) -> str:

@@ -37,10 +37,8 @@ class RenderOptions:
     ami_secret_env: str = AMI_SECRET_ENV
     ami_permit: tuple[str, ...] = ("127.0.0.1/255.255.255.255",)
     announce_frequency: int = 60          # seconds between position/hold-time announcements
-    emergency_dial_attempts: int = 3
-    prompt_callback_confirmed: str = "hotline/callback-confirmed"
     prompt_all_busy: str = "hotline/all-agents-busy"
-    prompt_emergency_unreachable: str = "hotline/emergency-unreachable"
+    # The emergency retry (attempts, pace, bound, announcement, next route) is the table's `emergency` section.
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -56,8 +54,6 @@ class RenderOptions:
             raise OptionsError("engine timeouts must be at least 1 second")
         if not re.match(r"^[A-Za-z0-9_.-]+$", self.transport):
             raise OptionsError(f"pjsip transport must be a section name, got {self.transport!r}")
-        if self.emergency_dial_attempts < 1:
-            raise OptionsError("emergency_dial_attempts must be at least 1")
 
 
 def engines_from(agi: str | None = None, agi_hosts: str | None = None, hagi: str | None = None) -> tuple[str, ...]:

@@ -227,6 +227,8 @@ def _execute(plan: Dialplan, call: Call, step: Step, dialed: str, effects: Mappi
         raise WalkError(f"line {step.line}: application {app} is not simulated")
     result = dict(effects[app](call, args)) if app in effects else {}
     if "__timeout__" in result:
+        # variables set before the timeout stay on the channel (the engine's decision, if it got that far)
+        call.variables.update({k: v for k, v in result.items() if not k.startswith("__")})
         if plan.match(step.context, "T") != "T":
             call.ended = "timeout-without-T"
             return None
@@ -270,6 +272,8 @@ def _variable(call: Call, name: str) -> str:
         return "".join(ch for ch in value if ch in _filter_set(allowed))
     if func:
         return call.variables.get(name, "")
+    if name == "EPOCH":                          # the walk's clock: an effect may advance it
+        return call.variables.setdefault("EPOCH", "1700000000")
     base, _, offset = name.partition(":")
     value = call.variables.get(base, "")
     return value[int(offset):] if offset else value
@@ -298,7 +302,11 @@ def _expression(body: str) -> str:
     if match:
         left, op, right = match.groups()
         return "1" if (left == right) == (op == "=") else "0"
-    match = re.match(r"^\s*(-?\d+)\s*(<|>|<=|>=|=|!=)\s*(-?\d+)\s*$", body)
+    match = re.match(r"^\s*(-?\d+)\s*([-+])\s*(-?\d+)\s*$", body)
+    if match:
+        left, right = int(match.group(1)), int(match.group(3))
+        return str(left + right if match.group(2) == "+" else left - right)
+    match = re.match(r"^\s*(-?\d+)\s*(<=|>=|<|>|=|!=)\s*(-?\d+)\s*$", body)
     if match:
         left, op, right = int(match.group(1)), match.group(2), int(match.group(3))
         result = {"<": left < right, ">": left > right, "<=": left <= right, ">=": left >= right,

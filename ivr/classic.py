@@ -76,8 +76,11 @@ class ClassicChannel(AGI):
         text = " ".join([command.strip(), *(str(a) for a in args)]).strip()
         if "\n" in text or "\r" in text:
             raise ValueError("an AGI command is one line")
-        self.stdout.write((text + "\n").encode("utf-8"))
-        self.stdout.flush()
+        try:
+            self.stdout.write((text + "\n").encode("utf-8"))
+            self.stdout.flush()
+        except BrokenPipeError:             # AGIEXITONHANGUP: Asterisk left AGI and closed our pipes
+            raise ClassicClosed("Asterisk closed stdout") from None
 
     def read_response(self) -> Response:
         """The reply to the pending command; HANGUP notices on the way are remembered, not returned."""

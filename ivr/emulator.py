@@ -6,6 +6,12 @@ asyncio edge: it connects to a FastAGI server like Asterisk's AGI() does, sends 
 command, plays a scripted caller (key presses, timeouts, a hang-up) and returns a `CallTranscript`.
 
 Caller script entries: "1" / "12#" (keys), "timeout" (the caller presses nothing), "hangup".
+
+End of a session, as recorded (fastagi-emergency-invite.txt, fastagi-engine-stall*.txt): when the engine closes,
+Asterisk writes `HANGUP\n`, then EOF. `exit_on_hangup=True` is the generated dialplan's AGIEXITONHANGUP=yes: at
+a hang-up (or the line's engine timeout, `engine_timeout`) Asterisk writes `HANGUP\n` twice and closes at once,
+so nothing the engine sends afterwards reaches the channel. Without it (res_agi's default) one `HANGUP\n` comes
+and the dead channel keeps answering until the engine closes.
 """
 from __future__ import annotations
 
@@ -74,7 +80,8 @@ class CallTranscript:
     variables: dict[str, str] = field(default_factory=dict)          # channel variables at the end
     executed: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     hungup: bool = False                                             # the caller hung up during the IVR
-    closed_by: str = ""                                              # "server" (normal end), "caller", "timeout"
+    timed_out: bool = False                                          # TIMEOUT(absolute) ended the engine step
+    closed_by: str = ""     # "server" (the engine closed), "asterisk" (AGIEXITONHANGUP), "timeout", "error"
     error: str = ""
     command_failed: bool = False     # a command failed on a live channel (a sound that cannot be opened)
 
@@ -82,7 +89,7 @@ class CallTranscript:
     def agi_status(self) -> str:
         """AGISTATUS as res_agi sets it when the session ends: a failed command on a live channel makes it
         FAILURE even though the session went on (run_agi keeps the failure and continues)."""
-        if self.hungup:
+        if self.hungup or self.timed_out:
             return "HANGUP"
         if self.closed_by == "error" and not self.exchanges:
             return "FAILURE"            # could not connect
@@ -95,6 +102,9 @@ class CallTranscript:
         target = self.variables.get("HOTLINE_TARGET", "")
         if self.hungup:
             return "caller hung up"
+        if self.timed_out:      # the dialplan's T extension: a decision already set stands, else fail open
+            return (f"engine timeout: T carries out {action} {target}".rstrip() if action
+                    else "engine timeout (dialplan T fails open)")
         if not action:
             return "no decision (dialplan fails open to queue general-12345)"
         if action == "dial":
@@ -136,6 +146,7 @@ class AsteriskChannel:
         self.script = list(dtmf)
         self.hangup_at = hangup_at
         self.dead = False
+        self.closed = False          # Asterisk left AGI (AGIEXITONHANGUP): nothing is answered any more
         self.hangup_pending = False
         self.count = 0
         self.database: dict[tuple[str, str], str] = {}
@@ -153,8 +164,19 @@ class AsteriskChannel:
             return b"200 result=-1 endpos=0\n"
         return b"200 result=-1\n"
 
+    def expire(self) -> None:
+        """TIMEOUT(absolute) fired with no command pending: the channel turns dead (res_agi sends HANGUP)."""
+        self.dead = self.t.timed_out = True
+
+    def end_of_session(self) -> bytes:
+        """What res_agi writes when the engine closes its side (unless AGISIGHUP=no), before EOF."""
+        return HANGUP_LINE
+
     # -- the command table
     def handle(self, line: str) -> bytes:
+        if self.closed:                          # written to a socket Asterisk has closed: no reply
+            self.t.exchanges.append((line, "(EOF)"))
+            return b""
         index, self.count = self.count, self.count + 1
         words = split_args(line)
         name, args = _command_name(words)
@@ -359,11 +381,14 @@ async def place_call(host: str, port: int, *, dialed: str, caller: str | None = 
                      uniqueid: str | None = None, script: str = "route",
                      hangup_notice_delay: float = 0.04, timeout: float = 10.0,
                      reply_delay: Callable[[str], float] | None = None,
-                     missing_sounds: Iterable[str] = ()) -> CallTranscript:
+                     missing_sounds: Iterable[str] = (), exit_on_hangup: bool = False,
+                     engine_timeout: float | None = None) -> CallTranscript:
     """Connect like Asterisk's AGI(agi://host:port/script,dialed), play the scripted caller, return what happened.
 
     `reply_delay(command_line)` lets a load test hold the session (e.g. a prompt playing for 1-3 s).
-    `timeout` bounds the whole call.
+    `timeout` bounds the whole call. `exit_on_hangup`: AGIEXITONHANGUP=yes (the generated dialplan).
+    `engine_timeout`: TIMEOUT(absolute) of the engine step, seconds from connect; it fires while Asterisk
+    waits for the next command (not during a reply delay).
     """
     if uniqueid is None:     # Asterisk's form, <epoch>.<sequence>; unique across emulator processes too
         uniqueid = f"{int(time.time())}.{os.getpid()}{next(_UNIQUEIDS):05d}"
@@ -371,7 +396,8 @@ async def place_call(host: str, port: int, *, dialed: str, caller: str | None = 
                                                          uniqueid=uniqueid, script=script, host=host, port=port)
     channel = AsteriskChannel(env, dtmf, hangup_at=hangup_at, variables=variables, missing_sounds=missing_sounds)
     try:
-        await asyncio.wait_for(_drive(host, port, channel, hangup_notice_delay, reply_delay), timeout)
+        await asyncio.wait_for(_drive(host, port, channel, hangup_notice_delay, reply_delay, exit_on_hangup,
+                                      engine_timeout), timeout)
     except asyncio.TimeoutError:
         channel.t.closed_by = "timeout"
         channel.t.error = f"no end of session within {timeout} s"
@@ -382,16 +408,37 @@ async def place_call(host: str, port: int, *, dialed: str, caller: str | None = 
 
 
 async def _drive(host: str, port: int, channel: AsteriskChannel, notice_delay: float,
-                 reply_delay: Callable[[str], float] | None) -> None:
+                 reply_delay: Callable[[str], float] | None, exit_on_hangup: bool = False,
+                 engine_timeout: float | None = None) -> None:
+    loop = asyncio.get_running_loop()
     reader, writer = await asyncio.open_connection(host, port, limit=MAX_LINE_BYTES)
+    deadline = None if engine_timeout is None else loop.time() + engine_timeout
     notice: asyncio.Task | None = None
+
+    def leave_agi() -> None:           # AGIEXITONHANGUP: HANGUP at the hang-up, HANGUP at the end, then EOF
+        writer.write(HANGUP_LINE + channel.end_of_session())
+        channel.closed = True
+        channel.t.closed_by = "asterisk"
+
     try:
         writer.write(env_block(channel.env))
         await writer.drain()
         while True:
-            raw = await reader.readline()
+            try:
+                left = None if deadline is None else max(0.0, deadline - loop.time())
+                raw = await asyncio.wait_for(reader.readline(), left)
+            except asyncio.TimeoutError:
+                deadline = None
+                channel.expire()
+                if exit_on_hangup:
+                    leave_agi()
+                    return
+                writer.write(HANGUP_LINE)     # the lone HANGUP; the dead channel waits for the engine
+                await writer.drain()
+                continue
             if not raw:
                 channel.t.closed_by = "server"
+                writer.write(channel.end_of_session())
                 return
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             if reply_delay is not None:
@@ -401,11 +448,18 @@ async def _drive(host: str, port: int, channel: AsteriskChannel, notice_delay: f
             was_pending = channel.hangup_pending
             writer.write(channel.handle(line))
             if channel.hangup_pending and not was_pending:
+                if exit_on_hangup:
+                    leave_agi()
+                    return
                 notice = asyncio.create_task(_send_later(writer, HANGUP_LINE, notice_delay))
             await writer.drain()
     finally:
         if notice is not None:
             notice.cancel()
+        try:
+            await writer.drain()
+        except (ConnectionError, OSError):
+            pass
         writer.close()
         try:
             await writer.wait_closed()

@@ -16,15 +16,18 @@ from typing import Any, Callable, Generator, Mapping
 
 import structlog
 
+from ivr.agi.codec import command_line
 from ivr.agi.commands import Command, GetVariable, Response, SetVariable
-from routing.decide import decide, normalize_number
-from routing.model import CallerHistory, RoutingTable
+from ivr.fastagi_compat import SessionClosed
+from routing.decide import UNKNOWN_TAG, decide, normalize_number
+from routing.model import CallerHistory, Category, RoutingTable
 from routing.privacy import mask_number
 
 log = structlog.get_logger()
 
 FALLBACK_QUEUE = "general-12345"
 TEST_CLOCK_VARIABLE = "HOTLINE_AT"
+CHANNEL_GONE = Response(code=511)   # what a dead channel answers; used once Asterisk has closed the session
 HISTORY_TIMEOUT = 0.5          # seconds a caller-history lookup may take before the call goes on without it
 
 
@@ -98,6 +101,11 @@ class ConfigHolder:
 
 # ------------------------------------------------------------------ one call, sans-I/O
 
+def command_name(cmd: Command) -> str:
+    """The command's words without its arguments (no caller data in logs)."""
+    return " ".join(command_line(cmd).split()[:2])
+
+
 def dialed_number(env: Mapping[str, str]) -> str:
     """arg_1 (AGI(agi://.../route,${EXTEN})), else the extension, else the DNID."""
     for key in ("arg_1", "extension", "dnid"):
@@ -112,13 +120,65 @@ def caller_number(env: Mapping[str, str]) -> str | None:
     return value if value and value.lower() != "unknown" else None
 
 
-def fail_open_commands(env: Mapping[str, str], table: RoutingTable | None = None) -> list[Command]:
-    """What the dialplan needs to reach 12345 when we cannot decide: ACTION last, as the session does."""
-    queue = (table.general_queue if table is not None else None) or FALLBACK_QUEUE
+EMERGENCY_NUMBERS = frozenset({"110", "119", "120", "122"})   # built in: known even without a table
+
+
+@dataclass(frozen=True)
+class FailOpen:
+    """Where a call goes when the engine cannot decide. `action` None: set no decision, so the dialplan's own
+    fail-open (rendered from the table: emergency lines to their trunk) handles the call."""
+
+    line: str
+    action: str | None              # "dial" (emergency trunk), "queue" (general queue) or None
+    target: str | None
+    tags: str
+    why: str
+
+
+def emergency_trunk(table: RoutingTable, number: str) -> str | None:
+    """The trunk of a line the table routes as emergency linkage (any of its rules, newest first)."""
+    line = table.lines.get(number)
+    for rule in reversed(line.rules if line is not None else ()):
+        if rule.category is Category.EMERGENCY_LINKAGE and rule.trunk:
+            return rule.trunk
+    return None
+
+
+def fail_open_decision(env: Mapping[str, str], table: RoutingTable | None = None) -> FailOpen:
+    """Emergency lines go to their trunk at once, never to a queue: with a table, to the trunk it names (as the
+    dialplan's fail-open does); without one (classic AGI with a broken file), or for a built-in emergency number
+    the table does not route as emergency, no decision is set and the dialplan's own fail-open, rendered from
+    the table Asterisk runs with, dials it. Everything else goes to the general queue with the line's tags."""
     dialed = dialed_number(env)
-    return [SetVariable("HOTLINE_TARGET", queue),
-            SetVariable("HOTLINE_LINE", normalize_number(dialed) or dialed or "12345"),
-            SetVariable("HOTLINE_ACTION", "queue")]
+    number = normalize_number(dialed) or dialed
+    line = number or "12345"
+    if table is None:
+        return FailOpen(line, None, None, "failopen", "no routing table: the dialplan's fail-open decides")
+    try:
+        trunk = emergency_trunk(table, number)
+        known = table.lines.get(number)
+        rule_tags = list(known.rules[-1].tags) if known is not None and known.rules else [UNKNOWN_TAG]
+    except Exception:                      # a table we cannot even read: the dialplan knows the lines
+        return FailOpen(line, None, None, "failopen", "table unreadable: the dialplan's fail-open decides")
+    tags = "+".join(dict.fromkeys(rule_tags + ["failopen"]))
+    if trunk is not None:
+        return FailOpen(line, "dial", trunk, tags, "emergency linkage: its trunk at once")
+    if number in EMERGENCY_NUMBERS:
+        return FailOpen(line, None, None, tags, "emergency number the table does not route: the dialplan decides")
+    return FailOpen(line, "queue", table.general_queue or FALLBACK_QUEUE, tags, "general queue")
+
+
+def fail_open_commands(env: Mapping[str, str], table: RoutingTable | None = None) -> list[Command]:
+    """What the dialplan needs when we cannot decide (see fail_open_decision): HOTLINE_ACTION last, as the
+    session sets it, or not at all."""
+    decision = fail_open_decision(env, table)
+    commands: list[Command] = [SetVariable("HOTLINE_LINE", decision.line), SetVariable("HOTLINE_TAGS", decision.tags)]
+    if decision.action is None:
+        return commands
+    from ivr.session import tagged_caller_name
+    return [SetVariable("HOTLINE_TARGET", decision.target or ""), *commands,
+            SetVariable("CALLERID(name)", tagged_caller_name(decision.line, env)),
+            SetVariable("HOTLINE_ACTION", decision.action)]
 
 
 def test_instant(response: Response, table: RoutingTable) -> datetime | None:
@@ -166,8 +226,10 @@ class CallFlow:
             self.outcome = yield from session.run()
         except Exception as exc:
             self.error = exc
+            fallback = fail_open_decision(self.env, table)
             log.error("engine.fail_open", error=f"{type(exc).__name__}: {exc}", dialed=self.dialed,
-                      stage="session" if self.route is not None else "decide", exc_info=True)
+                      stage="session" if self.route is not None else "decide", action=fallback.action,
+                      target=fallback.target, why=fallback.why, exc_info=True)
             for cmd in fail_open_commands(self.env, table):
                 yield cmd
         return self.outcome
@@ -184,6 +246,7 @@ def build_record(flow: CallFlow, *, hungup: bool) -> Any:
     """records.types.CallRecord when that module is there, else a plain dict with the same fields."""
     route, outcome = flow.route, flow.outcome
     final = outcome.route if outcome is not None else route
+    fallback = fail_open_decision(flow.env, flow.config.table) if flow.error is not None else None
     if hungup or (outcome is not None and outcome.hungup):
         ended = "ivr_hangup"
     elif flow.error is not None:
@@ -202,9 +265,8 @@ def build_record(flow: CallFlow, *, hungup: bool) -> Any:
         arrived_at=flow.at,
         category=final.category.value if final is not None else None,
         rule_id=final.rule_id if final is not None else None,
-        action=(outcome.action.value if outcome is not None else ("queue" if flow.error else None)),
-        target=(outcome.target if outcome is not None
-                else (flow.config.table.general_queue or FALLBACK_QUEUE) if flow.error else None),
+        action=(outcome.action.value if outcome is not None else fallback.action if fallback else None),
+        target=(outcome.target if outcome is not None else fallback.target if fallback else None),
         ivr_path=tuple(outcome.ivr_path) if outcome is not None else (),
         tags=tuple(final.tags) if final is not None else (),
         language=outcome.language if outcome is not None else None,
@@ -289,7 +351,8 @@ class Engine:
         or failed open (info), otherwise it is a debug line."""
         o = flow.outcome
         notable = flow.error is not None or o is None or hungup
-        (log.info if notable else log.debug)("engine.call_end", action=o.action.value if o else ("queue" if flow.error else None),
+        fallback = fail_open_decision(flow.env, flow.config.table) if flow.error is not None else None
+        (log.info if notable else log.debug)("engine.call_end", action=o.action.value if o else (fallback.action if fallback else None),
                  target=o.target if o else None, ivr_path=">".join(o.ivr_path) if o else "",
                  hungup=hungup or bool(o and o.hungup), failed_open=flow.error is not None, commands=commands)
 
@@ -325,13 +388,26 @@ class Engine:
             flow = self._flow(env, config, at, history)
             gen = flow.run()
             cmd = next(gen)
+            closed = False
             while True:
-                resp = await request.send(cmd)
+                if closed:                           # nothing reaches the channel any more: let the flow end
+                    resp = CHANNEL_GONE
+                else:
+                    try:
+                        resp = await request.send(cmd)
+                    except SessionClosed:
+                        # AGIEXITONHANGUP: Asterisk left AGI (the caller hung up, or the line's engine timeout
+                        # ran out) and sent HANGUP, HANGUP, EOF. What we send from here on is lost; the session
+                        # still ends with the route chosen so far, for the record.
+                        closed = True
+                        resp = CHANNEL_GONE
+                        log.info("engine.agi_closed", hangup_seen=getattr(request, "hangup_seen", False),
+                                 pending=command_name(cmd), seconds=round((self.clock() - at).total_seconds(), 3))
                 try:
                     cmd = gen.send(resp)
                 except StopIteration:
                     break
-            completed = True
+            completed = not closed
             return flow
         finally:
             request.writer.close()                   # Asterisk continues the dialplan now; we record after
@@ -356,13 +432,23 @@ class Engine:
             flow = self._flow(env, config, at, history)
             gen = flow.run()
             cmd = next(gen)
+            closed = False
             while True:
-                resp = send(cmd)
+                if closed:
+                    resp = CHANNEL_GONE
+                else:
+                    try:
+                        resp = send(cmd)
+                    except ConnectionError:          # Asterisk closed the pipes (it left AGI): as in handle()
+                        closed = True
+                        resp = CHANNEL_GONE
+                        log.info("engine.agi_closed", pending=command_name(cmd),
+                                 seconds=round((self.clock() - at).total_seconds(), 3))
                 try:
                     cmd = gen.send(resp)
                 except StopIteration:
                     break
-            completed = True
+            completed = not closed
             return flow
         finally:
             flow, hungup = self._conclude(flow, env, config, at, completed, 0)

@@ -5,7 +5,7 @@ Guarantees, each tested over real TCP in tests/test_fastagi_*.py:
 - a bound on the env block time and on each command's reply time: a stalled peer is dropped;
 - junk, an early close or a stall costs that session only;
 - at most `max_sessions` sessions; a call over the cap is still answered (the fail-open variables, then
-  close) and logged, never left in silence;
+  close: an emergency line to its trunk, never a queue) and logged, never left in silence;
 - graceful shutdown: stop accepting, let sessions in flight finish within `drain_timeout`, then cut them;
 - every log line of a session carries its agi uniqueid (structlog contextvars); callers are masked.
 """

@@ -13,8 +13,10 @@ How menus listen for keys (what a real IVR does, i.e. Asterisk's Background() + 
   during the greeting skips the rest and counts as the menu choice.
 
 A response with `.hungup` (result -1, the lone HANGUP line, 511) ends the session: only SET VARIABLE follows,
-so that when "hangup" was really an AMI Redirect or a missing sound file (Asterisk answers both with
-result=-1 too), the dialplan still finds the decision and the call is not lost.
+so that when "hangup" was really a missing sound file (Asterisk answers it with result=-1 too), the dialplan
+still finds the decision and the call is not lost. With the generated dialplan's AGIEXITONHANGUP=yes a real
+hang-up, an AMI Redirect or the engine timeout closes the session at once (HANGUP, HANGUP, EOF): the driver then
+answers every further command as a dead channel (511) without sending it, so the outcome is still computed.
 """
 from __future__ import annotations
 
@@ -89,6 +91,16 @@ def digits_of(response: Response) -> str:
     if text and any(ch not in DTMF_KEYS for ch in text):
         return "?"
     return text
+
+
+def tagged_caller_name(line: str, env: Mapping[str, str]) -> str:
+    """CALLERID(name) as agents see it: `[line] name` (a name tagged by an earlier pass is tagged once)."""
+    name = (env.get("calleridname") or "").strip()
+    if name.lower() == "unknown":
+        name = ""
+    if name.startswith("[") and "] " in name:
+        name = name.split("] ", 1)[1]
+    return f"[{line}] {name}".rstrip()
 
 
 def _own_number(callerid: str | None) -> str | None:
@@ -351,11 +363,6 @@ class IvrSession:
                                    reason=f"{base.reason}; {reason}" if base.reason else reason)
 
     def _variables(self, route: Route, callback_number: str | None) -> dict[str, str]:
-        name = (self.env.get("calleridname") or "").strip()
-        if name.lower() == "unknown":
-            name = ""
-        if name.startswith("[") and "] " in name:   # already tagged by an earlier pass through the engine
-            name = name.split("] ", 1)[1]
         variables = {
             "HOTLINE_TARGET": route.target or "",
             "HOTLINE_LINE": route.line,
@@ -364,7 +371,7 @@ class IvrSession:
             "HOTLINE_LANG": self.language,
             "HOTLINE_IVR_PATH": ">".join(self.path),
             "HOTLINE_TABLE": self.table.version,
-            "CALLERID(name)": f"[{route.line}] {name}".rstrip(),
+            "CALLERID(name)": tagged_caller_name(route.line, self.env),
         }
         if "CHANNEL(language)" in self._sent:
             variables["CHANNEL(language)"] = self.language

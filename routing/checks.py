@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 from typing import Callable, Iterable, Iterator
 from zoneinfo import ZoneInfo
 
-from routing.model import CallerId
+from routing.model import CallerId, EmergencyRetry
 from routing.schema import Dated, TableSpec, TrunkSpec
 from routing.yamlsource import Document, Problem
 
@@ -58,6 +58,7 @@ def check_table(spec: TableSpec, doc: Document, now: datetime | None = None,
     found += _queue_loops(spec, doc)
     found += _unreached(spec, doc, set(external_references))
     found += _caller_ids(spec, doc)
+    found += _emergency_retry(spec, doc)
     if now is not None:
         found += _expired_listings(spec, doc, tz, now)
     return found
@@ -189,6 +190,7 @@ def _unreached(spec: TableSpec, doc: Document, external: set[str]) -> list[Probl
             used_queues.add(queue.overflow.to)
         if queue.when_closed:
             used_queues |= {queue.when_closed.queue, queue.when_closed.callback}
+    used_trunks |= {route.next for route in spec.emergency.trunks.values()}
     used_schedules = {q.schedule for q in spec.queues.values()}
     used_calendars = {s.calendar for s in spec.schedules.values()}
     out = []
@@ -305,3 +307,58 @@ def trunk_host_problems(spec: TableSpec, doc: Document, resolve: Resolver | None
                                        "trunk are not recognised", WARNING))
     return out
 
+def _emergency_retry(spec: TableSpec, doc: Document) -> list[Problem]:
+    """emergency.trunks names emergency trunks; `next` chains end (no loop); each retry fits its bound."""
+    out: list[Problem] = []
+    routes = spec.emergency.trunks
+    base = spec.emergency.retry
+
+    def is_emergency(name: str | None, path: tuple, key: bool = False) -> bool:
+        trunk = spec.trunks.get(name or "")
+        if trunk is None:
+            known = ", ".join(sorted(t for t, x in spec.trunks.items() if x.kind == "emergency")) or "none defined"
+            out.append(doc.problem(path, f"emergency trunk '{name}' is not defined (known: {known})", key=key))
+            return False
+        if trunk.kind != "emergency":
+            out.append(doc.problem(path, f"'{name}' is a {trunk.kind} trunk; emergency retry applies to "
+                                         "emergency trunks only", key=key))
+            return False
+        return True
+
+    for tid, route in routes.items():
+        path = ("emergency", "trunks", tid)
+        is_emergency(tid, path, key=True)
+        if route.next is not None:
+            if route.next == tid:
+                out.append(doc.problem(path + ("next",), f"'{tid}' cannot be its own next route"))
+            else:
+                is_emergency(route.next, path + ("next",))
+    for tid in sorted(routes):                      # a loop would ring the caller round forever
+        seen, current = [tid], routes[tid].next
+        while current in routes and current not in seen:
+            seen.append(current)
+            current = routes[current].next
+        if current == tid and len(seen) > 1:
+            out.append(doc.problem(("emergency", "trunks", tid, "next"),
+                                   "emergency routes loop: " + " -> ".join(seen + [tid])))
+
+    defaults = EmergencyRetry()
+
+    def value(route, name: str) -> int:
+        for source in (route, base, defaults):
+            if source is not None and getattr(source, name) is not None:
+                return getattr(source, name)
+        raise AssertionError(name)
+
+    for where, route in [(("emergency", "retry"), None)] + [(("emergency", "trunks", t), r) for t, r in routes.items()]:
+        ring, within = value(route, "ring_seconds"), value(route, "within_seconds")
+        attempts, pause = value(route, "attempts"), value(route, "pause_seconds")
+        if within < ring:
+            out.append(doc.problem(where, f"within_seconds ({within}) is shorter than one attempt's ring_seconds "
+                                          f"({ring})"))
+        elif attempts * ring + (attempts - 1) * pause > within:
+            fit = 1 + (within - ring) // (ring + pause)
+            out.append(doc.problem(where, f"{attempts} attempts of {ring} s with {pause} s pauses take longer "
+                                          f"than within_seconds ({within}): a gateway that rings out gets {fit} "
+                                          "full attempt(s), the rest are cut short", WARNING))
+    return out

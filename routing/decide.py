@@ -152,6 +152,9 @@ def _abuse(table: RoutingTable, dialed: str, line: Line, rule: Rule, why: str, a
     return route
 
 
+UNKNOWN_TAG = "unknown-line"      # a number the table does not know; the dialplan's fail-open uses it too
+
+
 def _general(table: RoutingTable, dialed: str, number: str, line: Line | None, at: datetime) -> Route:
     if line is None:
         warning = f"number '{dialed}' is not in the routing table: 12345 general handling"
@@ -163,7 +166,7 @@ def _general(table: RoutingTable, dialed: str, number: str, line: Line | None, a
         service = line.service
     route = Route(dialed=dialed, line=number if line else "12345", service=service, category=Category.UNKNOWN,
                   action=Action.QUEUE, target=table.general_queue, rule_id="unknown-number", effective=Window(),
-                  prompts=table.unknown_prompts, tags=("unknown-line",), reason=warning,
+                  prompts=table.unknown_prompts, tags=(UNKNOWN_TAG,), reason=warning,
                   overflow=overflow_chain(table, table.general_queue), warnings=(warning,))
     return _apply_hours(table, route, at)
 

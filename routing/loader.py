@@ -149,7 +149,21 @@ def build_table(spec: TableSpec, *, source: str, version: str, rule_lines: dict 
         version=version, source=source, timezone=tz, general_queue=spec.general_queue,
         service_level_seconds=spec.service_level_seconds, calendars=MappingProxyType(calendars),
         schedules=MappingProxyType(schedules), queues=MappingProxyType(queues), trunks=MappingProxyType(trunks),
-        lines=MappingProxyType(lines), abuse=abuse, unknown_prompts=tuple(spec.unknown_number.prompts))
+        lines=MappingProxyType(lines), abuse=abuse, unknown_prompts=tuple(spec.unknown_number.prompts),
+        emergency_retry=_emergency_retry(spec))
+
+
+def _emergency_retry(spec: TableSpec) -> MappingProxyType:
+    """Every emergency trunk's retry: its own entry over `emergency.retry` over the model's defaults."""
+    base = {k: v for k, v in spec.emergency.retry.model_dump().items() if v is not None}
+    out = {}
+    for tid, trunk in spec.trunks.items():
+        if trunk.kind != "emergency":
+            continue
+        own = spec.emergency.trunks.get(tid)
+        values = {**base, **({k: v for k, v in own.model_dump().items() if v is not None} if own else {})}
+        out[tid] = m.EmergencyRetry(**values)
+    return MappingProxyType(out)
 
 
 def _span(text: str) -> m.TimeSpan:

@@ -243,6 +243,19 @@ class AbusePolicy:
 
 
 @dataclass(frozen=True)
+class EmergencyRetry:
+    """An emergency trunk that does not answer: `attempts` Dials of at most `ring_seconds`, `pause_seconds`
+    apart, all within `within_seconds`; then `announce`, then the trunk `next` (None: hang up after it)."""
+
+    attempts: int = 3
+    ring_seconds: int = 15
+    pause_seconds: int = 5
+    within_seconds: int = 60
+    announce: str = "hotline/emergency-unreachable"
+    next: str | None = None
+
+
+@dataclass(frozen=True)
 class RoutingTable:
     version: str                          # content hash of the source files
     source: str
@@ -256,6 +269,11 @@ class RoutingTable:
     lines: Mapping[str, Line]
     abuse: AbusePolicy
     unknown_prompts: tuple[str, ...] = ()
+    emergency_retry: Mapping[str, EmergencyRetry] = field(default_factory=lambda: MappingProxyType({}))
+
+    def retry_for(self, trunk_id: str) -> EmergencyRetry:
+        """The emergency retry of a trunk (the defaults when the table says nothing)."""
+        return self.emergency_retry.get(trunk_id) or EmergencyRetry()
 
 
 @dataclass(frozen=True)

@@ -262,6 +262,27 @@ class UnknownSpec(Strict):
     prompts: tuple[Prompt, ...] = ()
 
 
+# -- emergency linkage retry (its own block: paced attempts within a bound, then the announcement and the next route)
+
+class EmergencyRetrySpec(Strict):
+    """How an emergency trunk is retried when it does not answer; unset fields come from `emergency.retry`."""
+
+    attempts: int | None = Field(default=None, ge=1, le=10)
+    ring_seconds: int | None = Field(default=None, gt=0, le=120)      # one attempt rings at most this long
+    pause_seconds: int | None = Field(default=None, ge=0, le=60)      # between attempts: never a burst
+    within_seconds: int | None = Field(default=None, gt=0, le=600)    # all attempts of this trunk together
+    announce: Prompt | None = None                                    # played once the attempts are over
+
+
+class EmergencyRouteSpec(EmergencyRetrySpec):
+    next: Id | None = None          # another emergency trunk tried after the announcement
+
+
+class EmergencySpec(Strict):
+    retry: EmergencyRetrySpec = EmergencyRetrySpec()
+    trunks: dict[Id, EmergencyRouteSpec] = {}
+
+
 class TableSpec(Strict):
     version: Literal[1]
     timezone: str
@@ -274,6 +295,7 @@ class TableSpec(Strict):
     lines: dict[Number, LineSpec]
     abuse: AbuseSpec = AbuseSpec()
     unknown_number: UnknownSpec = UnknownSpec()
+    emergency: EmergencySpec = EmergencySpec()
 
     @field_validator("timezone")
     @classmethod

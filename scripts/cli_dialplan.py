@@ -31,6 +31,8 @@ def _options(func):
                         help="Your pjsip transport section, used by the generated trunks.")(func)
     func = click.option("--engine-timeout", type=click.IntRange(min=1), default=300, show_default=True,
                         help="Seconds the engine step (IVR included) may take before the call fails open.")(func)
+    func = click.option("--emergency-engine-timeout", type=click.IntRange(min=1), default=10, show_default=True,
+                        help="The same bound for emergency linkage lines (110/119/120/122): their trunk after it.")(func)
     func = click.option("--no-dns", "no_dns", is_flag=True,
                         help="Do not look trunk host names up (placeholders are still reported).")(func)
     func = click.option("--strict", is_flag=True, help="Fail (exit 3, nothing written) if a secret is missing or "
@@ -53,7 +55,7 @@ def _options(func):
 
 def _prepare(table_path: Path, agi: str | None, agi_hosts: str | None, hagi: str | None,
              secrets_file: Path | None, engine_timeout: int, transport: str, ami_permit: tuple[str, ...],
-             no_dns: bool = False):
+             no_dns: bool = False, emergency_engine_timeout: int = 10):
     try:
         loaded = load_table_with_warnings(table_path, resolve=None if no_dns else system_resolver())
         table = loaded.table
@@ -69,6 +71,7 @@ def _prepare(table_path: Path, agi: str | None, agi_hosts: str | None, hagi: str
         engines = engines_from(agi=agi, agi_hosts=agi_hosts, hagi=hagi)
         file_values = read_secrets_file(secrets_file) if secrets_file else {}
         shape = RenderOptions(engines=engines, engine_timeout=engine_timeout, transport=transport,
+                              emergency_engine_timeout=emergency_engine_timeout,
                               **({"ami_permit": ami_permit} if ami_permit else {}))
         names = required_secrets(table, shape)
         options = dataclasses.replace(shape, secrets=collect_secrets(names, os.environ, file_values))
@@ -84,11 +87,11 @@ def dialplan() -> None:
 
 
 def _rendered(table_path, agi, agi_hosts, hagi, secrets_file, strict, engine_timeout, transport, ami_permit,
-              no_dns=False):
+              no_dns=False, emergency_engine_timeout=10):
     """The rendered files with their table and options; exit 3 under --strict when a secret is missing or a
     trunk host is unusable. Host problems are printed either way, as file:line warnings."""
     table, options, hosts = _prepare(table_path, agi, agi_hosts, hagi, secrets_file, engine_timeout, transport,
-                                     ami_permit, no_dns)
+                                     ami_permit, no_dns, emergency_engine_timeout)
     for problem in hosts:
         click.echo(str(problem), err=True)
     missing = missing_secrets(table, options)
@@ -109,10 +112,11 @@ def _rendered(table_path, agi, agi_hosts, hagi, secrets_file, strict, engine_tim
 @dialplan.command("render")
 @_options
 def render_command(table_path, out_dir, agi, agi_hosts, hagi, secrets_file, strict, no_dns, engine_timeout,
-                   transport, ami_permit) -> None:
+                   emergency_engine_timeout, transport, ami_permit) -> None:
     """Write the *_hotline.conf files into --out (pjsip and manager mode 0600: they hold secrets)."""
     table, _options_used, files, missing = _rendered(table_path, agi, agi_hosts, hagi, secrets_file, strict,
-                                                      engine_timeout, transport, ami_permit, no_dns)
+                                                      engine_timeout, transport, ami_permit, no_dns,
+                                                      emergency_engine_timeout)
     changed = write_files(files, out_dir)
     log.info("dialplan.written", out=str(out_dir), changed=changed, table_version=table.version)
     click.echo(f"{len(changed)} of {len(files)} files changed in {out_dir}" +
@@ -124,10 +128,11 @@ def render_command(table_path, out_dir, agi, agi_hosts, hagi, secrets_file, stri
 @dialplan.command("diff")
 @_options
 def diff_command(table_path, out_dir, agi, agi_hosts, hagi, secrets_file, strict, no_dns, engine_timeout,
-                 transport, ami_permit) -> None:
+                 emergency_engine_timeout, transport, ami_permit) -> None:
     """Show what a render would change in --out (secret values masked). Exit 0: no change, 1: changes."""
     _table, options, files, _missing = _rendered(table_path, agi, agi_hosts, hagi, secrets_file, strict,
-                                                 engine_timeout, transport, ami_permit, no_dns)
+                                                 engine_timeout, transport, ami_permit, no_dns,
+                                                 emergency_engine_timeout)
     text = diff_files(files, out_dir, options.secrets)
     if text:
         sys.stdout.write(text)

@@ -174,7 +174,8 @@ def call(number, dtmf, at, caller, caller_name, host, port, hangup_after, timeou
     variables = {"HOTLINE_AT": at} if at else {}
     t = asyncio.run(place_call(host or settings.agi_host, settings.agi_port if port is None else port,
                                dialed=number, caller=caller, caller_name=caller_name, dtmf=keys,
-                               hangup_at=hangup_after, variables=variables, timeout=timeout))
+                               hangup_at=hangup_after, variables=variables, timeout=timeout,
+                               exit_on_hangup=True))   # as the generated dialplan (AGIEXITONHANGUP=yes)
     click.echo(t.render())
     if at and not any(cmd.startswith("GET VARIABLE HOTLINE_AT") for cmd, _ in t.exchanges):
         click.echo("note: the engine ignored --at (start it with `hotline serve --allow-test-clock`); "

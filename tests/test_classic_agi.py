@@ -131,21 +131,24 @@ def test_classic_subprocess_survives_sighup_and_still_sets_the_decision():
     assert channel.t.hungup and channel.t.variables["HOTLINE_ACTION"] == "queue"
 
 
-def test_classic_subprocess_fails_open_on_a_broken_table(tmp_path):
+@pytest.mark.parametrize("dialed", ["12349", "110"])
+def test_classic_subprocess_fails_open_on_a_broken_table(tmp_path, dialed):
+    """Without a table the engine sets no decision: the dialplan's own fail-open (rendered from the table
+    Asterisk runs with) queues 12349 in 12345's queue with its tags and dials 110's trunk at once."""
     broken = tmp_path / "routing.yaml"
     broken.write_text("version: 1\nlines: [\n", encoding="utf-8")
     proc = subprocess.Popen([sys.executable, "-m", "ivr.classic"], cwd=ROOT, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=_subprocess_env(HOTLINE_ROUTING_TABLE=str(broken)))
-    channel = AsteriskChannel(asterisk_env(dialed="12349"))
+    channel = AsteriskChannel(asterisk_env(dialed=dialed))
     try:
         _answer(proc.stdin, proc.stdout, channel)
         assert proc.wait(timeout=20) == 0
     finally:
         proc.kill()
         err = proc.stderr.read().decode()
-    assert channel.t.variables == {"HOTLINE_TARGET": "general-12345", "HOTLINE_LINE": "12349",
-                                   "HOTLINE_ACTION": "queue"}
+    assert channel.t.variables == {"HOTLINE_LINE": dialed, "HOTLINE_TAGS": "failopen"}
+    assert channel.t.agi_status == "SUCCESS" and "HOTLINE_ACTION" not in channel.t.variables
     assert "classic.config_unusable" in err and "routing.yaml:" in err
 
 

@@ -132,6 +132,45 @@ def test_engine_timeout_fails_open(did: str) -> None:
 
 
 @pytest.mark.parametrize("did", ALL_DIDS)
+def test_agi_leaves_at_once_on_hangup_or_timeout(did: str) -> None:
+    """AGIEXITONHANGUP=yes before AGI(): at TIMEOUT(absolute) res_agi leaves AGI instead of waiting for a stalled
+    engine without limit (fastagi-engine-stall*.txt); the timeout is set after it and cleared after AGI."""
+    steps = [s for s in PLAN.contexts["hotline-engine"]["_X."]]
+    apps = [f"{s.app}({s.args})" for s in steps]
+    agi = next(i for i, s in enumerate(steps) if s.app == "AGI")
+    assert apps.index("Set(AGIEXITONHANGUP=yes)") < apps.index("Set(TIMEOUT(absolute)=${HOTLINE_ENGINE_TIMEOUT})") < agi
+
+
+@pytest.mark.parametrize("did, action, target, where", [
+    ("12345", "queue", "expert-12320", "queue"), ("110", "dial", "emergency-110", "dial")])
+def test_engine_timeout_after_the_decision_carries_it_out(did, action, target, where) -> None:
+    result = call(did, engine(__timeout__="1", AGISTATUS="HANGUP", HOTLINE_ACTION=action, HOTLINE_TARGET=target,
+                              HOTLINE_TABLE=TABLE.version), dial_effect=dial("ANSWER"))
+    assert "HOTLINE_FAILOPEN" not in result.variables
+    if where == "queue":
+        assert result.queues == [target]
+    else:
+        trunk = TABLE.trunks[target]
+        assert result.dials == [f"PJSIP/{trunk.dial}@{trunk.id}"] and result.queues == []
+
+
+@pytest.mark.parametrize("did", EMERGENCY_DIDS)
+def test_emergency_timeout_without_a_decision_dials_the_trunk(did: str) -> None:
+    result = call(did, engine(__timeout__="1", AGISTATUS="HANGUP"), dial_effect=dial("ANSWER"))
+    trunk = TABLE.trunks[TABLE.lines[did].rules[-1].trunk]
+    assert result.variables["HOTLINE_FAILOPEN"] == "engine-timeout"
+    assert result.dials == [f"PJSIP/{trunk.dial}@{trunk.id}"] and result.queues == []
+
+
+def test_unknown_numbers_carry_the_engine_tag_on_fail_open() -> None:
+    from routing.decide import UNKNOWN_TAG, decide
+    from datetime import datetime, timezone
+    result = call("88886666", engine(AGISTATUS="FAILURE"))
+    engine_tags = decide(TABLE, "88886666", None, datetime(2026, 3, 2, 2, tzinfo=timezone.utc)).tags
+    assert result.variables["HOTLINE_TAGS"] == f"{UNKNOWN_TAG}+failopen" and engine_tags == (UNKNOWN_TAG,)
+
+
+@pytest.mark.parametrize("did", ALL_DIDS)
 def test_a_caller_who_hung_up_is_not_queued(did: str) -> None:
     result = call(did, engine(AGISTATUS="HANGUP", HOTLINE_ACTION="queue", HOTLINE_TARGET=GENERAL))
     assert result.ended == "hangup" and result.queues == [] and result.dials == []
@@ -151,8 +190,52 @@ def test_emergency_lines_fail_open_to_their_trunk_never_a_queue(did: str, case: 
 @pytest.mark.parametrize("did", EMERGENCY_DIDS)
 def test_emergency_trunk_down_retries_then_announces(did: str) -> None:
     result = call(did, engine(AGISTATUS="FAILURE"), dial_effect=dial("CHANUNAVAIL"))
-    assert result.queues == [] and len(result.dials) == 3
+    retry = TABLE.retry_for(TABLE.lines[did].rules[-1].trunk)
+    assert result.queues == [] and len(result.dials) == retry.attempts
+    # paced: a Wait between attempts, never two Dials in a row
+    apps = [a for a in result.apps() if a in ("Dial", "Wait")]
+    assert apps == ["Dial", "Wait"] * (retry.attempts - 1) + ["Dial"]
     assert result.apps()[-2:] == ["Playback", "Hangup"]
+
+
+BACKUP_TRUNK = """  emergency-110-b:
+    name: 110 backup gateway
+    kind: emergency
+    host: emergency-gw2.hainan.invalid
+    match: [emergency-gw2.hainan.invalid]
+    dial: 1100
+"""
+
+
+def _retry_plan(edit: str):
+    text = (ROOT / "conf" / "routing.yaml").read_text(encoding="utf-8")
+    text = text.replace("  trunks: {}               # per emergency trunk: any of the fields above, and next", edit)
+    text = text.replace("    dial: 122\n\nemergency:", "    dial: 122\n" + BACKUP_TRUNK + "\nemergency:")
+    table = load_table("routing.yaml", text=text)
+    return table, parse(render(table, RenderOptions())["extensions_hotline.conf"])
+
+
+def test_emergency_retry_is_bounded_overall_then_announces_and_takes_the_next_route() -> None:
+    table, plan = _retry_plan("  trunks:\n    emergency-110:\n      {attempts: 5, ring_seconds: 20, pause_seconds: 2,"
+                              " within_seconds: 45, next: emergency-110-b, announce: hotline/emergency-busy}")
+    rings: list[str] = []
+
+    def rings_out(c: Call, args: str) -> dict[str, str]:       # the gateway rings until Dial gives up
+        target, _, seconds = args.partition(",")
+        rings.append(f"{target} {seconds}")
+        c.variables["EPOCH"] = str(int(c.variables["EPOCH"]) + int(seconds))
+        return {"DIALSTATUS": "ANSWER" if target.endswith("@emergency-110-b") else "NOANSWER"}
+
+    def waits(c: Call, args: str) -> dict[str, str]:
+        c.variables["EPOCH"] = str(int(c.variables["EPOCH"]) + int(args))
+        return {}
+
+    result = run(plan, "hotline-emergency", "110", {}, {"Dial": rings_out, "Wait": waits})
+    # 20 + 2 + 20 + 2 leaves 1 s of the 45: the third attempt rings 1 s, then the announcement, then the backup
+    assert rings == ["PJSIP/110@emergency-110 20", "PJSIP/110@emergency-110 20", "PJSIP/110@emergency-110 1",
+                     "PJSIP/1100@emergency-110-b 15"]
+    played = [s.args for s in result.trace if s.app == "Playback"]
+    assert played == ["hotline/emergency-busy"] and result.ended == "hangup"
 
 
 def _table_chain(queue_id: str) -> list[str]:
@@ -205,7 +288,8 @@ def test_hangup_and_callback_actions() -> None:
     assert hung.ended == "hangup" and hung.queues == [] and hung.apps()[-1] == "Hangup"
     back = call("12345", engine(AGISTATUS="SUCCESS", HOTLINE_ACTION="callback", HOTLINE_TARGET="business-environment",
                                 HOTLINE_CALLBACK="13800000000"))
-    assert back.queues == [] and back.apps()[-2:] == ["Playback", "Hangup"]
+    # the engine already said goodbye (the menus' accepted prompt): the dialplan plays nothing more
+    assert back.queues == [] and "Playback" not in back.apps() and back.apps()[-1] == "Hangup"
 
 
 def test_second_engine_is_tried_only_when_the_first_cannot_be_reached() -> None:

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 import pytest
 
 from ivr.agi.commands import Response, SetVariable
-from ivr.engine import CallFlow, build_record, dialed_number, fail_open_commands
+from ivr.engine import CallFlow, build_record, dialed_number, fail_open_commands, fail_open_decision
 from routing.decide import decide
 from routing.model import CallerHistory
 from tests.test_fastagi_support import WORKDAY_10H, call, running_engine, shipped_config
@@ -37,6 +37,7 @@ async def test_decide_raising_fails_open(caplog):
     async with running_engine(decide_fn=broken_decide, recorder=rec) as (server, _):
         t = await call(server, "12320", ["1"], at=WORKDAY_10H)
     assert t.variables == {"HOTLINE_AT": WORKDAY_10H, "HOTLINE_TARGET": "general-12345", "HOTLINE_LINE": "12320",
+                           "HOTLINE_TAGS": "health+failopen", "CALLERID(name)": "[12320] Probe Caller",
                            "HOTLINE_ACTION": "queue"}
     (record,) = rec.calls
     assert record.action == "queue" and record.target == "general-12345" and record.dialed == "12320"
@@ -84,10 +85,55 @@ def test_dialed_number_falls_back_to_extension_then_dnid():
     assert dialed_number({"extension": "unknown", "dnid": "12366"}) == "12366"
 
 
-def test_fail_open_without_a_table_uses_the_default_queue():
-    cmds = fail_open_commands({"arg_1": "+86 12320"})
-    assert cmds == [SetVariable("HOTLINE_TARGET", "general-12345"), SetVariable("HOTLINE_LINE", "12320"),
-                    SetVariable("HOTLINE_ACTION", "queue")]
+def test_fail_open_without_a_table_leaves_the_decision_to_the_dialplan():
+    """No table (classic AGI, broken file): no HOTLINE_ACTION, so the dialplan's fail-open, rendered from the
+    table Asterisk runs with, handles the call (emergency lines to their trunk, others to 12345's queue)."""
+    for dialed in ("+86 12320", "110"):
+        cmds = fail_open_commands({"arg_1": dialed})
+        assert all(c.name != "HOTLINE_ACTION" for c in cmds)
+    assert fail_open_decision({"arg_1": "+86 12320"}).line == "12320"
+
+
+@pytest.mark.parametrize("dialed, trunk", [("110", "emergency-110"), ("119", "emergency-119"),
+                                           ("120", "emergency-120"), ("122", "emergency-122")])
+def test_fail_open_sends_emergency_lines_to_their_trunk(dialed, trunk):
+    cmds = fail_open_commands({"arg_1": dialed, "calleridname": "Zhang"}, shipped_config().table)
+    assert cmds[0] == SetVariable("HOTLINE_TARGET", trunk) and cmds[-1] == SetVariable("HOTLINE_ACTION", "dial")
+    assert SetVariable("HOTLINE_LINE", dialed) in cmds
+    assert SetVariable("HOTLINE_TAGS", "emergency+failopen") in cmds
+    assert SetVariable("CALLERID(name)", f"[{dialed}] Zhang") in cmds
+
+
+def test_fail_open_any_line_the_table_routes_as_emergency_and_never_queues_a_builtin_one():
+    import dataclasses
+    from types import MappingProxyType
+
+    table = shipped_config().table
+    lines = dict(table.lines)
+    lines["96110"] = dataclasses.replace(table.lines["110"], number="96110")
+    del lines["122"]
+    edited = dataclasses.replace(table, lines=MappingProxyType(lines))
+    assert fail_open_decision({"arg_1": "96110"}, edited).action == "dial"
+    assert fail_open_decision({"arg_1": "96110"}, edited).target == "emergency-110"
+    # 122 is no line of this table: the engine does not queue it; the dialplan decides
+    assert fail_open_decision({"arg_1": "122"}, edited).action is None
+    unknown = fail_open_decision({"arg_1": "99999"}, edited)
+    assert (unknown.action, unknown.target, unknown.tags) == ("queue", "general-12345", "unknown-line+failopen")
+
+
+async def test_decide_raising_on_an_emergency_line_dials_its_trunk():
+    rec = Recorder()
+    async with running_engine(decide_fn=broken_decide, recorder=rec) as (server, _):
+        t = await call(server, "110", at=WORKDAY_10H)
+    assert t.destination == "dial trunk emergency-110" and t.variables["HOTLINE_LINE"] == "110"
+    (record,) = rec.calls
+    assert (record.action, record.target) == ("dial", "emergency-110")
+
+
+async def test_session_raising_on_an_emergency_line_dials_its_trunk():
+    async with running_engine(session_factory=ExplodingSession) as (server, _):
+        t = await call(server, "119", at=WORKDAY_10H)
+    assert t.destination == "dial trunk emergency-119"
 
 
 @pytest.mark.parametrize("reply", [Response(code=200, result=1), Response(code=511)])

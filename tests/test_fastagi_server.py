@@ -96,14 +96,17 @@ async def test_over_the_cap_answers_with_fail_open_variables(events):
             await asyncio.sleep(0.01)
         assert server.active == 1
         over = await call(server, "12320", ["1"], at=WORKDAY_10H)
+        emergency = await call(server, "110", at=WORKDAY_10H)
         held = await asyncio.wait_for(holding, 5)
     assert over.closed_by == "server"
+    # an emergency line over the cap goes to its trunk, never to the general queue
+    assert emergency.destination == "dial trunk emergency-110" and emergency.variables["HOTLINE_LINE"] == "110"
     assert over.variables["HOTLINE_ACTION"] == "queue" and over.variables["HOTLINE_TARGET"] == "general-12345"
     assert over.variables["HOTLINE_LINE"] == "12320"
     assert held.destination == "queue general-12345" and "complaint" in held.variables["HOTLINE_TAGS"]
     cap = [e for e in events if e["event"] == "fastagi.over_capacity"]
-    assert len(cap) == 1 and cap[0]["max_sessions"] == 1 and cap[0]["level"] == "warning"
-    assert server.stats["refused"] == 1
+    assert len(cap) == 2 and cap[0]["max_sessions"] == 1 and cap[0]["level"] == "warning"
+    assert server.stats["refused"] == 2
 
 
 async def test_shutdown_drains_sessions_in_flight_and_stops_accepting():

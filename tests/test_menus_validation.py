@@ -89,6 +89,7 @@ def test_prompts_list_names_every_sound_the_menus_and_the_table_play(table):
         for rule in line.rules:
             table_prompts |= set(rule.prompts) | set(rule.after_prompts)
     table_prompts |= {p for q in table.queues.values() if q.when_closed for p in q.when_closed.prompts}
+    table_prompts |= {retry.announce for retry in table.emergency_retry.values()}
     assert menus.prompt_files() <= set(listed), sorted(menus.prompt_files() - set(listed))
     assert table_prompts <= set(listed), sorted(table_prompts - set(listed))
     from dataclasses import fields

@@ -1,6 +1,7 @@
 """Reader for the recorded FastAGI transcripts (../shared/asterisk/fastagi-*.txt, copied to tests/transcripts/).
 
-Each record: `<seconds> <A>P|P>A> <Python bytes literal | <note>>`. A>P b'' is EOF from Asterisk.
+Each record: `<seconds> <A>P|P>A> <Python bytes literal | <note>>`, or `<seconds> <note>` (a driver's note of
+the second set). A>P b'' is EOF from Asterisk.
 """
 from __future__ import annotations
 

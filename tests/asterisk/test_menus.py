@@ -163,9 +163,6 @@ def test_callback_is_captured_and_recorded(name, rig, placed):
     assert (call["outcome"], call["action"], call["ivr_path"]) == ("callback", "callback", CASES[name].path)
 
 
-@pytest.mark.xfail(strict=True, reason="defect 8, two goodbyes: the engine plays callback-accepted and the "
-                                       "dialplan's hotline-action-callback plays callback-confirmed after it: "
-                                       "owned by the generated dialplan (dialplan/extensions.py)")
 def test_callback_caller_hears_one_goodbye(placed):
     results, _, playbacks = placed
     got = results["callback-entered-number"]
