@@ -210,7 +210,7 @@ BACKUP_TRUNK = """  emergency-110-b:
 def _retry_plan(edit: str):
     text = (ROOT / "conf" / "routing.yaml").read_text(encoding="utf-8")
     text = text.replace("  trunks: {}               # per emergency trunk: any of the fields above, and next", edit)
-    text = text.replace("    dial: 122\n\nemergency:", "    dial: 122\n" + BACKUP_TRUNK + "\nemergency:")
+    text = text.replace("\n\nemergency:", "\n" + BACKUP_TRUNK + "\nemergency:", 1)   # the last trunk, whatever its keys
     table = load_table("routing.yaml", text=text)
     return table, parse(render(table, RenderOptions())["extensions_hotline.conf"])
 

@@ -289,7 +289,7 @@ def retry_rig(make_rig, far_end):
               "    emergency-110-b: {attempts: 1, ring_seconds: 10, within_seconds: 10}")
 
     def edit(text: str) -> str:
-        text = text.replace("    dial: 122\n\nemergency:", "    dial: 122\n" + backup + "\nemergency:")
+        text = text.replace("\n\nemergency:", "\n" + backup + "\nemergency:", 1)   # the last trunk, whatever its keys
         return text.replace("  trunks: {}               # per emergency trunk: any of the fields above, and next",
                             routes)
     rig = make_rig("fo-retry", edit_table=edit)
