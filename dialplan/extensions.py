@@ -338,6 +338,7 @@ def _emergency_route(facts: Facts, trunk: Trunk) -> Section:
     exten.add("Set(HOTLINE_EMERGENCY_TRIES=${INC(HOTLINE_EMERGENCY_TRIES)})")
     exten.add(f"GotoIf($[${{HOTLINE_EMERGENCY_TRIES}} >= {retry.attempts}]?unreachable)")
     if retry.pause_seconds:
+        exten.add("Ringing()")      # the caller hears ringback through the pause, never silence
         exten.add(f"Wait({retry.pause_seconds})")
     exten.add("Goto(dial)")
     exten.add(f"Playback({retry.announce})", "unreachable")
