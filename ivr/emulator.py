@@ -36,6 +36,7 @@ USAGE = {
                 "Returns the digits received from the channel at the other end.",
 }
 KNOWN_SAMPLES = {"hello-world": 11234, "beep": 2760}     # endpos Asterisk reported for these files
+AFTER_PROMPT = "+"   # a script entry "+2": key 2 pressed after GET OPTION's prompt ended, in its wait for a key
 # Commands Asterisk 22 still runs on a dead channel (NOTES.md); every other known command gets 511 there.
 DEAD_OK = {"GET VARIABLE", "GET FULL VARIABLE", "SET VARIABLE", "VERBOSE", "EXEC", "DATABASE PUT", "DATABASE GET",
            "DATABASE DEL", "NOOP"}
@@ -140,9 +141,11 @@ class AsteriskChannel:
     """
 
     def __init__(self, env: Mapping[str, str], dtmf: Iterable[str] = (), *, hangup_at: int | None = None,
-                 variables: Mapping[str, str] | None = None, missing_sounds: Iterable[str] = ()) -> None:
+                 variables: Mapping[str, str] | None = None, missing_sounds: Iterable[str] = (),
+                 sounds: Mapping[str, int] | None = None) -> None:
         self.env = dict(env)
         self.missing_sounds = frozenset(missing_sounds)   # files Asterisk cannot open (not installed)
+        self.sounds = dict(sounds or {})                  # samples of the installed files; else prompt_samples()
         self.script = list(dtmf)
         self.hangup_at = hangup_at
         self.dead = False
@@ -152,6 +155,9 @@ class AsteriskChannel:
         self.database: dict[tuple[str, str], str] = {}
         self.t = CallTranscript(env=self.env)
         self.t.variables.update(variables or {})
+
+    def _samples(self, file: str) -> int:
+        return self.sounds.get(file) or prompt_samples(file)
 
     # -- caller behaviour
     def _next_entry(self) -> str | None:
@@ -272,7 +278,7 @@ class AsteriskChannel:
         if missing:
             return missing
         self.t.heard.append(file)
-        samples = prompt_samples(file)
+        samples = self._samples(file)
         key = self._barge_in(escape)
         if key == "hangup":
             return self._hang_up("STREAM FILE")
@@ -306,7 +312,7 @@ class AsteriskChannel:
         if missing:
             return missing
         self.t.heard.append(file)
-        samples = prompt_samples(file)
+        samples = self._samples(file)
         while True:
             entry = self._next_entry()
             if entry is None or entry == "timeout":
@@ -314,12 +320,14 @@ class AsteriskChannel:
                 return f"200 result=0 endpos={samples}\n".encode()
             if entry == "hangup":
                 return self._hang_up("GET OPTION")
-            key, rest = entry[0], entry[1:]
+            after_prompt = entry.startswith(AFTER_PROMPT) and len(entry) > 1
+            key, rest = (entry[1], entry[2:]) if after_prompt else (entry[0], entry[1:])
             if rest:
                 self.script.insert(0, rest)
             self.t.pressed.append(key)
             if key in escape:
-                return f"200 result={ord(key)} endpos={samples // 2}\n".encode()
+                # res_agi reports where playback stood: all of it when the key came in the wait that follows
+                return f"200 result={ord(key)} endpos={samples if after_prompt else samples // 2}\n".encode()
             # a key that is no escape digit is ignored; Asterisk keeps waiting
 
     def _cmd_get_data(self, file: str, timeout: str | None = None, max_digits: str | None = None) -> bytes:

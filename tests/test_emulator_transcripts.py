@@ -17,8 +17,19 @@ def scripted_channel(path: Path) -> tuple[AsteriskChannel, list]:
     t = load_transcript(path)
     env = parse_env(t.env_block)
     scenario = path.stem.removeprefix("fastagi-")
-    dtmf = {"queue-redirect": ["2"], "agi-hangup": ["hangup"], "agi-redirect": ["hangup"]}.get(scenario, ["1"])
-    return AsteriskChannel(env, dtmf, variables={"SCENARIO": scenario}), t.exchanges
+    dtmf = {"queue-redirect": ["2"], "agi-hangup": ["hangup"], "agi-redirect": ["hangup"],
+            # the second set's callers pressed 2 once the 1.5 s menu prompt had played
+            "escalate": ["+2"], "threeway-answered": ["+2"]}.get(scenario, ["1"])
+    return AsteriskChannel(env, dtmf, variables={"SCENARIO": scenario}, sounds=recorded_sounds(path, t)), t.exchanges
+
+
+def recorded_sounds(path: Path, t) -> dict[str, int]:
+    """The second set was recorded with every hotline prompt installed as 1.5 s of tone (12000 samples)."""
+    if "2026-12-01" not in path.read_text(encoding="utf-8")[:200]:
+        return {}
+    named = (ex.command.split()[2].decode() for ex in t.exchanges
+             if ex.command.startswith((b"STREAM FILE ", b"GET OPTION ")))
+    return {name: 12000 for name in named if name.startswith("hotline/")}
 
 
 def replay(path: Path) -> tuple[bytes, bytes]:
