@@ -214,9 +214,10 @@ class PbxModel:
         if q.overflow_to in self.queues:
             self.caller_joins_queue(caller, q.overflow_to)
 
-    def ring_agent(self, caller: str, interface: str) -> Channel:
+    def ring_agent(self, caller: str, interface: str, *, ringing: bool = True) -> Channel:
         """app_queue rings a member: AgentCalled, DialBegin, the member's device state (a Local member is
-        INUSE, 2; a PJSIP one RINGING, 6), DialState RINGING (recorded order)."""
+        INUSE, 2; a PJSIP one RINGING, 6), DialState RINGING (recorded order). `ringing=False`: a member that
+        answers at once (Local Answer() first) signals no ringing, so no DialState."""
         chan = self.channels[caller]
         q = self.queues[chan.queue or ""]
         member = q.members[interface]
@@ -243,7 +244,8 @@ class PbxModel:
             agent.state = 5
             self.emit({"Event": "Newstate", **agent.snapshot()})
             self._member_device(q, member, DEVICE_RINGING)
-        self.emit({"Event": "DialState", **chan.snapshot(), **agent.snapshot("Dest"), "DialStatus": "RINGING"})
+        if ringing:
+            self.emit({"Event": "DialState", **chan.snapshot(), **agent.snapshot("Dest"), "DialStatus": "RINGING"})
         return agent
 
     def agent_answers(self, caller: str, agent: str) -> None:
@@ -492,8 +494,8 @@ class PbxModel:
                        "HoldTime": str(int((call.connected or now) - call.joined)),
                        "TalkTime": str(int(now - (call.connected or now))), "Reason": reason})
         if member is not None:
-            member.in_call, member.status = False, DEVICE_NOT_INUSE
-            self._member_event("QueueMemberStatus", q, member)
+            member.in_call = False
+            self._member_device(q, member, DEVICE_NOT_INUSE)      # only a device-state change sends the event
 
 
 def _loop_running() -> bool:
