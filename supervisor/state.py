@@ -97,6 +97,7 @@ class Member:
     reason: str = ""
     paused_since: float | None = None
     calls_taken: int = 0
+    ringing_for: str | None = None  # uniqueid of the caller app_queue is ringing this member for (AgentCalled)
 
     @property
     def state(self) -> str:
@@ -104,7 +105,7 @@ class Member:
             return "paused"
         if self.status in _UNAVAILABLE_STATES:
             return "unavailable"
-        if self.in_call or self.status in _BUSY_STATES:
+        if self.in_call or self.ringing_for is not None or self.status in _BUSY_STATES:
             return "busy"
         return "free"
 
@@ -244,6 +245,7 @@ class LiveState:
         uid = ev.get("Uniqueid", "")
         caller = q.callers.get(uid) or s.recent.get(uid)
         line = caller.line if caller else self._caller_line(s, ev)[0]
+        self._stop_ringing_for(s, uid)
         s.pending[uid] = PendingAbandon(q.name, line, now)
         while len(s.pending) > _RECENT_MAX:
             s.pending.popitem(last=False)
@@ -291,8 +293,30 @@ class LiveState:
         q.answered_total += 1
         member = q.members.get(ev.get("Interface", ""))
         if member is not None:
-            member.in_call = True
+            member.in_call, member.ringing_for = True, None
         return True
+
+    def _on_agent_called(self, s: ServerState, ev: Mapping[str, str], now: float) -> bool:
+        member = s.queue(ev.get("Queue", "")).members.get(ev.get("Interface", ""))
+        if member is None:
+            return False
+        member.ringing_for = ev.get("Uniqueid", "")
+        return True
+
+    def _on_ring_no_answer(self, s: ServerState, ev: Mapping[str, str], now: float) -> bool:
+        member = s.queue(ev.get("Queue", "")).members.get(ev.get("Interface", ""))
+        if member is None or member.ringing_for is None:
+            return False
+        member.ringing_for = None
+        return True
+
+    def _stop_ringing_for(self, s: ServerState, uid: str) -> bool:
+        changed = False
+        for q in s.queues.values():
+            for member in q.members.values():
+                if member.ringing_for == uid:
+                    member.ringing_for, changed = None, True
+        return changed
 
     def _on_complete(self, s: ServerState, ev: Mapping[str, str], now: float) -> bool:
         member = s.queue(ev.get("Queue", "")).members.get(ev.get("Interface", ""))
@@ -333,6 +357,7 @@ class LiveState:
         s.hanging_up.pop(uid, None)
         pending = s.pending.get(uid)
         changed = self._settle(s, uid, "abandoned" if pending and now - pending.at <= ABANDON_GRACE else None, now)
+        changed = self._stop_ringing_for(s, uid) or changed
         for q in s.queues.values():  # a QueueCallerLeave lost across a reconnect must not leave a ghost
             if q.callers.pop(uid, None) is not None:
                 changed = True
@@ -416,7 +441,8 @@ class LiveState:
             by_state[m.state] += 1
             members.append({
                 "interface": m.interface, "name": m.name or m.interface, "state": m.state,
-                "ringing": m.status in _RINGING_STATES and not m.paused,
+                # a ringing Local member is Status 2 (INUSE), like a call: AgentCalled says it rings
+                "ringing": (m.status in _RINGING_STATES or m.ringing_for is not None) and not m.paused,
                 "reason": m.reason if m.paused else "",
                 "paused_for": round(now - m.paused_since) if m.paused and m.paused_since else None,
                 "calls_taken": m.calls_taken, "membership": m.membership,
@@ -465,6 +491,8 @@ def _update_member(m: Member, ev: Mapping[str, str], now: float, *, event_is_pau
     m.membership = ev.get("Membership", m.membership)
     m.penalty = _int(ev.get("Penalty"), m.penalty)
     m.status = _int(ev.get("Status"), m.status)
+    if m.status not in _BUSY_STATES:
+        m.ringing_for = None          # free (or gone) again: whatever rang it is over
     m.in_call = _flag(ev.get("InCall", m.in_call))
     m.calls_taken = _int(ev.get("CallsTaken"), m.calls_taken)
     paused = _flag(ev.get("Paused", m.paused))
@@ -485,6 +513,8 @@ _HANDLERS = {
     "Leave": LiveState._on_leave,
     "QueueCallerAbandon": LiveState._on_abandon,
     "AgentConnect": LiveState._on_connect,
+    "AgentCalled": LiveState._on_agent_called,
+    "AgentRingNoAnswer": LiveState._on_ring_no_answer,
     "AgentComplete": LiveState._on_complete,
     "QueueMemberStatus": LiveState._on_member,
     "QueueMemberAdded": LiveState._on_member,

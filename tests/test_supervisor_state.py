@@ -327,3 +327,16 @@ def test_a_hangup_request_of_someone_else_or_a_late_hangup_does_not_make_an_aban
     state.apply("hk", _ev("Hangup", "5.1", Cause="16"), t + 60)             # redirected, hung up much later
     q = _queue(state.view(t + 61, full_numbers=False), "hk", "general-12345")
     assert (q["abandoned"], q["overflowed"]) == (0, 0)
+
+
+def test_a_ringing_local_member_is_shown_ringing_though_its_status_is_2():
+    """Asterisk 22: a Local member ringing is Status 2 (INUSE) like one on a call; AgentCalled says it rings."""
+    state = LiveState()
+    path = TRANSCRIPTS / "ami-abandon-while-ringing-local.txt"
+    now = _run_until(path, state, "hk", lambda f: f.get("Event") == "DialState")
+    (member,) = _queue(state.view(now, full_numbers=False), "hk", "general-12345")["members"]
+    assert (member["state"], member["ringing"]) == ("busy", True)
+    state = LiveState()
+    now = _run_until(path, state, "hk", lambda f: f.get("Event") == "QueueCallerAbandon")
+    (member,) = _queue(state.view(now, full_numbers=False), "hk", "general-12345")["members"]
+    assert member["ringing"] is False

@@ -161,11 +161,13 @@ async def test_caller_hanging_up_while_a_member_rings_is_an_abandon(rig):
         try:
             tag = await place_call(ami, "12345", caller="13800002345", dtmf="1")
             await ami.wait("AgentCalled", Queue="general-12345", Uniqueid=re.escape(tag), timeout=ENGINE_QUEUE_WAIT)
-            await hv.until(lambda: any(m["interface"] == "Local/rr12@test-ringer/n" and m["state"] == "busy"
-                                       for m in hv.queue("general-12345")["members"]))
+            await hv.until(lambda: [e for e in hv.events if e.get("Event") == "QueueMemberStatus"
+                                    and e.get("Interface") == "Local/rr12@test-ringer/n"])
             statuses = [e["Status"] for e in hv.events if e.get("Event") == "QueueMemberStatus"
                         and e.get("Interface") == "Local/rr12@test-ringer/n"]
             assert statuses == ["2"], statuses        # a ringing Local member is INUSE, never RINGING (6)
+            (rr12,) = [m for m in hv.queue("general-12345")["members"] if m["interface"] == "Local/rr12@test-ringer/n"]
+            assert (rr12["state"], rr12["ringing"]) == ("busy", True)      # our view: ringing, from AgentCalled
             await hang_up(ami, tag)
             await ami.wait("QueueCallerAbandon", Queue="general-12345", Uniqueid=re.escape(tag), timeout=5)
             await hv.until(lambda: hv.queue("general-12345")["abandoned"] == 1)
@@ -179,7 +181,7 @@ async def test_caller_hanging_up_while_a_member_rings_is_an_abandon(rig):
                      and e.get("Uniqueid") == tag]
             assert names[:3] == ["DialEnd", "DialEnd", "QueueCallerAbandon"], names
             await hv.until(lambda: any(m["interface"] == "Local/rr12@test-ringer/n" and m["state"] == "free"
-                                       for m in hv.queue("general-12345")["members"]))
+                                       and not m["ringing"] for m in hv.queue("general-12345")["members"]))
         finally:
             await ami.action("QueueRemove", Queue="general-12345", Interface="Local/rr12@test-ringer/n")
 
