@@ -14,6 +14,7 @@ makes an observer that gets everything.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Awaitable, Callable
 
@@ -443,12 +444,31 @@ class AmiEmulator(PbxModel):
         name = a.get("Channel")
         if not name:
             return s.error(a, "No channel specified")
+        cause = int(a.get("Cause") or 16)
+        if len(name) > 2 and name.startswith("/") and name.endswith("/"):     # a regex: every matching channel
+            try:
+                pattern = re.compile(name[1:-1])
+            except re.error:
+                return s.error(a, "Invalid regex")
+            hit = [n for n in self.channels if pattern.search(n)]
+            s.reply(a, "Success", "Channels hung up will follow", EventList="start")                 # recorded
+            aid = {"ActionID": a["ActionID"]} if "ActionID" in a else {}
+            for n in hit:
+                s.send({"Event": "ChannelHungup", "Channel": n, **aid})
+            s.send({"Event": "ChannelsHungupListComplete", **aid, "EventList": "Complete",
+                    "ListItems": str(len(hit))})
+            for n in hit:
+                self._hang_up_by_ami(n, cause)
+            return None
         if name not in self.channels:
             return s.error(a, "No such channel")                                                     # recorded
         s.reply(a, "Success", "Channel Hungup")                                                      # recorded
-        cause = int(a.get("Cause") or 16)
-        self.emit({"Event": "SoftHangupRequest", **self.channels[name].snapshot(), "Cause": str(cause)})
-        self.hangup(name, cause)
+        self._hang_up_by_ami(name, cause)
+
+    def _hang_up_by_ami(self, name: str, cause: int) -> None:
+        if name in self.channels:
+            self.emit({"Event": "SoftHangupRequest", **self.channels[name].snapshot(), "Cause": str(cause)})
+            self.hangup(name, cause)
 
     async def _play_dtmf(self, s: _Session, a: Message) -> None:
         if a.get("Channel") not in self.channels:

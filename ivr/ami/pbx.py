@@ -205,6 +205,9 @@ class PbxModel:
         (recorded), then the generated dialplan says so (UserEvent HotlineQueueLeft) and joins the next queue."""
         chan = self.channels[caller]
         q = self.queues[chan.queue or ""]
+        call = chan.queue_call
+        if status == "TIMEOUT" and call is not None and call.connected is None and call.agent in self.channels:
+            self._ring_not_answered(chan, self.channels[call.agent or ""], free_later=True)   # recorded order
         self._leave_queue(caller, abandon=True)
         chan.variables["QUEUESTATUS"] = status
         self.emit({"Event": "VarSet", **chan.snapshot(), "Variable": "QUEUESTATUS", "Value": status})
@@ -272,11 +275,15 @@ class PbxModel:
         """The member's ring times out: AgentRingNoAnswer (RingTime in ms), DialEnd NOANSWER then CANCEL, the
         member leg hung up (cause 0), the member free again (recorded order)."""
         chan = self.channels[caller]
+        assert chan.queue_call is not None
+        self._ring_not_answered(chan, self.channels[agent], free_later=False)
+
+    def _ring_not_answered(self, chan: Channel, agent_chan: Channel, *, free_later: bool) -> None:
+        """The member's ring ends unanswered (its ring timeout, or Queue()'s timeout while it rings)."""
         call = chan.queue_call
         assert call is not None
         q = self.queues[call.queue]
         member = q.members[call.interface]
-        agent_chan = self.channels[agent]
         ring_ms = int((time.time() - (call.rang or time.time())) * 1000)
         self.emit({"Event": "AgentRingNoAnswer", **chan.snapshot(), **agent_chan.snapshot("Dest"),
                    "Queue": q.name, "Interface": call.interface, "MemberName": member.name,
@@ -284,8 +291,18 @@ class PbxModel:
         for status in ("NOANSWER", "CANCEL"):
             self.emit({"Event": "DialEnd", **chan.snapshot(), **agent_chan.snapshot("Dest"), "DialStatus": status})
         chan.queue_call = agent_chan.queue_call = None
-        self.hangup(agent, 0)
-        self._member_device(q, member, DEVICE_NOT_INUSE)
+        self.hangup(agent_chan.name, 0)
+        self._free_member(q, member, later=free_later)
+
+    def _free_member(self, q: QueueState, member: Member, *, later: bool) -> None:
+        """QueueMemberStatus 1 once the member's leg is gone: right away, or (the device-state thread) after the
+        events of the caller that follow (recorded: after the abandon, after the next queue's join)."""
+        if later and _loop_running():
+            async def freed() -> None:
+                self._member_device(q, member, DEVICE_NOT_INUSE)
+            self._later(freed())
+        else:
+            self._member_device(q, member, DEVICE_NOT_INUSE)
 
     def _member_device(self, q: QueueState, member: Member, status: int) -> None:
         """QueueMemberStatus is a device-state event: only a change of Status sends it (recorded)."""
@@ -316,14 +333,8 @@ class PbxModel:
         caller.queue_call = agent.queue_call = None
         self.hangup(agent.name, 0)
         q, member = self.queues[call.queue], self.queues[call.queue].members.get(call.interface)
-        if member is None:
-            return
-        if _loop_running():
-            async def freed() -> None:
-                self._member_device(q, member, DEVICE_NOT_INUSE)
-            self._later(freed())
-        else:
-            self._member_device(q, member, DEVICE_NOT_INUSE)
+        if member is not None:
+            self._free_member(q, member, later=True)
 
     def answered_call(self, queue: str, interface: str, caller_num: str = "4951234567",
                       dialed: str = "12345") -> tuple[Channel, Channel]:
@@ -334,10 +345,11 @@ class PbxModel:
         self.agent_answers(caller.name, agent.name)
         return caller, agent
 
-    def caller_abandons(self, caller: str) -> None:
-        """The caller hangs up while waiting: HangupRequest first, then (see `_cancel_ring`) Abandon, Leave, Hangup."""
-        self.emit({"Event": "HangupRequest", **self.channels[caller].snapshot(), "Cause": "16"})
-        self.hangup(caller, 16)
+    def caller_abandons(self, caller: str, cause: int = 16) -> None:
+        """The caller hangs up (its phone, the Local ;1 half, goes on-hook): HangupRequest first, then while waiting
+        (see `_cancel_ring`) Abandon, Leave, Hangup; while talking, the end of the queue call (Reason caller)."""
+        self.emit({"Event": "HangupRequest", **self.channels[caller].snapshot(), "Cause": str(cause)})
+        self.hangup(caller, cause)
 
     def set_var(self, channel: str, name: str, value: str) -> None:
         self.channels[channel].variables[name] = value
