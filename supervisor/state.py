@@ -386,7 +386,8 @@ class LiveState:
                 location = item.get("Location") or item.get("Interface") or ""
                 old_q = s.queues.get(name)
                 prior = old_q.members.get(location) if old_q else None
-                member = Member(location, paused_since=prior.paused_since if prior else None)
+                member = Member(location, paused_since=prior.paused_since if prior else None,
+                                ringing_for=prior.ringing_for if prior else None)
                 _update_member(member, item, now, event_is_pause=False)
                 seen[name].members[location] = member
             elif kind == "QueueEntry" and name in seen:
