@@ -389,8 +389,9 @@ async def test_leave_empty_and_timeout_reach_the_next_queue_and_say_so():
     assert [(e["UserEvent"], e["Queue"], e["Status"], e["Next"]) for e in left] == [
         ("HotlineQueueLeft", "minors-protection", "TIMEOUT", "general-12345")]
     names = [e["Event"] for e in sc.events if e.get("Uniqueid") == caller.uniqueid]
-    assert names[names.index("QueueCallerAbandon"):][:5] == ["QueueCallerAbandon", "QueueCallerLeave", "VarSet",
-                                                             "UserEvent", "QueueCallerJoin"]
+    # recorded (ami-queue-overflow.txt): ..., VarSet QUEUESTATUS, UserEvent, VarSet ABANDONED= (cleared), Join
+    assert names[names.index("QueueCallerAbandon"):][:6] == ["QueueCallerAbandon", "QueueCallerLeave", "VarSet",
+                                                             "UserEvent", "VarSet", "QueueCallerJoin"]
     state = LiveState()
     for e in sc.events:
         state.apply("pbx", e, T0)

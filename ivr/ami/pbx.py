@@ -182,7 +182,8 @@ class PbxModel:
         joined = q.joined[caller] = time.time()
         q.original_position[caller] = len(q.callers)
         chan.queue, chan.application, chan.app_data = queue, "Queue", queue
-        chan.variables.pop("ABANDONED", None)              # recorded: cleared when the next queue is joined
+        if chan.variables.pop("ABANDONED", None) is not None:    # recorded: cleared as the next queue is joined
+            self.emit({"Event": "VarSet", **chan.snapshot(), "Variable": "ABANDONED", "Value": ""})
         self.emit({"Event": "QueueCallerJoin", **chan.snapshot(), "Queue": queue, "Position": str(len(q.callers)),
                    "Count": str(len(q.callers))})
         if q.leave_when_empty and not q.can_answer():
@@ -434,6 +435,7 @@ class PbxModel:
             if abandon:
                 self._cancel_ring(chan)
                 chan.variables["ABANDONED"] = "TRUE"          # recorded: set on timeout and leave-empty too
+                self.emit({"Event": "VarSet", **chan.snapshot(), "Variable": "ABANDONED", "Value": "TRUE"})
             q.callers.remove(name)
             joined = q.joined.pop(name, time.time())
             if abandon:
