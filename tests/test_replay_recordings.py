@@ -161,7 +161,9 @@ def shape(events: list[Message], caller: str) -> tuple[list[tuple], list[tuple],
                 phase = "call" if anchor[0] == "AgentCalled" or anchor[2] == "ANSWER" else "end"
                 members.append((e.get("Queue"), e.get("Status"), phase))
             continue
-        if name not in STRICT:
+        if name == "VarSet" and e.get("Variable") in ("ABANDONED", "QUEUESTATUS"):   # app_queue's own variables
+            name = f"VarSet {e['Variable']}={e.get('Value', '')}"
+        elif name not in STRICT:
             continue
         mine = e.get("Uniqueid") == caller
         leg = name == "Hangup" and e.get("Channel") in legs
