@@ -128,7 +128,8 @@ def test_live_view_and_outcomes_say_what_the_recording_shows(path):
 def test_user_hotline_receives_only_its_read_classes(path):
     """What the emulator must copy: user hotline (read=call,agent[,user]) never gets dialplan/dtmf/agi events."""
     names = {e.get("Event") for _, e in events_of(path)}
-    assert names.isdisjoint({"VarSet", "Newexten", "DTMFBegin", "DTMFEnd", "AGIExecStart", "AGIExecEnd", "Reload"})
+    assert names.isdisjoint({"VarSet", "Newexten", "DTMFBegin", "DTMFEnd", "AGIExecStart", "AGIExecEnd", "Reload",
+                             "FullyBooted", "SuccessfulAuth"})
     assert names & {"Newchannel", "Hangup", "QueueCallerJoin", "AgentConnect"}
 
 
@@ -430,6 +431,7 @@ async def test_sessions_get_only_the_events_of_their_read_class():
         await observer.close()
         await emu.stop()
     assert "VarSet" in got["e2e"] and "VarSet" not in got["hotline"]
+    assert "FullyBooted" in got["e2e"] and "FullyBooted" not in got["hotline"]
     assert "UserEvent" in got["hotline"] and "QueueCallerAbandon" in got["hotline"] and "Hangup" in got["hotline"]
 
 

@@ -235,8 +235,9 @@ class AmiEmulator(PbxModel):
         s.reply(a, "Success", "Authentication accepted")
         if s.events:
             uptime = str(int(time.time() - self.started))
-            s.send({"Event": "FullyBooted", "Privilege": "system,all", "Uptime": uptime, "LastReload": uptime,
-                    "Status": "Fully Booted"})                     # recorded: sent whatever the read classes
+            if s.reads("system,all"):      # recorded: user hotline (no system class) gets no FullyBooted
+                s.send({"Event": "FullyBooted", "Privilege": "system,all", "Uptime": uptime, "LastReload": uptime,
+                        "Status": "Fully Booted"})
             if s.reads("security,all"):
                 s.send(self._security_event(s, "SuccessfulAuth"))
         return None
