@@ -51,7 +51,6 @@ def test_both_sets_are_here():
 # shows it (INDEX.txt / NOTES-2.md): a leave-empty or timeout overflow answered in general-12345 is answered, not
 # abandoned; a Redirect out of the waiting queue is no abandon; a caller hanging up while waiting is.
 NONE: tuple[dict, list] = ({}, [])
-ANSWERED_IN_GENERAL = "general-12345"
 EXPECTED: dict[str, tuple[dict[str, tuple[int, int, int]], list[tuple[str, str, float]]]] = {
     "ami-abandon-while-ringing-local.txt": ({"general-12345": (0, 1, 0)},
                                             [("abandon-while-ringing-local-17210-1-2", "abandoned", 5.0)]),
@@ -356,7 +355,6 @@ def test_member_state_events_carry_the_recorded_values():
     caller = sc.call()
     sc.emu.caller_joins_queue(caller.name, "general-12345")
     leg = sc.emu.ring_agent(caller.name, "Local/rr1@e2e-ringer/n")
-    sc.emu.queues["general-12345"].members["Local/rr1@e2e-ringer/n"]  # noqa: B018 (exists)
     call = caller.queue_call
     call.rang -= 15.0                                  # as if it had rung the queue's 15 s
     sc.emu.agent_no_answer(caller.name, leg.name)
