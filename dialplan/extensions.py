@@ -255,23 +255,27 @@ def _action_callback() -> Section:
     return ctx.exten(exten)
 
 
+QUEUE_LEFT_EVENT = "HotlineQueueLeft"  # UserEvent name: overflow, not abandon (see _queue)
+
+
 def _queue(facts: Facts, options: RenderOptions, queue: Queue) -> Section:
     ctx = Section(queue_context(queue.id))
     ctx.comment(comment_text(f"{queue.id}: {queue.name}"))
     ctx.comment("Option T lets the caller start a transfer too; the caller's transfer context is this one, whose")
     ctx.comment("only extension is s, so a caller's *2 reaches nothing.")
+    ctx.comment(f"{QUEUE_LEFT_EVENT}: the caller is moved on (app_queue's QueueCallerAbandon says so for a hang-up too).")
     exten = Exten("s")
     exten.add(f"Set(HOTLINE_QUEUE={queue.id})")
     if queue.overflow is not None:
         ctx.comment(f"Overflow: after {queue.overflow.after_seconds} s unanswered (or nobody logged in) "
                     f"to {queue.overflow.to}.")
         exten.add(f"Queue({queue.id},{QUEUE_OPTIONS},,,{queue.overflow.after_seconds})")
-        exten.add(f"NoOp(left {queue.id} unanswered: ${{QUEUESTATUS}})")
+        exten.add(_queue_left(queue.id, queue.overflow.to))
         exten.add(f"Goto({queue_context(queue.overflow.to)},s,1)")
     elif queue.id != facts.general:
         ctx.comment(f"No overflow of its own: an unanswered caller goes on to {facts.general}.")
         exten.add(f"Queue({queue.id},{QUEUE_OPTIONS})")
-        exten.add(f"NoOp(left {queue.id} unanswered: ${{QUEUESTATUS}})")
+        exten.add(_queue_left(queue.id, facts.general))
         exten.add(f"Goto({queue_context(facts.general)},s,1)")
     else:
         ctx.comment("The last resort (joinempty=yes, leavewhenempty=no, no timeout): Queue() only returns if the")
@@ -279,12 +283,19 @@ def _queue(facts: Facts, options: RenderOptions, queue: Queue) -> Section:
         exten.add("Set(HOTLINE_GENERAL_TRIES=0)")
         exten.add(f"Queue({queue.id},{QUEUE_OPTIONS})", "join")
         exten.add("Set(HOTLINE_GENERAL_TRIES=${INC(HOTLINE_GENERAL_TRIES)})")
+        exten.add(_queue_left(queue.id, f"${{IF($[${{HOTLINE_GENERAL_TRIES}} < {GENERAL_TRIES}]?{queue.id}:)}}"))
         exten.add(f"GotoIf($[${{HOTLINE_GENERAL_TRIES}} < {GENERAL_TRIES}]?retry)")
         exten.add(f"Playback({options.prompt_all_busy})")
         exten.add("Hangup()")
         exten.add("Wait(2)", "retry")
         exten.add("Goto(join)")
     return ctx.exten(exten)
+
+
+def _queue_left(queue_id: str, next_queue: str) -> str:
+    """The caller left `queue_id` unanswered and is still on the line: the table sends it on to `next_queue`
+    (empty: nowhere, the queues gave up). Read by supervisor/state.py and records/outcomes.py (AMI class user)."""
+    return f"UserEvent({QUEUE_LEFT_EVENT},Queue: {queue_id},Status: ${{QUEUESTATUS}},Next: {next_queue})"
 
 
 def _trunk(trunk: Trunk) -> Section:

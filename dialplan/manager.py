@@ -8,8 +8,10 @@ classes):
   which would also need `system`: not granted);
 - write `reporting`: CoreShowChannels (channel resync after a reconnect; read-only information);
 - read `call`: channel and transfer events (Newchannel, Hangup, BridgeEnter, AttendedTransfer, ...);
-- read `agent`: queue events (QueueCallerJoin/Leave/Abandon, AgentCalled/Connect/Complete, QueueMember*).
-Not granted: system, command, config, dialplan (VarSet/Newexten floods), user, dtmf, security, aoc, cdr.
+- read `agent`: queue events (QueueCallerJoin/Leave/Abandon, AgentCalled/Connect/Complete, QueueMember*);
+- read `user`: the generated dialplan's UserEvent HotlineQueueLeft after a Queue() that returned (timeout,
+  leave-empty: an overflow, which app_queue reports as QueueCallerAbandon too).
+Not granted: system, command, config, dialplan (VarSet/Newexten floods), dtmf, security, aoc, cdr.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from dialplan.facts import Facts
 from dialplan.options import RenderOptions
 
 FILENAME = "manager_hotline.conf"
-READ = "call,agent"
+READ = "call,agent,user"
 WRITE = "call,agent,originate,reporting"
 
 

@@ -223,7 +223,7 @@ def _execute(plan: Dialplan, call: Call, step: Step, dialed: str, effects: Mappi
         call.dials.append(args.split(",")[0])
     elif app == "AGI":
         call.agi.append(args.split(",")[0])
-    elif app not in {"NoOp", "Playback", "Wait", "Ringing", "ConfBridge", "Log"}:
+    elif app not in {"NoOp", "Playback", "Wait", "Ringing", "ConfBridge", "Log", "UserEvent"}:
         raise WalkError(f"line {step.line}: application {app} is not simulated")
     result = dict(effects[app](call, args)) if app in effects else {}
     if "__timeout__" in result:

@@ -7,6 +7,13 @@ record (revision 1) of each call. Bytes and clocks stay outside: feed it event d
 The engine's own record (revision 0, written when the IVR has decided) holds the routing facts; this one
 adds wait, who answered, outcome and hang-up cause (the database merges them by uniqueid).
 One tracker per AMI connection (Asterisk uniqueids are per server).
+
+Outcomes: answered (an agent of any queue on the way answered), abandoned (the caller hung up while waiting),
+no_answer (the queues gave up: the caller was moved on by the table with no queue left, or out of the queue by a
+Redirect, and no agent answered). app_queue sends QueueCallerAbandon on timeout and leave-empty too, so an
+Abandon is the caller's only when the caller's HangupRequest came before it (as Asterisk 22 sends it) or its
+Hangup follows within ABANDON_GRACE; the generated dialplan's UserEvent HotlineQueueLeft or the next queue's
+QueueCallerJoin make it an overflow (see supervisor/state.py, which tells them apart the same way).
 """
 from __future__ import annotations
 
@@ -19,6 +26,8 @@ from records.types import CallRecord, Outcome
 
 LINE_IN_NAME = re.compile(r"^\[(\d{3,6})\]")   # CALLERID(name) = "[<line>] <original name>" (engine contract)
 MAX_AGE = timedelta(hours=12)                   # a call whose Hangup we never saw (AMI link lost) is dropped
+ABANDON_GRACE = timedelta(seconds=1)            # a Hangup this soon after a QueueCallerAbandon: the caller's
+QUEUE_LEFT_EVENT = "HotlineQueueLeft"           # the generated dialplan's UserEvent after Queue() returned
 
 
 @dataclass
@@ -35,6 +44,8 @@ class _Queued:
     wait: float | None = None
     answered_by: str | None = None
     abandoned: bool = False
+    hanging_up: bool = False                 # the caller's HangupRequest seen: an Abandon now is the caller's
+    abandon_at: datetime | None = None       # a QueueCallerAbandon not yet known as abandon or overflow
     seen: datetime = field(default=None)     # type: ignore[assignment]
 
 
@@ -69,19 +80,24 @@ class QueueOutcomeTracker:
         call = self._calls.get(uniqueid)
         if call is None:
             match = LINE_IN_NAME.match(ev.get("CallerIDName") or "")
-            dialed = ev.get("Exten") or ""
-            call = _Queued(uniqueid=uniqueid, dialed=dialed, line=match.group(1) if match else dialed,
+            exten = ev.get("Exten") or ""
+            line = match.group(1) if match else exten
+            # the generated dialplan queues from hotline-queue-<id>,s: the number dialed is the line then
+            dialed = exten if exten.isdigit() or not match else line
+            call = _Queued(uniqueid=uniqueid, dialed=dialed, line=line,
                            caller=ev.get("CallerIDNum") or None, joined_at=at, queue=ev.get("Queue") or "",
                            queue_joined_at=at, seen=at)
             self._calls[uniqueid] = call
         else:   # overflow into the next queue: the wait goes on
+            call.abandon_at = None              # an overflow (HotlineQueueLeft not seen: the join says it)
             call.waited += call.left_after if call.left_after is not None else 0.0
             call.queue, call.queue_joined_at, call.left_after = ev.get("Queue") or call.queue, at, None
+            call.hanging_up = False
         call.seen = at
 
     def _on_QueueCallerLeave(self, uniqueid: str, ev: Mapping[str, str], at: datetime) -> None:
         call = self._calls.get(uniqueid)
-        if call is not None and call.answered_by is None and not call.abandoned:
+        if call is not None and call.answered_by is None and not call.abandoned and call.abandon_at is None:
             # Asterisk sends Leave just before AgentConnect too: only Hangup or the next Join settles it.
             call.left_after = (at - call.queue_joined_at).total_seconds()
             call.seen = at
@@ -102,19 +118,41 @@ class QueueOutcomeTracker:
         if call is None:
             return
         hold = _seconds(ev.get("HoldTime"))
-        call.wait = call.waited + (hold if hold is not None else (at - call.queue_joined_at).total_seconds())
-        call.abandoned = True
+        this_queue = hold if hold is not None else (at - call.queue_joined_at).total_seconds()
+        call.wait = call.waited + this_queue
+        if call.hanging_up:
+            call.abandoned = True
+        else:                                   # timeout, leave-empty or Redirect: what follows decides
+            call.abandon_at, call.left_after = at, this_queue
+        call.seen = at
+
+    def _on_HangupRequest(self, uniqueid: str, ev: Mapping[str, str], at: datetime) -> None:
+        call = self._calls.get(uniqueid)
+        if call is not None and call.answered_by is None:
+            call.hanging_up = True
+
+    _on_SoftHangupRequest = _on_HangupRequest
+
+    def _on_UserEvent(self, uniqueid: str, ev: Mapping[str, str], at: datetime) -> None:
+        call = self._calls.get(uniqueid)
+        if call is None or ev.get("UserEvent") != QUEUE_LEFT_EVENT or call.answered_by is not None:
+            return
+        call.abandon_at = None                  # an overflow: the table moves the caller on
+        if call.left_after is None:             # Queue() returned without a join (full, missing)
+            call.left_after = (at - call.queue_joined_at).total_seconds()
         call.seen = at
 
     def _on_Hangup(self, uniqueid: str, ev: Mapping[str, str], at: datetime) -> CallRecord | None:
         call = self._calls.pop(uniqueid, None)
         if call is None:
             return None
+        if call.abandon_at is not None and at - call.abandon_at <= ABANDON_GRACE:
+            call.abandoned = True               # its hang-up request was not seen, the hang-up itself was
         if call.answered_by is not None:
             outcome = Outcome.ANSWERED
         elif call.abandoned:
             outcome = Outcome.ABANDONED
-        elif call.left_after is not None:       # the queue gave up (timeout, no members): not the caller
+        elif call.left_after is not None:       # the queues gave up (or a Redirect moved it on): not the caller
             outcome = Outcome.NO_ANSWER
             call.wait = call.waited + call.left_after
         else:                                   # hung up while waiting, no Abandon event seen

@@ -78,6 +78,8 @@ class LineReport:
     p90_wait: float | None                    # nearest-rank 90th percentile
     outcomes: dict[str, int] = field(default_factory=dict)
     transfers: dict[str, dict[str, int]] = field(default_factory=dict)   # kind -> outcome -> count
+    abandoned: int = 0                        # the caller hung up while waiting in a queue
+    queue_gave_up: int = 0                    # queued, never answered, the caller did not hang up (moved on)
 
 
 def percentile(values: Sequence[float], fraction: float) -> float | None:
@@ -97,11 +99,15 @@ def day_bounds(day: date, tz: tzinfo) -> tuple[datetime, datetime]:
 def daily(engine: Engine, day: date, tz: tzinfo) -> list[LineReport]:
     """Per legacy line, for calls arriving on `day` in `tz`: volume, answered share, waits, transfers.
 
+    Abandoned (the caller hung up in a queue) and "queue gave up" (a queued call that no agent answered and whose
+    caller did not hang up: the overflow chain ended, or a Redirect moved it on) are told apart; an overflow that
+    was answered in the next queue is an answered call.
+
     Transfers are counted with their call's line and day (the first line stays responsible).
     """
     start, end = day_bounds(day, tz)
     with engine.connect() as conn:
-        call_rows = conn.execute(select(calls.c.line, calls.c.outcome, calls.c.wait_seconds)
+        call_rows = conn.execute(select(calls.c.line, calls.c.outcome, calls.c.wait_seconds, calls.c.action)
                                  .where(calls.c.arrived_at >= start, calls.c.arrived_at < end)).all()
         transfer_rows = conn.execute(
             select(calls.c.line, transfers.c.kind, transfers.c.outcome)
@@ -128,19 +134,23 @@ def daily(engine: Engine, day: date, tz: tzinfo) -> list[LineReport]:
             line=line, calls=len(rows), answered=answered, answered_share=answered / len(rows),
             waits=len(waits), average_wait=sum(waits) / len(waits) if waits else None,
             p90_wait=percentile(waits, 0.9), outcomes=dict(sorted(outcomes.items())),
-            transfers={k: dict(sorted(v.items())) for k, v in sorted(transfer_counts.get(line, {}).items())}))
+            transfers={k: dict(sorted(v.items())) for k, v in sorted(transfer_counts.get(line, {}).items())},
+            abandoned=outcomes.get(Outcome.ABANDONED.value, 0),
+            queue_gave_up=sum(1 for r in rows if r.outcome == Outcome.NO_ANSWER.value and r.action == "queue")))
     return reports
 
 
 def format_daily(reports: Sequence[LineReport], day: date) -> str:
     lines = [f"Daily report {day.isoformat()}",
-             f"{'line':<8} {'calls':>6} {'answered':>9} {'avg wait':>9} {'p90 wait':>9}  transfers"]
+             f"{'line':<8} {'calls':>6} {'answered':>9} {'abandoned':>9} {'gave up':>7} {'avg wait':>9} "
+             f"{'p90 wait':>9}  transfers"]
     for r in reports:
         avg = f"{r.average_wait:.1f}s" if r.average_wait is not None else "-"
         p90 = f"{r.p90_wait:.1f}s" if r.p90_wait is not None else "-"
         moved = "; ".join(f"{kind}: " + ", ".join(f"{o} {n}" for o, n in outs.items())
                           for kind, outs in r.transfers.items()) or "-"
-        lines.append(f"{r.line:<8} {r.calls:>6} {r.answered_share:>8.1%} {avg:>9} {p90:>9}  {moved}")
+        lines.append(f"{r.line:<8} {r.calls:>6} {r.answered_share:>8.1%} {r.abandoned:>9} {r.queue_gave_up:>7} "
+                     f"{avg:>9} {p90:>9}  {moved}")
     if not reports:
         lines.append("(no calls)")
     return "\n".join(lines)

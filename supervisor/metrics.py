@@ -1,8 +1,9 @@
 """Prometheus /metrics: read from the live state at scrape time (no numbers, only aggregates).
 
-Gauges per server and queue: waiting callers, longest wait, members by state, service level today, answered and
-abandoned today. Counters answered/abandoned count since this process started (Prometheus counters never go
-back; use increase() for a day).
+Gauges per server and queue: waiting callers, longest wait, members by state, service level today, answered,
+abandoned (the caller hung up) and overflowed (moved on to the next queue by the table) today. Counters
+answered/abandoned/overflowed count since this process started (Prometheus counters never go back; use increase()
+for a day).
 """
 from __future__ import annotations
 
@@ -33,8 +34,13 @@ class QueueCollector(Collector):
                                "(Asia/Shanghai)", labels=q_labels)
         answered_today = GaugeMetricFamily("hotline_queue_answered_today", "Calls answered today", labels=q_labels)
         abandoned_today = GaugeMetricFamily("hotline_queue_abandoned_today", "Calls abandoned today", labels=q_labels)
+        overflowed_today = GaugeMetricFamily("hotline_queue_overflowed_today",
+                                             "Calls moved on to the next queue today (timeout, nobody logged in)",
+                                             labels=q_labels)
         answered = CounterMetricFamily("hotline_queue_answered", "Calls answered since start", labels=q_labels)
         abandoned = CounterMetricFamily("hotline_queue_abandoned", "Calls abandoned since start", labels=q_labels)
+        overflowed = CounterMetricFamily("hotline_queue_overflowed", "Calls moved on to the next queue since start",
+                                         labels=q_labels)
         connected = GaugeMetricFamily("hotline_ami_connected", "1 when the AMI link to the server is up",
                                       labels=["server"])
         for server in view["servers"]:
@@ -49,9 +55,12 @@ class QueueCollector(Collector):
                     sl.add_metric(labels, q["service_level"])
                 answered_today.add_metric(labels, q["answered"])
                 abandoned_today.add_metric(labels, q["abandoned"])
+                overflowed_today.add_metric(labels, q["overflowed"])
                 answered.add_metric(labels, q["answered_total"])
                 abandoned.add_metric(labels, q["abandoned_total"])
-        yield from (waiting, longest, members, sl, answered_today, abandoned_today, answered, abandoned, connected)
+                overflowed.add_metric(labels, q["overflowed_total"])
+        yield from (waiting, longest, members, sl, answered_today, abandoned_today, overflowed_today, answered,
+                    abandoned, overflowed, connected)
 
 
 def make_registry(state: LiveState, clock: Callable[[], float]) -> CollectorRegistry:

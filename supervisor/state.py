@@ -3,9 +3,17 @@
 Several Asterisk servers feed one view, so everything is keyed by server name, then queue name.
 `apply()` takes the live events (QueueCallerJoin, AgentConnect, QueueMemberPause, ...); `resync()` takes
 a QueueStatus reply (QueueParams / QueueMember / QueueEntry), sent after every (re)connect, and replaces
-the queues' members and waiting callers with what Asterisk says now. Answered/abandoned counts are our own
-(Asterisk's Completed/Abandoned run since its last reload, not since local midnight), kept per local day in
+the queues' members and waiting callers with what Asterisk says now. Answered/abandoned/overflowed counts are our
+own (Asterisk's Completed/Abandoned run since its last reload, not since local midnight), kept per local day in
 Asia/Shanghai.
+
+Abandoned vs overflowed: app_queue sends QueueCallerAbandon whenever a caller leaves without an answer, also on
+its timeout or leave-empty (the overflow path of the table). In a real abandon the caller's HangupRequest comes
+*before* QueueCallerAbandon (Asterisk 22: tests/transcripts/ami-abandon-while-ringing-local.txt), so that one
+counts at once. Any other QueueCallerAbandon is held as pending until what follows decides it: the generated
+dialplan's UserEvent HotlineQueueLeft or a QueueCallerJoin of the next queue -> overflowed; the caller's Hangup
+within ABANDON_GRACE s -> abandoned (a hang-up request we did not see); a later Hangup -> neither (a Redirect out
+of the waiting queue moved the caller on, ami-queue-redirect.txt: not the caller's doing, not the table's).
 
 `view()` renders one JSON-ready snapshot; with `full_numbers=False` caller numbers are masked *here*, on the
 server side, so a role that may not see them never receives them.
@@ -33,6 +41,8 @@ MEMBER_STATES = ("free", "busy", "paused", "unavailable")
 _LINE_PREFIX = re.compile(r"^\[(?P<line>[0-9A-Za-z+*#-]{1,24})\]\s*(?P<name>.*)$")
 _LONG_DIGITS = re.compile(r"\d{5,}")
 _RECENT_MAX = 2000  # callers that left the queue, remembered for the AgentConnect that follows
+ABANDON_GRACE = 1.0  # s: a Hangup this soon after a pending QueueCallerAbandon makes it an abandon
+QUEUE_LEFT_EVENT = "HotlineQueueLeft"  # the generated dialplan's UserEvent (dialplan/extensions.py, _queue)
 
 
 def split_line(callerid_name: str | None) -> tuple[str, str]:
@@ -87,6 +97,7 @@ class Member:
     reason: str = ""
     paused_since: float | None = None
     calls_taken: int = 0
+    ringing_for: str | None = None  # uniqueid of the caller app_queue is ringing this member for (AgentCalled)
 
     @property
     def state(self) -> str:
@@ -94,7 +105,7 @@ class Member:
             return "paused"
         if self.status in _UNAVAILABLE_STATES:
             return "unavailable"
-        if self.in_call or self.status in _BUSY_STATES:
+        if self.in_call or self.ringing_for is not None or self.status in _BUSY_STATES:
             return "busy"
         return "free"
 
@@ -110,10 +121,12 @@ class Tally:
     answered: int = 0
     answered_in_sl: int = 0
     abandoned: int = 0
+    overflowed: int = 0  # moved on to the next queue by the table (timeout, nobody logged in): not offered here
     hold_total: int = 0  # seconds, answered calls: for the average wait
 
     def service_level(self) -> float | None:
-        """Share of offered calls answered within the threshold; abandons count against it."""
+        """Share of offered calls answered within the threshold; abandons count against it. An overflowed call
+        is counted where it ends (answered or abandoned in the next queue), so it is not offered twice."""
         offered = self.answered + self.abandoned
         return self.answered_in_sl / offered if offered else None
 
@@ -129,6 +142,7 @@ class QueueState:
     lines_today: dict[str, Tally] = field(default_factory=dict)
     answered_total: int = 0  # since this process started: Prometheus counters never go back
     abandoned_total: int = 0
+    overflowed_total: int = 0
 
     def roll_day(self, now: float) -> None:
         day = local_day(now)
@@ -140,6 +154,13 @@ class QueueState:
 
 
 @dataclass
+class PendingAbandon:
+    queue: str
+    line: str
+    at: float
+
+
+@dataclass
 class ServerState:
     name: str
     queues: dict[str, QueueState] = field(default_factory=dict)
@@ -147,6 +168,8 @@ class ServerState:
     synced_at: float | None = None
     lines: OrderedDict[str, str] = field(default_factory=OrderedDict)  # uniqueid -> HOTLINE_LINE
     recent: OrderedDict[str, Caller] = field(default_factory=OrderedDict)  # left the queue lately
+    hanging_up: OrderedDict[str, float] = field(default_factory=OrderedDict)  # waiting callers' HangupRequest
+    pending: OrderedDict[str, "PendingAbandon"] = field(default_factory=OrderedDict)  # abandon or overflow?
 
     def queue(self, name: str) -> QueueState:
         q = self.queues.get(name)
@@ -198,9 +221,10 @@ class LiveState:
         return line, name
 
     def _on_join(self, s: ServerState, ev: Mapping[str, str], now: float) -> bool:
+        uid = ev.get("Uniqueid", "")
+        self._settle(s, uid, "overflowed", now)  # no HotlineQueueLeft seen (older dialplan): the join says it
         q = s.queue(ev.get("Queue", ""))
         q.roll_day(now)
-        uid = ev.get("Uniqueid", "")
         line, name = self._caller_line(s, ev)
         number = ev.get("CallerIDNum", "")
         q.callers[uid] = Caller(uid, "" if number == "<unknown>" else number, name, line, now,
@@ -218,14 +242,41 @@ class LiveState:
 
     def _on_abandon(self, s: ServerState, ev: Mapping[str, str], now: float) -> bool:
         q = s.queue(ev.get("Queue", ""))
-        q.roll_day(now)
         uid = ev.get("Uniqueid", "")
         caller = q.callers.get(uid) or s.recent.get(uid)
         line = caller.line if caller else self._caller_line(s, ev)[0]
-        for tally in (q.today, q.line_tally(line)):
-            tally.abandoned += 1
-        q.abandoned_total += 1
+        self._stop_ringing_for(s, uid)
+        s.pending[uid] = PendingAbandon(q.name, line, now)
+        while len(s.pending) > _RECENT_MAX:
+            s.pending.popitem(last=False)
+        if s.hanging_up.pop(uid, None) is not None:  # the caller hung up: a real abandon
+            return self._settle(s, uid, "abandoned", now)
+        return False
+
+    def _settle(self, s: ServerState, uid: str, how: str, now: float) -> bool:
+        """Count a pending QueueCallerAbandon as `how` (abandoned | overflowed | None: neither)."""
+        pending = s.pending.pop(uid, None)
+        if pending is None or how is None:
+            return False
+        q = s.queue(pending.queue)
+        q.roll_day(now)
+        for tally in (q.today, q.line_tally(pending.line)):
+            setattr(tally, how, getattr(tally, how) + 1)
+        setattr(q, f"{how}_total", getattr(q, f"{how}_total") + 1)
         return True
+
+    def _on_hangup_request(self, s: ServerState, ev: Mapping[str, str], now: float) -> bool:
+        uid = ev.get("Uniqueid", "")
+        if any(uid in q.callers for q in s.queues.values()):  # only waiting callers: the set stays small
+            s.hanging_up[uid] = now
+            while len(s.hanging_up) > _RECENT_MAX:
+                s.hanging_up.popitem(last=False)
+        return False
+
+    def _on_user_event(self, s: ServerState, ev: Mapping[str, str], now: float) -> bool:
+        if ev.get("UserEvent") != QUEUE_LEFT_EVENT:
+            return False
+        return self._settle(s, ev.get("Uniqueid", ""), "overflowed", now)
 
     def _on_connect(self, s: ServerState, ev: Mapping[str, str], now: float) -> bool:
         q = s.queue(ev.get("Queue", ""))
@@ -242,8 +293,30 @@ class LiveState:
         q.answered_total += 1
         member = q.members.get(ev.get("Interface", ""))
         if member is not None:
-            member.in_call = True
+            member.in_call, member.ringing_for = True, None
         return True
+
+    def _on_agent_called(self, s: ServerState, ev: Mapping[str, str], now: float) -> bool:
+        member = s.queue(ev.get("Queue", "")).members.get(ev.get("Interface", ""))
+        if member is None:
+            return False
+        member.ringing_for = ev.get("Uniqueid", "")
+        return True
+
+    def _on_ring_no_answer(self, s: ServerState, ev: Mapping[str, str], now: float) -> bool:
+        member = s.queue(ev.get("Queue", "")).members.get(ev.get("Interface", ""))
+        if member is None or member.ringing_for is None:
+            return False
+        member.ringing_for = None
+        return True
+
+    def _stop_ringing_for(self, s: ServerState, uid: str) -> bool:
+        changed = False
+        for q in s.queues.values():
+            for member in q.members.values():
+                if member.ringing_for == uid:
+                    member.ringing_for, changed = None, True
+        return changed
 
     def _on_complete(self, s: ServerState, ev: Mapping[str, str], now: float) -> bool:
         member = s.queue(ev.get("Queue", "")).members.get(ev.get("Interface", ""))
@@ -281,7 +354,10 @@ class LiveState:
     def _on_hangup(self, s: ServerState, ev: Mapping[str, str], now: float) -> bool:
         uid = ev.get("Uniqueid", "")
         s.lines.pop(uid, None)
-        changed = False
+        s.hanging_up.pop(uid, None)
+        pending = s.pending.get(uid)
+        changed = self._settle(s, uid, "abandoned" if pending and now - pending.at <= ABANDON_GRACE else None, now)
+        changed = self._stop_ringing_for(s, uid) or changed
         for q in s.queues.values():  # a QueueCallerLeave lost across a reconnect must not leave a ghost
             if q.callers.pop(uid, None) is not None:
                 changed = True
@@ -303,14 +379,15 @@ class LiveState:
                 old = s.queues.get(name) or QueueState(name)
                 fresh = QueueState(name, item.get("Strategy", ""), day=old.day, today=old.today,
                                    lines_today=old.lines_today, answered_total=old.answered_total,
-                                   abandoned_total=old.abandoned_total)
+                                   abandoned_total=old.abandoned_total, overflowed_total=old.overflowed_total)
                 fresh.roll_day(now)
                 seen[name] = fresh
             elif kind == "QueueMember" and name in seen:
                 location = item.get("Location") or item.get("Interface") or ""
                 old_q = s.queues.get(name)
                 prior = old_q.members.get(location) if old_q else None
-                member = Member(location, paused_since=prior.paused_since if prior else None)
+                member = Member(location, paused_since=prior.paused_since if prior else None,
+                                ringing_for=prior.ringing_for if prior else None)
                 _update_member(member, item, now, event_is_pause=False)
                 seen[name].members[location] = member
             elif kind == "QueueEntry" and name in seen:
@@ -365,7 +442,8 @@ class LiveState:
             by_state[m.state] += 1
             members.append({
                 "interface": m.interface, "name": m.name or m.interface, "state": m.state,
-                "ringing": m.status in _RINGING_STATES and not m.paused,
+                # a ringing Local member is Status 2 (INUSE), like a call: AgentCalled says it rings
+                "ringing": (m.status in _RINGING_STATES or m.ringing_for is not None) and not m.paused,
                 "reason": m.reason if m.paused else "",
                 "paused_for": round(now - m.paused_since) if m.paused and m.paused_since else None,
                 "calls_taken": m.calls_taken, "membership": m.membership,
@@ -375,7 +453,7 @@ class LiveState:
         def bump(line: str, key: str, n: int) -> None:
             for table in (lines, all_lines):
                 row = table.setdefault(line or "?", {"waiting": 0, "answered": 0, "abandoned": 0,
-                                                     "answered_in_sl": 0})
+                                                     "overflowed": 0, "answered_in_sl": 0})
                 row[key] += n
 
         for c in callers:
@@ -383,6 +461,7 @@ class LiveState:
         for line, t in q.lines_today.items():
             bump(line, "answered", t.answered)
             bump(line, "abandoned", t.abandoned)
+            bump(line, "overflowed", t.overflowed)
             bump(line, "answered_in_sl", t.answered_in_sl)
         sl = q.today.service_level()
         return {
@@ -397,11 +476,12 @@ class LiveState:
             } for c, w in zip(callers, waits)],
             "members": members,
             "members_by_state": by_state,
-            "answered": q.today.answered, "abandoned": q.today.abandoned,
+            "answered": q.today.answered, "abandoned": q.today.abandoned, "overflowed": q.today.overflowed,
             "answered_in_sl": q.today.answered_in_sl,
             "average_wait": round(q.today.hold_total / q.today.answered) if q.today.answered else None,
             "service_level": None if sl is None else round(sl, 4),
             "answered_total": q.answered_total, "abandoned_total": q.abandoned_total,
+            "overflowed_total": q.overflowed_total,
             "lines": [{"line": k, **v} for k, v in sorted(lines.items())],
         }
 
@@ -412,6 +492,8 @@ def _update_member(m: Member, ev: Mapping[str, str], now: float, *, event_is_pau
     m.membership = ev.get("Membership", m.membership)
     m.penalty = _int(ev.get("Penalty"), m.penalty)
     m.status = _int(ev.get("Status"), m.status)
+    if m.status not in _BUSY_STATES:
+        m.ringing_for = None          # free (or gone) again: whatever rang it is over
     m.in_call = _flag(ev.get("InCall", m.in_call))
     m.calls_taken = _int(ev.get("CallsTaken"), m.calls_taken)
     paused = _flag(ev.get("Paused", m.paused))
@@ -432,6 +514,8 @@ _HANDLERS = {
     "Leave": LiveState._on_leave,
     "QueueCallerAbandon": LiveState._on_abandon,
     "AgentConnect": LiveState._on_connect,
+    "AgentCalled": LiveState._on_agent_called,
+    "AgentRingNoAnswer": LiveState._on_ring_no_answer,
     "AgentComplete": LiveState._on_complete,
     "QueueMemberStatus": LiveState._on_member,
     "QueueMemberAdded": LiveState._on_member,
@@ -440,5 +524,8 @@ _HANDLERS = {
     "QueueMemberRemoved": LiveState._on_member_removed,
     "VarSet": LiveState._on_varset,
     "Hangup": LiveState._on_hangup,
+    "HangupRequest": LiveState._on_hangup_request,
+    "SoftHangupRequest": LiveState._on_hangup_request,
+    "UserEvent": LiveState._on_user_event,
 }
 HANDLED_EVENTS = frozenset(_HANDLERS)  # what the AMI subscription needs to deliver

@@ -29,13 +29,13 @@ def render(view: dict[str, Any]) -> str:
         out.append("")
         out.append(f"== {server['name']} ({link})")
         out.append(f"  {'queue':<22} {'wait':>4} {'longest':>7} {'free':>4} {'busy':>4} {'paused':>6} {'unav':>4}"
-                   f" {'answ':>5} {'aband':>5} {'SL':>5}")
+                   f" {'answ':>5} {'aband':>5} {'ovfl':>5} {'SL':>5}")
         for q in server["queues"]:
             by = q["members_by_state"]
             flag = " !" if q["longest_wait"] > sl else "  "
             out.append(f"  {q['name']:<22} {q['waiting']:>4} {_dur(q['longest_wait']):>7}{flag[1:]}"
                        f"{by['free']:>4} {by['busy']:>4} {by['paused']:>6} {by['unavailable']:>4}"
-                       f" {q['answered']:>5} {q['abandoned']:>5} {_pct(q['service_level'])}")
+                       f" {q['answered']:>5} {q['abandoned']:>5} {q['overflowed']:>5} {_pct(q['service_level'])}")
             for c in q["callers"]:
                 mark = "!" if c["wait"] > sl else " "
                 out.append(f"      {mark} waiting {_dur(c['wait']):>6}  line {c['line'] or '?':<6} {c['number']:<16}"
@@ -47,6 +47,7 @@ def render(view: dict[str, Any]) -> str:
     if view["lines"]:
         out.append("")
         out.append("per legacy line today:  " + "   ".join(
-            f"{r['line']}: {r['waiting']} waiting, {r['answered']} answered, {r['abandoned']} abandoned"
+            f"{r['line']}: {r['waiting']} waiting, {r['answered']} answered, {r['abandoned']} abandoned, "
+            f"{r['overflowed']} overflowed"
             for r in view["lines"]))
     return "\n".join(out) + "\n"

@@ -15,8 +15,9 @@ TIMEOUT = 5
 
 def recorded(name: str) -> tuple[list[bytes], list[Message]]:
     chunks = read_transcript(TRANSCRIPTS / name)
+    received = stream(chunks, "A>C")        # an -engine.txt slice starts after the banner and the Login
     return ([c.data for c in chunks if c.direction == "C>A"],
-            AmiDecoder().feed(stream(chunks, "A>C")))
+            AmiDecoder(expect_banner=received.startswith(b"Asterisk Call Manager/")).feed(received))
 
 
 def hainan_like_emulator(**options) -> AmiEmulator:
@@ -188,7 +189,9 @@ async def test_scripted_queue_call_and_atxfer_events_have_the_recorded_fields(em
     assert checked > 15
 
 
-NOT_MODELLED = {"PJSIPShowEndpoint", "BridgeList"}     # recorded, but nothing of ours uses them
+NOT_MODELLED = {"BridgeList"}     # recorded, but nothing of ours uses it
+# Recordings of the transfers (warm, three-way, escalate, hand-over) are compared by their own tests.
+TRANSFER_RECORDINGS = ("ami-warm-", "ami-threeway-", "ami-escalate", "ami-handover")
 
 
 async def test_every_recorded_action_gets_the_recorded_response_text():
@@ -196,28 +199,33 @@ async def test_every_recorded_action_gets_the_recorded_response_text():
     Response and Message (Asterisk's wording) as the recording."""
     cases = []
     for path in sorted(TRANSCRIPTS.glob("ami-*.txt")):
+        if path.name.startswith(TRANSFER_RECORDINGS):
+            continue
         actions, truth = recorded(path.name)
         replies = {m["ActionID"]: m for m in truth if "Response" in m and "Event" not in m}
         for chunk in actions:
             (action,) = AmiDecoder(expect_banner=False).feed(chunk)
             if action["Action"] in ("Login", "Logoff") or action["Action"] in NOT_MODELLED:
                 continue
-            cases.append((path.name, action, replies[action["ActionID"]]))
+            cases.append((path.name, chunk, action, replies[action["ActionID"]]))
     assert len(cases) > 40
     emu = hainan_like_emulator()
+    emu.add_queue("minors-protection", "ringall", timeout=60, leave_when_empty=True, overflow_to="general-12345")
+    for endpoint in ("caller", "agent7001", "seat-12348", "emergency-110"):     # the second set's system
+        emu.add_endpoint(endpoint)
     await emu.start()
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", emu.port)
         decoder = AmiDecoder()
         writer.write(format_action({"Action": "Login", "Username": "hotline", "Secret": "********"}, "login"))
-        for name, action, want in cases:
+        for name, chunk, action, want in cases:
             channel = action.get("Channel", "")
             if want["Response"] == "Success" and channel and action["Action"] != "Originate":
                 if channel not in emu.channels:
                     emu.new_call("4951234567", "12320", channel=channel)
             if action["Action"] == "QueueAdd":
                 emu.queues["general-12345"].members.pop(action["Interface"], None)
-            writer.write(format_action(action))
+            writer.write(chunk)                  # the recorded bytes (repeated keys such as Variable kept)
             got = None
             while got is None:
                 for m in decoder.feed(await asyncio.wait_for(reader.read(65536), TIMEOUT)):

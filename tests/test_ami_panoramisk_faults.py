@@ -27,6 +27,7 @@ def quiet_panoramisk():
 @pytest.fixture
 async def emulator():
     emu = AmiEmulator(secret=SECRET, bad_login_delay=0.01)
+    emu.read = "all"      # panoramisk acts on FullyBooted (system class), which a user with read=all receives
     emu.add_queue("expert-12320")
     emu.add_member("expert-12320", "Local/agent1@queue-agents/n", "Agent One")
     await emu.start()

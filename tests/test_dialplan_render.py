@@ -92,7 +92,7 @@ def test_manager_least_privilege_and_permit_list() -> None:
     conf = sections(render(SHIPPED, RenderOptions(ami_permit=("127.0.0.1/255.255.255.255", "10.2.0.0/24")))[
         "manager_hotline.conf"])
     user = conf["hotline"]
-    assert user["read"] == ["call,agent"]
+    assert user["read"] == ["call,agent,user"]  # user: the HotlineQueueLeft overflow event
     assert user["write"] == ["call,agent,originate,reporting"]
     assert user["deny"] == ["0.0.0.0/0.0.0.0"]
     assert user["permit"] == ["127.0.0.1/255.255.255.255", "10.2.0.0/24"]

@@ -37,8 +37,9 @@ def replay(name: str, tracker: QueueOutcomeTracker) -> list[CallRecord]:
     ("ami-sip-baresip.txt", "1795698957.32", "expert-12320", "12320", "answered", 1.0,
      "Local/agent1@queue-agents/n"),
     ("ami-atxfer.txt", "1795698869.5", "expert-12320", "12320", "answered", 1.0, "Local/agent1@queue-agents/n"),
-    # Redirected out of the queue by AMI (the caller left): Asterisk reports it as an abandon.
-    ("ami-queue-redirect.txt", "1795698890.11", "general-12345", "12345", "abandoned", 2.0, None),
+    # Redirected out of the waiting queue by AMI: Asterisk reports an abandon, but the caller lived on (no
+    # hang-up request before it, the hang-up 2 s later): moved on, not abandoned; no agent answered.
+    ("ami-queue-redirect.txt", "1795698890.11", "general-12345", "12345", "no_answer", 2.0, None),
 ])
 def test_outcomes_from_real_asterisk_events(name, uniqueid, queue, dialed, outcome, wait, answered_by):
     tracker = QueueOutcomeTracker()
@@ -122,3 +123,50 @@ def test_overflow_then_answered_counts_the_whole_wait():
     assert (rec.outcome.value, rec.wait_seconds, rec.answered_by, rec.target) == (
         "answered", 42.0, "PJSIP/agent-3", "general-12345")
     assert rec.hangup_cause == "16"
+
+
+def _feeder(tracker: QueueOutcomeTracker, uid: str):
+    def feed(name, seconds, **fields):
+        return tracker.feed({"Event": name, "Uniqueid": uid, **fields}, BASE + timedelta(seconds=seconds))
+    return feed
+
+
+def test_the_queues_gave_up_is_no_answer_not_abandoned():
+    """Timeout in minors-protection (Asterisk 22's order: Abandon, Leave, then our UserEvent), on to general-12345,
+    which is full (Queue() returns at once, no join): the announcement, then the dialplan hangs up."""
+    tracker = QueueOutcomeTracker()
+    feed = _feeder(tracker, "u3")
+    feed("QueueCallerJoin", 0, Queue="minors-protection", Exten="s", CallerIDName="[12349] x")
+    feed("QueueCallerAbandon", 60, Queue="minors-protection", HoldTime="60")
+    feed("QueueCallerLeave", 60, Queue="minors-protection")
+    feed("UserEvent", 60, UserEvent="HotlineQueueLeft", Queue="minors-protection", Status="TIMEOUT",
+         Next="general-12345")
+    feed("UserEvent", 60, UserEvent="HotlineQueueLeft", Queue="general-12345", Status="FULL", Next="")
+    (rec,) = feed("Hangup", 75, Cause="16")
+    assert (rec.outcome.value, rec.wait_seconds, rec.dialed, rec.line) == ("no_answer", 60.0, "12349", "12349")
+
+
+def test_caller_hanging_up_is_abandoned_when_the_request_comes_first_or_the_hangup_right_after():
+    for request in (True, False):
+        tracker = QueueOutcomeTracker()
+        feed = _feeder(tracker, "u4")
+        feed("QueueCallerJoin", 0, Queue="general-12345", Exten="12345")
+        if request:
+            feed("HangupRequest", 5, Cause="16")
+        feed("QueueCallerAbandon", 5, Queue="general-12345", HoldTime="5")
+        feed("QueueCallerLeave", 5, Queue="general-12345")
+        (rec,) = feed("Hangup", 5.01, Cause="16")
+        assert (rec.outcome.value, rec.wait_seconds) == ("abandoned", 5.0), request
+
+
+def test_an_overflow_answered_in_the_next_queue_is_answered():
+    tracker = QueueOutcomeTracker()
+    feed = _feeder(tracker, "u5")
+    feed("QueueCallerJoin", 0, Queue="minors-protection", Exten="s", CallerIDName="[12349] x")
+    feed("QueueCallerAbandon", 0, Queue="minors-protection", HoldTime="0")     # leave-empty
+    feed("QueueCallerLeave", 0, Queue="minors-protection")
+    feed("QueueCallerJoin", 0.002, Queue="general-12345", Exten="s", CallerIDName="[12349] x")
+    feed("QueueCallerLeave", 3, Queue="general-12345")
+    feed("AgentConnect", 3, Queue="general-12345", HoldTime="3", Interface="PJSIP/agent-3")
+    (rec,) = feed("Hangup", 90, Cause="16")
+    assert (rec.outcome.value, rec.wait_seconds, rec.target) == ("answered", 3.0, "general-12345")

@@ -32,7 +32,8 @@ def number(i: int) -> str:
 # (line, outcome, wait seconds) for calls on 2021-09-17 in Shanghai
 KNOWN = ([("12345", "answered", w) for w in (5, 10, 20)] + [("12345", "abandoned", 40)]
          + [("12320", "answered", w) for w in range(1, 10)] + [("12320", "abandoned", 10)]
-         + [("12366", "answered", 3), ("12366", "ivr_hangup", None)])
+         + [("12366", "answered", 3), ("12366", "ivr_hangup", None)]
+         + [("12349", "no_answer", 60), ("12349", "answered", 4)])     # the queues gave up; an overflow answered
 
 
 @pytest.fixture
@@ -66,11 +67,12 @@ def test_daily_report_figures(loaded):
         result = {r.line: r for r in reports.daily(engine, DAY, SH)}
     finally:
         engine.dispose()
-    assert sorted(result) == ["12320", "12345", "12366"]
+    assert sorted(result) == ["12320", "12345", "12349", "12366"]
     r = result["12345"]
     assert (r.calls, r.answered, r.answered_share, r.waits) == (4, 3, 0.75, 4)
     assert r.average_wait == pytest.approx(18.75) and r.p90_wait == 40
     assert r.outcomes == {"abandoned": 1, "answered": 3}
+    assert (r.abandoned, r.queue_gave_up) == (1, 0)
     assert r.transfers == {"attended": {"answered": 1, "returned": 1}}
     r = result["12320"]
     assert (r.calls, r.answered, r.answered_share) == (10, 9, 0.9)
@@ -79,6 +81,12 @@ def test_daily_report_figures(loaded):
     r = result["12366"]
     assert (r.calls, r.answered, r.answered_share, r.waits, r.average_wait, r.p90_wait) == (2, 1, 0.5, 1, 3, 3)
     assert r.transfers == {"three_way": {"answered": 1}, "work_order": {"unknown": 1}}
+    r = result["12349"]
+    assert (r.calls, r.answered, r.abandoned, r.queue_gave_up) == (2, 1, 0, 1)
+    text = reports.format_daily(list(result.values()), DAY)
+    assert "abandoned" in text and "gave up" in text
+    row = next(line for line in text.splitlines() if line.startswith("12349"))
+    assert row.split()[:5] == ["12349", "2", "50.0%", "0", "1"]
 
 
 def test_percentile_is_nearest_rank():
@@ -139,7 +147,7 @@ def test_cli_search_report_and_refusals(loaded):
     assert by_line["12345"]["p90_wait"] == 40 and by_line["12320"]["answered_share"] == 0.9
     code, out, _ = run(["report", "daily", "--db-url", loaded, "--date", "2021-09-17"])
     assert code == 0
-    assert "12345         4    75.0%     18.8s     40.0s  attended: answered 1, returned 1" in out
+    assert "12345         4    75.0%         1       0     18.8s     40.0s  attended: answered 1, returned 1" in out
 
     code, _, err = run(["report", "daily", "--db-url", loaded, "--date", "17/09/2021"])
     assert code == 2 and "is not a date" in err

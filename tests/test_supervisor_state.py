@@ -56,11 +56,12 @@ def test_answered_call_waits_then_counts_within_service_level():
     assert q["service_level"] == 1.0 and q["average_wait"] == 1
     assert q["members_by_state"] == {"free": 1, "busy": 0, "paused": 0, "unavailable": 0}
     assert q["members"][0]["calls_taken"] == 1
-    assert q["lines"] == [{"line": "12320", "waiting": 0, "answered": 1, "abandoned": 0, "answered_in_sl": 1}]
+    assert q["lines"] == [{"line": "12320", "waiting": 0, "answered": 1, "abandoned": 0, "overflowed": 0,
+                           "answered_in_sl": 1}]
     assert view["lines"] == q["lines"]
 
 
-def test_redirected_caller_is_an_abandon_and_resync_confirms_members():
+def test_redirected_caller_is_no_abandon_and_resync_confirms_members():
     state = LiveState()
     path = TRANSCRIPTS / "ami-queue-redirect.txt"
     now = _run_until(path, state, "hk", lambda f: f.get("Event") == "QueueStatusComplete")
@@ -73,9 +74,10 @@ def test_redirected_caller_is_an_abandon_and_resync_confirms_members():
     state = LiveState()
     replay(path, state, "hk", BASE)
     q = _queue(state.view(BASE + 12, full_numbers=False), "hk", "general-12345")
-    assert (q["waiting"], q["answered"], q["abandoned"]) == (0, 0, 1)
-    assert q["service_level"] == 0.0
-    assert q["lines"][0]["line"] == "12345" and q["lines"][0]["abandoned"] == 1
+    # Asterisk sends QueueCallerAbandon for the Redirect; the caller lived on 2 s (no HangupRequest before it,
+    # no Hangup right after it): moved on by someone, neither abandoned nor overflowed
+    assert (q["waiting"], q["answered"], q["abandoned"], q["overflowed"]) == (0, 0, 0, 0)
+    assert q["service_level"] is None
     assert q["members_by_state"]["free"] == 2
 
 
@@ -128,13 +130,13 @@ def test_real_sip_caller_without_prior_queue_status():
 def test_several_servers_are_kept_apart():
     state = LiveState()
     replay(TRANSCRIPTS / "ami-queue-answered.txt", state, "haikou", BASE)
-    replay(TRANSCRIPTS / "ami-queue-redirect.txt", state, "sanya", BASE)
+    replay(TRANSCRIPTS / "ami-abandon-while-ringing-local.txt", state, "sanya", BASE)
     view = state.view(BASE + 20, full_numbers=False)
     assert [s["name"] for s in view["servers"]] == ["haikou", "sanya"]
     assert _queue(view, "haikou", "expert-12320")["answered"] == 1
     assert _queue(view, "sanya", "general-12345")["abandoned"] == 1
     assert {row["line"]: (row["answered"], row["abandoned"]) for row in view["lines"]} == {
-        "12320": (1, 0), "12345": (0, 1)}
+        "12320": (1, 0), "12348": (0, 1)}
 
 
 def _join(uid: str, name: str, queue: str = "general-12345", number: str = "13812345678") -> dict:
@@ -167,6 +169,7 @@ def test_service_level_threshold_and_abandons_count_against_it():
         state.apply("hk", {"Event": "QueueCallerLeave", "Queue": "general-12345", "Uniqueid": f"2.{i}"}, t + hold)
         state.apply("hk", _connect(f"2.{i}", hold), t + hold)
     state.apply("hk", _join("2.9", "[12345] x"), t)
+    state.apply("hk", {"Event": "HangupRequest", "Uniqueid": "2.9", "Cause": "16"}, t + 40)   # Asterisk's order
     state.apply("hk", {"Event": "QueueCallerAbandon", "Queue": "general-12345", "Uniqueid": "2.9",
                        "HoldTime": "40"}, t + 40)
     q = _queue(state.view(t + 50, full_numbers=False), "hk", "general-12345")
@@ -270,3 +273,70 @@ def test_garbage_events_never_break_the_state(events):
     state.resync("hk", [{"Event": name, **fields} for name, fields, _ in events], 1e9)
     view = state.view(2e9, full_numbers=False)
     assert all(q["waiting"] == len(q["callers"]) for s in view["servers"] for q in s["queues"])
+
+
+def _ev(name: str, uid: str, **fields: str) -> dict:
+    return {"Event": name, "Uniqueid": uid, **fields}
+
+
+def _overflow(state: LiveState, uid: str, t: float, *, user_event: bool = True) -> None:
+    """minors-protection gives up (timeout or leave-empty) in Asterisk 22's order, then general-12345 takes over."""
+    state.apply("hk", _join(uid, "[12349] x", queue="minors-protection"), t)
+    state.apply("hk", _ev("QueueCallerAbandon", uid, Queue="minors-protection", HoldTime="0", Position="1"), t)
+    state.apply("hk", _ev("QueueCallerLeave", uid, Queue="minors-protection", Count="0"), t)
+    if user_event:
+        state.apply("hk", _ev("UserEvent", uid, UserEvent="HotlineQueueLeft", Queue="minors-protection",
+                              Status="LEAVEEMPTY", Next="general-12345"), t)
+    state.apply("hk", _join(uid, "[12349] x"), t + 0.002)
+
+
+@pytest.mark.parametrize("user_event", [True, False], ids=["user-event", "next-join-only"])
+def test_leave_empty_or_timeout_is_an_overflow_not_an_abandon(user_event):
+    state = LiveState()
+    t = 1_800_000_000.0
+    _overflow(state, "3.1", t, user_event=user_event)
+    state.apply("hk", _ev("QueueCallerLeave", "3.1", Queue="general-12345"), t + 4)
+    state.apply("hk", _connect("3.1", 4), t + 4)
+    view = state.view(t + 5, full_numbers=False)
+    minors, general = _queue(view, "hk", "minors-protection"), _queue(view, "hk", "general-12345")
+    assert (minors["abandoned"], minors["overflowed"], minors["overflowed_total"]) == (0, 1, 1)
+    assert minors["service_level"] is None        # not offered here: it is counted where it ended
+    assert (general["answered"], general["abandoned"], general["service_level"]) == (1, 0, 1.0)
+    assert {r["line"]: (r["answered"], r["abandoned"], r["overflowed"]) for r in view["lines"]} == {
+        "12349": (1, 0, 1)}
+
+
+def test_hangup_right_after_an_abandon_is_an_abandon_even_without_the_request():
+    state = LiveState()
+    t = 1_800_000_000.0
+    state.apply("hk", _join("4.1", "[12345] x"), t)
+    assert not state.apply("hk", _ev("QueueCallerAbandon", "4.1", Queue="general-12345", HoldTime="7"), t + 7)
+    assert _queue(state.view(t + 7, full_numbers=False), "hk", "general-12345")["abandoned"] == 0   # pending
+    state.apply("hk", _ev("Hangup", "4.1", Cause="16"), t + 7.01)
+    q = _queue(state.view(t + 8, full_numbers=False), "hk", "general-12345")
+    assert (q["abandoned"], q["overflowed"], q["abandoned_total"]) == (1, 0, 1)
+
+
+def test_a_hangup_request_of_someone_else_or_a_late_hangup_does_not_make_an_abandon():
+    state = LiveState()
+    t = 1_800_000_000.0
+    state.apply("hk", _join("5.1", "[12345] x"), t)
+    state.apply("hk", _ev("HangupRequest", "5.9", Cause="0"), t + 3)      # the ringing member's leg
+    state.apply("hk", _ev("QueueCallerAbandon", "5.1", Queue="general-12345", HoldTime="3"), t + 3)
+    state.apply("hk", _ev("QueueCallerLeave", "5.1", Queue="general-12345"), t + 3)
+    state.apply("hk", _ev("Hangup", "5.1", Cause="16"), t + 60)             # redirected, hung up much later
+    q = _queue(state.view(t + 61, full_numbers=False), "hk", "general-12345")
+    assert (q["abandoned"], q["overflowed"]) == (0, 0)
+
+
+def test_a_ringing_local_member_is_shown_ringing_though_its_status_is_2():
+    """Asterisk 22: a Local member ringing is Status 2 (INUSE) like one on a call; AgentCalled says it rings."""
+    state = LiveState()
+    path = TRANSCRIPTS / "ami-abandon-while-ringing-local.txt"
+    now = _run_until(path, state, "hk", lambda f: f.get("Event") == "DialState")
+    (member,) = _queue(state.view(now, full_numbers=False), "hk", "general-12345")["members"]
+    assert (member["state"], member["ringing"]) == ("busy", True)
+    state = LiveState()
+    now = _run_until(path, state, "hk", lambda f: f.get("Event") == "QueueCallerAbandon")
+    (member,) = _queue(state.view(now, full_numbers=False), "hk", "general-12345")["members"]
+    assert member["ringing"] is False

@@ -138,12 +138,16 @@ def test_text_frame_for_queues_watch():
 def test_metrics_labels_by_server_and_queue():
     state = LiveState()
     replay(TRANSCRIPTS / "ami-queue-answered.txt", state, "haikou", BASE)
-    replay(TRANSCRIPTS / "ami-queue-redirect.txt", state, "sanya", BASE)
+    replay(TRANSCRIPTS / "ami-abandon-while-ringing-local.txt", state, "sanya", BASE)
+    replay(TRANSCRIPTS / "ami-queue-leaveempty.txt", state, "sanya", BASE)
     text = render_metrics(make_registry(state, lambda: BASE + 20)).decode()
     assert 'hotline_queue_answered_total{queue="expert-12320",server="haikou"} 1.0' in text
     assert 'hotline_queue_abandoned_total{queue="general-12345",server="sanya"} 1.0' in text
-    assert 'hotline_queue_service_level_ratio{queue="general-12345",server="sanya"} 0.0' in text
-    assert 'hotline_queue_members{queue="general-12345",server="sanya",state="free"} 2.0' in text
+    assert 'hotline_queue_service_level_ratio{queue="general-12345",server="sanya"} 0.5' in text
+    # leave-empty: an overflow, not an abandon (Asterisk's QueueCallerAbandon, then the next queue's join)
+    assert 'hotline_queue_abandoned_total{queue="minors-protection",server="sanya"} 0.0' in text
+    assert 'hotline_queue_overflowed_total{queue="minors-protection",server="sanya"} 1.0' in text
+    assert 'hotline_queue_overflowed_today{queue="minors-protection",server="sanya"} 1.0' in text
 
 
 def test_login_throttle_locks_a_name_after_repeated_failures():

@@ -367,7 +367,7 @@ async def test_event_stream_shows_a_new_caller(view, emulator):
                                           on_open=join)
     caller = queue_of(frame, "general-12345")["callers"][0]
     assert (caller["number"], caller["line"], caller["name"]) == (MASKED, "12318", "Chen")
-    assert frame["lines"] == [{"line": "12318", "waiting": 1, "answered": 0, "abandoned": 0,
+    assert frame["lines"] == [{"line": "12318", "waiting": 1, "answered": 0, "abandoned": 0, "overflowed": 0,
                                "answered_in_sl": 0}]
 
 

@@ -201,8 +201,21 @@ def handover(caller, seconds=2.0, first_line="12345", dial="110") -> TransferReq
                            no_answer_seconds=seconds, agent=AGENT)
 
 
-async def test_handover_answered_records_the_first_line(emulator, driver, records):
-    caller, agent = emulator.answered_call("general-12345", AGENT, dialed="12345")
+async def answered_and_seen(emulator, client, **call):
+    """A queue call answered, and its events read by the client: the queue's own DialBegin/DialEnd (Channel =
+    the caller, as Asterisk sends them) must not reach a machine started afterwards (real calls talk first)."""
+    bridged = []
+    unsubscribe = client.on_event(lambda e: bridged.append(e) if e.get("Event") == "BridgeEnter" else None)
+    try:
+        caller, agent = emulator.answered_call("general-12345", AGENT, **call)
+        await eventually(lambda: len(bridged) >= 2)
+    finally:
+        unsubscribe()
+    return caller, agent
+
+
+async def test_handover_answered_records_the_first_line(emulator, client, driver, records):
+    caller, agent = await answered_and_seen(emulator, client, dialed="12345")
     emulator.script_target("110", answers=True, delay=0.05)
     record = await asyncio.wait_for(driver.run(handover(caller)), 5)
     assert record.outcome is TransferOutcome.ANSWERED and record.kind is TransferRecordKind.HANDOVER
@@ -212,8 +225,8 @@ async def test_handover_answered_records_the_first_line(emulator, driver, record
     assert agent.name not in emulator.channels
 
 
-async def test_handover_nobody_answers_is_recorded_as_no_answer(emulator, driver):
-    caller, _ = emulator.answered_call("general-12345", AGENT, dialed="12345")
+async def test_handover_nobody_answers_is_recorded_as_no_answer(emulator, client, driver):
+    caller, _ = await answered_and_seen(emulator, client, dialed="12345")
     emulator.script_target("120", answers=False, delay=0.05)
     record = await asyncio.wait_for(driver.run(handover(caller, dial="120")), 5)
     assert record.outcome is TransferOutcome.NO_ANSWER

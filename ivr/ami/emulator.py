@@ -4,18 +4,24 @@ Texts marked "recorded" are byte-for-byte from the transcripts; the others follo
 apps/app_queue.c of Asterisk 22 (not recorded). The telephony behind it is deliberately small: queues with
 members and waiting callers, channels, two-party and conference bridges, and scripted targets that answer or not
 (`script_target`). Tests drive calls with the helpers (`new_call`, `caller_joins_queue`, `ring_agent`,
-`agent_answers`, `caller_abandons`, `hangup`, `answered_call`) and break the link with `drop_connections()` or
-`set_unresponsive(True)` (a half-open link: bytes are read, nothing is answered).
+`agent_answers`, `agent_no_answer`, `caller_abandons`, `queue_times_out`, `hangup`, `answered_call`) and break the
+link with `drop_connections()` or `set_unresponsive(True)` (a half-open link: bytes are read, nothing is answered).
+
+Each session gets only the events of its user's read classes, as manager.c filters them: the `hotline` user
+(read=call,agent,user, dialplan/manager.py) gets no VarSet, Newexten or DTMF; `add_user(name, secret, "all")`
+makes an observer that gets everything.
 """
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Awaitable, Callable
 
 import structlog
 
 from ivr.ami.contract import DEFAULT_DIALPLAN, TransferDialplan
+from dialplan.manager import READ as HOTLINE_READ
 from ivr.ami.framing import AmiDecoder, AmiFramingError, Message, banner_bytes, format_message, values
 from ivr.ami.pbx import PbxModel, TargetScript
 from ivr.ami.telephony import REASON_FAILED, Channel, Member, QueueState
@@ -25,7 +31,9 @@ __all__ = ["AmiEmulator", "TargetScript", "privilege_for"]
 log = structlog.get_logger(__name__)
 
 PRIVILEGE = {"FullyBooted": "system,all", "SuccessfulAuth": "security,all", "RequestBadFormat": "security,all",
-             "VarSet": "dialplan,all", "Newexten": "dialplan,all"}
+             "VarSet": "dialplan,all", "Newexten": "dialplan,all", "UserEvent": "user,all",
+             "DTMFBegin": "dtmf,all", "DTMFEnd": "dtmf,all", "Reload": "system,all",
+             "AGIExecStart": "agi,all", "AGIExecEnd": "agi,all", "Registry": "system,all"}
 AGENT_EVENTS = ("Queue", "Agent")
 
 
@@ -42,6 +50,7 @@ class _Session:
         self.authenticated = False
         self.frozen = False                   # half-open: reads, never answers, sends nothing
         self.events = True
+        self.read: frozenset[str] = frozenset()   # the user's read classes (manager.conf read=)
         self.username = ""
         self.session_id = f"0x{id(self):x}"
         peer = writer.get_extra_info("peername") or ("127.0.0.1", 0)
@@ -67,6 +76,12 @@ class _Session:
     def error(self, action: Message, message: str) -> None:
         self.reply(action, "Error", message)
 
+    def reads(self, privilege: str) -> bool:
+        """manager.c: an event reaches a session whose read classes share one of the event's classes."""
+        if "all" in self.read:
+            return True
+        return any(c in self.read for c in privilege.split(",") if c and c != "all")
+
 
 Handler = Callable[[_Session, Message], Awaitable[bool | None]]
 
@@ -77,6 +92,8 @@ class AmiEmulator(PbxModel):
                  contexts: tuple[str, ...] = ("from-pstn", "queue-agents", "redirected", "default")) -> None:
         super().__init__(dialplan=dialplan, contexts=contexts)
         self.username, self.secret, self.bad_login_delay, self.host = username, secret, bad_login_delay, host
+        self.read = HOTLINE_READ                   # the main user's read classes, as manager_hotline.conf has them
+        self.users: dict[str, tuple[str, str]] = {}    # more users: name -> (secret, read)
         self.port = 0
         self.received: list[Message] = []          # every action received (tests count Originates with it)
         self.sessions: set[_Session] = set()
@@ -89,7 +106,14 @@ class AmiEmulator(PbxModel):
             "blindtransfer": self._blind_transfer, "originate": self._originate, "bridge": self._bridge,
             "hangup": self._hangup_action, "getvar": self._getvar, "setvar": self._setvar,
             "status": self._status, "coreshowchannels": self._core_show_channels, "command": self._command,
-            "playdtmf": self._play_dtmf}
+            "playdtmf": self._play_dtmf, "pjsipshowendpoint": self._pjsip_show_endpoint,
+            "pjsipshowendpoints": self._pjsip_show_endpoints, "reload": self._reload}
+        self.modules = {"app_queue", "res_pjsip", "chan_pjsip", "pbx_config", "res_agi", "manager"}
+        self.endpoints: dict[str, list[dict[str, str]]] = {}    # name -> its detail events (add_endpoint)
+
+    def add_user(self, username: str, secret: str, read: str = "all") -> None:
+        """Another AMI user (e.g. an observer with read=all, as the recordings' `e2e` user)."""
+        self.users[username] = (secret, read)
 
     # -- server -----------------------------------------------------------------------------------------------
     async def start(self) -> int:
@@ -192,24 +216,30 @@ class AmiEmulator(PbxModel):
                                                                           if k != "Event"}}
         if self.unresponsive:
             return
+        privilege = event.get("Privilege", "")
         for session in list(self.sessions):
-            if session.authenticated and session.events:
+            if session.authenticated and session.events and (not privilege or session.reads(privilege)):
                 session.send(event)
 
     # -- actions: session -------------------------------------------------------------------------------------
     async def _login(self, s: _Session, a: Message) -> bool | None:
-        if a.get("Username") != self.username or a.get("Secret") != self.secret:
+        secret, read = ((self.secret, self.read) if a.get("Username") == self.username
+                        else self.users.get(a.get("Username", ""), (None, "")))
+        if secret is None or a.get("Secret") != secret:
             await asyncio.sleep(self.bad_login_delay)                  # recorded: Error after ~1 s, then close
             s.error(a, "Authentication failed")
             return False
         s.authenticated, s.username = True, a["Username"]
+        s.read = frozenset(c.strip().lower() for c in read.split(",") if c.strip())
         s.events = a.get("Events", "on").lower() not in ("off", "no", "false", "0")
         s.reply(a, "Success", "Authentication accepted")
         if s.events:
             uptime = str(int(time.time() - self.started))
-            s.send({"Event": "FullyBooted", "Privilege": "system,all", "Uptime": uptime, "LastReload": uptime,
-                    "Status": "Fully Booted"})
-            s.send(self._security_event(s, "SuccessfulAuth"))
+            if s.reads("system,all"):      # recorded: user hotline (no system class) gets no FullyBooted
+                s.send({"Event": "FullyBooted", "Privilege": "system,all", "Uptime": uptime, "LastReload": uptime,
+                        "Status": "Fully Booted"})
+            if s.reads("security,all"):
+                s.send(self._security_event(s, "SuccessfulAuth"))
         return None
 
     async def _logoff(self, s: _Session, a: Message) -> bool:
@@ -244,6 +274,20 @@ class AmiEmulator(PbxModel):
             if len(words) > 2 and words[2] not in self.queues:
                 lines = [f"No such queue: {words[2]}.", ""]
             s.reply(a, "Success", "Command output follows", Output="\n".join(lines))              # recorded
+            return
+        if words == ["dialplan", "reload"]:
+            s.reply(a, "Success", "Command output follows", Output="Dialplan reloaded.")          # recorded
+            return                                                               # recorded: no event
+        if words[:2] == ["module", "reload"] and len(words) == 3:
+            known = words[2].removesuffix(".so") in self.modules
+            s.reply(a, "Success", "Command output follows",
+                    Output=f"Module '{words[2]}' reloaded successfully." if known
+                    else f"The module '{words[2]}' does not exist.")
+            if known:
+                self.emit({"Event": "Reload", "Module": words[2], "Status": "0"})
+            return
+        if words[:2] == ["dialplan", "show"]:
+            s.reply(a, "Success", "Command output follows", Output="(the emulator models no dialplan text)")
             return
         s.reply(a, "Error", "Command output follows",
                 Output=f"No such command '{command}' (type 'core show help {command}' for other possible commands)")
@@ -310,6 +354,7 @@ class AmiEmulator(PbxModel):
         self.emit({"Event": "DeviceStateChange", "Device": f"Queue:{queue}_pause_{interface}",
                    "State": "INUSE" if paused else "NOT_INUSE"})
         self._member_event("QueueMemberAdded", q, m)
+        self._queue_avail(q)
 
     async def _queue_remove(self, s: _Session, a: Message) -> None:
         queue, interface = a.get("Queue"), a.get("Interface")
@@ -326,6 +371,7 @@ class AmiEmulator(PbxModel):
         del q.members[interface]
         s.reply(a, "Success", "Removed interface from queue")                                        # recorded
         self._member_event("QueueMemberRemoved", q, m)
+        self._queue_avail(q)
 
     async def _queue_pause(self, s: _Session, a: Message) -> None:
         interface, paused_text = a.get("Interface"), a.get("Paused")
@@ -399,10 +445,31 @@ class AmiEmulator(PbxModel):
         name = a.get("Channel")
         if not name:
             return s.error(a, "No channel specified")
+        cause = int(a.get("Cause") or 16)
+        if len(name) > 2 and name.startswith("/") and name.endswith("/"):     # a regex: every matching channel
+            try:
+                pattern = re.compile(name[1:-1])
+            except re.error:
+                return s.error(a, "Invalid regex")
+            hit = [n for n in self.channels if pattern.search(n)]
+            s.reply(a, "Success", "Channels hung up will follow", EventList="start")                 # recorded
+            aid = {"ActionID": a["ActionID"]} if "ActionID" in a else {}
+            for n in hit:
+                s.send({"Event": "ChannelHungup", "Channel": n, **aid})
+            s.send({"Event": "ChannelsHungupListComplete", **aid, "EventList": "Complete",
+                    "ListItems": str(len(hit))})
+            for n in hit:
+                self._hang_up_by_ami(n, cause)
+            return None
         if name not in self.channels:
             return s.error(a, "No such channel")                                                     # recorded
         s.reply(a, "Success", "Channel Hungup")                                                      # recorded
-        self.hangup(name, int(a.get("Cause") or 16))
+        self._hang_up_by_ami(name, cause)
+
+    def _hang_up_by_ami(self, name: str, cause: int) -> None:
+        if name in self.channels:
+            self.emit({"Event": "SoftHangupRequest", **self.channels[name].snapshot(), "Cause": str(cause)})
+            self.hangup(name, cause)
 
     async def _play_dtmf(self, s: _Session, a: Message) -> None:
         if a.get("Channel") not in self.channels:
@@ -485,6 +552,56 @@ class AmiEmulator(PbxModel):
                     "BridgeId": chan.bridge or ""})
         s.send({"Event": "CoreShowChannelsComplete", **aid, "EventList": "Complete",
                 "ListItems": str(len(self.channels))})
+
+    # -- PJSIP endpoints -------------------------------------------------------------------------------------
+    def add_endpoint(self, name: str, *, contact: str = "Reachable", aor: str | None = None) -> None:
+        """A PJSIP endpoint for PJSIPShowEndpoint: EndpointDetail, AorDetail, ContactStatusDetail (the recorded
+        list, shortened to the fields that say who and how reachable)."""
+        aor = aor or name
+        self.endpoints[name] = [
+            {"Event": "EndpointDetail", "ObjectType": "endpoint", "ObjectName": name, "Aors": aor,
+             "Context": "hotline-from-carrier", "DeviceState": "Not in use", "ActiveChannels": ""},
+            {"Event": "AorDetail", "ObjectType": "aor", "ObjectName": aor, "MaxContacts": "1",
+             "TotalContacts": "1", "ContactsRegistered": "0", "EndpointName": name},
+            {"Event": "ContactStatusDetail", "AOR": aor, "URI": f"sip:{name}@127.0.0.2:5060", "Status": contact,
+             "RoundtripUsec": "N/A" if contact == "NonQualified" else "1000", "EndpointName": name}]
+
+    async def _reload(self, s: _Session, a: Message) -> None:
+        """Reload [Module: X]: the reply, then Event Reload (system class) with Module exactly as sent."""
+        module = a.get("Module", "")
+        known = not module or module.removesuffix(".so") in self.modules
+        if known:
+            s.reply(a, "Success", "Module Reloaded")                                               # recorded
+        else:
+            s.error(a, "No such module")                                                          # recorded
+        self.emit({"Event": "Reload", "Module": module or "All", "Status": "0" if known else "2"})
+
+    async def _pjsip_show_endpoints(self, s: _Session, a: Message) -> None:
+        s.reply(a, "Success", "A listing of Endpoints follows, presented as EndpointList events",  # recorded
+                EventList="start")
+        aid = {"ActionID": a["ActionID"]} if "ActionID" in a else {}
+        for name, details in self.endpoints.items():
+            aor = details[1]["ObjectName"]
+            s.send({"Event": "EndpointList", **aid, "ObjectType": "endpoint", "ObjectName": name,
+                    "Transport": "transport-udp", "Aor": aor, "Auths": "", "OutboundAuths": "",
+                    "Contacts": f"{aor}/{details[2]['URI']},", "DeviceState": "Not in use", "ActiveChannels": "0"})
+        s.send({"Event": "EndpointListComplete", **aid, "EventList": "Complete", "ListItems": str(len(self.endpoints))})
+
+    async def _pjsip_show_endpoint(self, s: _Session, a: Message) -> None:
+        name = a.get("Endpoint", "")
+        if not name:
+            return s.error(a, "Endpoint parameter missing.")
+        details = self.endpoints.get(name)
+        if details is None:           # recorded: this Message line ends with a bare LF, then the blank line
+            aid = f"ActionID: {a['ActionID']}\r\n" if "ActionID" in a else ""
+            s.writer.write(f"Response: Error\r\n{aid}Message: Unable to retrieve endpoint {name}\n\r\n\r\n".encode())
+            return
+        s.reply(a, "Success", "Following are Events for each object associated with the Endpoint",  # recorded
+                EventList="start")
+        aid = {"ActionID": a["ActionID"]} if "ActionID" in a else {}
+        for detail in details:
+            s.send({"Event": detail["Event"], **aid, **{k: v for k, v in detail.items() if k != "Event"}})
+        s.send({"Event": "EndpointDetailComplete", **aid, "EventList": "Complete", "ListItems": str(len(details))})
 
     # -- Atxfer -----------------------------------------------------------------------------------------------
     async def _atxfer(self, s: _Session, a: Message) -> None:

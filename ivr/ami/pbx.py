@@ -13,9 +13,11 @@ from typing import Awaitable
 
 from ivr.ami.contract import DEFAULT_DIALPLAN, TransferDialplan
 from ivr.ami.framing import Message
-from ivr.ami.telephony import (DEVICE_INUSE, DEVICE_NOT_INUSE, DEVICE_RINGING, HANGUP_CAUSE_TEXT, REASON_ANSWERED,
-                               REASON_HUNGUP, REASON_NO_ANSWER, Channel, Ids, Member, QueueCall,
+from ivr.ami.telephony import (DEVICE_INUSE, DEVICE_NOT_INUSE, DEVICE_RINGING, DEVICE_STATE_NAME, HANGUP_CAUSE_TEXT,
+                               REASON_ANSWERED, REASON_HUNGUP, REASON_NO_ANSWER, Channel, Ids, Member, QueueCall,
                                QueueState)
+
+QUEUE_LEFT_EVENT = "HotlineQueueLeft"   # the generated dialplan's UserEvent after Queue() returns (dialplan/extensions.py)
 
 
 @dataclass
@@ -152,8 +154,13 @@ class PbxModel:
         """How dialing `exten` (Atxfer digits, Originate Local/<exten>@..., hand-over Redirect) turns out."""
         self.targets[exten] = TargetScript(answers, delay, consult)
 
-    def add_queue(self, name: str, strategy: str = "ringall") -> QueueState:
-        self.queues[name] = QueueState(name, strategy)
+    def add_queue(self, name: str, strategy: str = "ringall", *, timeout: float | None = None,
+                  leave_when_empty: bool = False, overflow_to: str | None = None) -> QueueState:
+        """A queue as the generated config makes it: `timeout` = Queue()'s timeout argument (the table's
+        overflow after_seconds), `leave_when_empty` = leavewhenempty=unavailable,invalid,unknown, and
+        `overflow_to` = the queue the generated dialplan sends the caller on to once Queue() returns."""
+        self.queues[name] = QueueState(name, strategy, timeout=timeout, leave_when_empty=leave_when_empty,
+                                       overflow_to=overflow_to)
         return self.queues[name]
 
     def add_member(self, queue: str, interface: str, name: str, *, state_interface: str | None = None,
@@ -172,25 +179,77 @@ class PbxModel:
     def caller_joins_queue(self, caller: str, queue: str) -> None:
         chan, q = self.channels[caller], self.queues[queue]
         q.callers.append(caller)
-        q.joined[caller] = time.time()
+        joined = q.joined[caller] = time.time()
         q.original_position[caller] = len(q.callers)
         chan.queue, chan.application, chan.app_data = queue, "Queue", queue
+        if chan.variables.pop("ABANDONED", None) is not None:    # recorded: cleared as the next queue is joined
+            self.emit({"Event": "VarSet", **chan.snapshot(), "Variable": "ABANDONED", "Value": ""})
         self.emit({"Event": "QueueCallerJoin", **chan.snapshot(), "Queue": queue, "Position": str(len(q.callers)),
                    "Count": str(len(q.callers))})
+        if q.leave_when_empty and not q.can_answer():
+            self.queue_gives_up(caller, "LEAVEEMPTY")      # recorded: Join, Abandon, Leave within 1 ms
+        elif q.timeout is not None and _loop_running():
+            self._later(self._queue_timeout(caller, queue, joined))
 
-    def ring_agent(self, caller: str, interface: str) -> Channel:
+    async def _queue_timeout(self, caller: str, queue: str, joined: float) -> None:
+        await asyncio.sleep(max(0.0, joined + (self.queues[queue].timeout or 0) - time.time()))
+        chan = self.channels.get(caller)
+        if chan is not None and chan.queue == queue and self.queues[queue].joined.get(caller) == joined:
+            self.queue_gives_up(caller, "TIMEOUT")
+
+    def queue_times_out(self, caller: str) -> None:
+        """Queue()'s timeout now (tests that do not wait for `timeout`)."""
+        self.queue_gives_up(caller, "TIMEOUT")
+
+    def queue_gives_up(self, caller: str, status: str) -> None:
+        """Queue() returns with QUEUESTATUS=status (TIMEOUT, LEAVEEMPTY): app_queue reports QueueCallerAbandon
+        (recorded), then the generated dialplan says so (UserEvent HotlineQueueLeft) and joins the next queue."""
+        chan = self.channels[caller]
+        q = self.queues[chan.queue or ""]
+        call = chan.queue_call
+        if status == "TIMEOUT" and call is not None and call.connected is None and call.agent in self.channels:
+            self._ring_not_answered(chan, self.channels[call.agent or ""], free_later=True)   # recorded order
+        self._leave_queue(caller, abandon=True)
+        chan.variables["QUEUESTATUS"] = status
+        self.emit({"Event": "VarSet", **chan.snapshot(), "Variable": "QUEUESTATUS", "Value": status})
+        chan.application, chan.app_data = "UserEvent", QUEUE_LEFT_EVENT
+        self.emit({"Event": "UserEvent", **chan.snapshot(), "UserEvent": QUEUE_LEFT_EVENT, "Queue": q.name,
+                   "Status": status, "Next": q.overflow_to or ""})
+        if q.overflow_to in self.queues:
+            self.caller_joins_queue(caller, q.overflow_to)
+
+    def ring_agent(self, caller: str, interface: str, *, ringing: bool = True) -> Channel:
+        """app_queue rings a member: AgentCalled, DialBegin, the member's device state (a Local member is
+        INUSE, 2; a PJSIP one RINGING, 6), DialState RINGING (recorded order). `ringing=False`: a member that
+        answers at once (Local Answer() first) signals no ringing, so no DialState."""
         chan = self.channels[caller]
         q = self.queues[chan.queue or ""]
         member = q.members[interface]
-        agent_context = interface.split("@")[1].split("/")[0] if "@" in interface else "default"
-        agent = self._new_channel(f"{member.state_interface}-{self.ids.local_suffix()};1", agent_context,
-                                  chan.exten, state=0, caller_num=chan.caller_num, caller_name=chan.caller_name,
-                                  linkedid=chan.linkedid)
-        chan.queue_call = agent.queue_call = QueueCall(q.name, caller, agent.name, interface, q.joined[caller])
+        tech, _, rest = interface.partition("/")
+        if tech == "Local":
+            exten, _, agent_context = rest.partition("@")
+            agent_context = agent_context.split("/")[0] or "default"
+            agent = self._new_channel(f"{member.state_interface}-{self.ids.local_suffix()};1", agent_context,
+                                      exten, state=0, caller_num=chan.caller_num, caller_name=chan.caller_name,
+                                      linkedid=chan.linkedid)
+            agent.exten = "s"                               # recorded: AgentCalled has DestExten s
+        else:
+            agent = self._new_channel(f"{member.state_interface}-{self.ids.local_suffix()}", "default", "s",
+                                      state=0, caller_num=chan.caller_num, caller_name=chan.caller_name,
+                                      linkedid=chan.linkedid)
+        chan.queue_call = agent.queue_call = QueueCall(q.name, caller, agent.name, interface, q.joined[caller],
+                                                       rang=time.time())
         self.emit({"Event": "AgentCalled", **chan.snapshot(), **agent.snapshot("Dest"), "Queue": q.name,
                    "Interface": interface, "MemberName": member.name})
-        member.status = DEVICE_RINGING
-        self._member_event("QueueMemberStatus", q, member)
+        self.emit({"Event": "DialBegin", **chan.snapshot(), **agent.snapshot("Dest"), "DialString": rest})
+        if tech == "Local":
+            self._member_device(q, member, DEVICE_INUSE)
+        else:
+            agent.state = 5
+            self.emit({"Event": "Newstate", **agent.snapshot()})
+            self._member_device(q, member, DEVICE_RINGING)
+        if ringing:
+            self.emit({"Event": "DialState", **chan.snapshot(), **agent.snapshot("Dest"), "DialStatus": "RINGING"})
         return agent
 
     def agent_answers(self, caller: str, agent: str) -> None:
@@ -201,29 +260,82 @@ class PbxModel:
         member = q.members[call.interface]
         now = time.time()
         position = q.callers.index(caller) + 1
-        self._leave_queue(caller, abandon=False, position=position)
         agent_chan.state = 6
+        self.emit({"Event": "DialEnd", **chan.snapshot(), **agent_chan.snapshot("Dest"), "DialStatus": "ANSWER"})
+        self._leave_queue(caller, abandon=False, position=position)
         call.connected = now
-        member.in_call, member.status, member.calls_taken, member.last_call = True, DEVICE_INUSE, \
-            member.calls_taken + 1, int(now)
+        member.in_call, member.calls_taken, member.last_call = True, member.calls_taken + 1, int(now)
         self.emit({"Event": "AgentConnect", **chan.snapshot(), **agent_chan.snapshot("Dest"), "Queue": q.name,
                    "Interface": call.interface, "MemberName": member.name,
-                   "HoldTime": str(int(now - call.joined)), "RingTime": "1"})
-        self._member_event("QueueMemberStatus", q, member)
+                   "HoldTime": str(int(now - call.joined)),
+                   "RingTime": str(int(now - (call.rang or now)))})     # recorded: seconds here
+        self._member_device(q, member, DEVICE_INUSE)       # PJSIP 6 -> 2; a Local member stays 2: no event
         self._bridge_channels(self.ids.bridge_id(), [caller, agent])
 
     def agent_no_answer(self, caller: str, agent: str) -> None:
+        """The member's ring times out: AgentRingNoAnswer (RingTime in ms), DialEnd NOANSWER then CANCEL, the
+        member leg hung up (cause 0), the member free again (recorded order)."""
         chan = self.channels[caller]
+        assert chan.queue_call is not None
+        self._ring_not_answered(chan, self.channels[agent], free_later=False)
+
+    def _ring_not_answered(self, chan: Channel, agent_chan: Channel, *, free_later: bool) -> None:
+        """The member's ring ends unanswered (its ring timeout, or Queue()'s timeout while it rings)."""
         call = chan.queue_call
         assert call is not None
         q = self.queues[call.queue]
         member = q.members[call.interface]
-        self.emit({"Event": "AgentRingNoAnswer", **chan.snapshot(), **self.channels[agent].snapshot("Dest"),
-                   "Queue": q.name, "Interface": call.interface, "MemberName": member.name, "RingTime": "15"})
-        chan.queue_call = None
-        self.hangup(agent, 19)
-        member.status = DEVICE_NOT_INUSE
+        ring_ms = int((time.time() - (call.rang or time.time())) * 1000)
+        self.emit({"Event": "AgentRingNoAnswer", **chan.snapshot(), **agent_chan.snapshot("Dest"),
+                   "Queue": q.name, "Interface": call.interface, "MemberName": member.name,
+                   "RingTime": str(ring_ms)})
+        for status in ("NOANSWER", "CANCEL"):
+            self.emit({"Event": "DialEnd", **chan.snapshot(), **agent_chan.snapshot("Dest"), "DialStatus": status})
+        chan.queue_call = agent_chan.queue_call = None
+        self.hangup(agent_chan.name, 0)
+        self._free_member(q, member, later=free_later)
+
+    def _free_member(self, q: QueueState, member: Member, *, later: bool) -> None:
+        """QueueMemberStatus 1 once the member's leg is gone: right away, or (the device-state thread) after the
+        events of the caller that follow (recorded: after the abandon, after the next queue's join)."""
+        if later and _loop_running():
+            async def freed() -> None:
+                self._member_device(q, member, DEVICE_NOT_INUSE)
+            self._later(freed())
+        else:
+            self._member_device(q, member, DEVICE_NOT_INUSE)
+
+    def _member_device(self, q: QueueState, member: Member, status: int) -> None:
+        """QueueMemberStatus is a device-state event: only a change of Status sends it (recorded)."""
+        if member.status == status:
+            return
+        member.status = status
+        self.emit({"Event": "DeviceStateChange", "Device": member.state_interface,
+                   "State": DEVICE_STATE_NAME.get(status, "UNKNOWN")})
         self._member_event("QueueMemberStatus", q, member)
+        self._queue_avail(q)
+
+    def _queue_avail(self, q: QueueState) -> None:
+        """DeviceStateChange Queue:<queue>_avail: NOT_INUSE while a member could take a call, else INUSE."""
+        state = "NOT_INUSE" if q.available() else "INUSE"
+        if q.avail_state != state:
+            q.avail_state = state
+            self.emit({"Event": "DeviceStateChange", "Device": f"Queue:{q.name}_avail", "State": state})
+
+    def _cancel_ring(self, caller: Channel) -> None:
+        """The caller leaves the queue while a member rings: two DialEnd CANCEL, the member leg hung up with cause
+        0 before QueueCallerAbandon; the member's QueueMemberStatus 1 comes asynchronously, after (recorded)."""
+        call = caller.queue_call
+        if call is None or call.connected is not None or call.agent not in self.channels:
+            return
+        agent = self.channels[call.agent or ""]
+        for _ in range(2):
+            self.emit({"Event": "DialEnd", **caller.snapshot(), **agent.snapshot("Dest"), "DialStatus": "CANCEL"})
+        caller.queue_call = agent.queue_call = None
+        self.hangup(agent.name, 0)
+        q, member = self.queues[call.queue], self.queues[call.queue].members.get(call.interface)
+        if member is not None:
+            self._free_member(q, member, later=True)
 
     def answered_call(self, queue: str, interface: str, caller_num: str = "4951234567",
                       dialed: str = "12345") -> tuple[Channel, Channel]:
@@ -234,8 +346,11 @@ class PbxModel:
         self.agent_answers(caller.name, agent.name)
         return caller, agent
 
-    def caller_abandons(self, caller: str) -> None:
-        self.hangup(caller, 16)
+    def caller_abandons(self, caller: str, cause: int = 16) -> None:
+        """The caller hangs up (its phone, the Local ;1 half, goes on-hook): HangupRequest first, then while waiting
+        (see `_cancel_ring`) Abandon, Leave, Hangup; while talking, the end of the queue call (Reason caller)."""
+        self.emit({"Event": "HangupRequest", **self.channels[caller].snapshot(), "Cause": str(cause)})
+        self.hangup(caller, cause)
 
     def set_var(self, channel: str, name: str, value: str) -> None:
         self.channels[channel].variables[name] = value
@@ -317,6 +432,10 @@ class PbxModel:
         q = self.queues[chan.queue]
         if name in q.callers:
             position = position or q.callers.index(name) + 1
+            if abandon:
+                self._cancel_ring(chan)
+                chan.variables["ABANDONED"] = "TRUE"          # recorded: set on timeout and leave-empty too
+                self.emit({"Event": "VarSet", **chan.snapshot(), "Variable": "ABANDONED", "Value": "TRUE"})
             q.callers.remove(name)
             joined = q.joined.pop(name, time.time())
             if abandon:
@@ -389,8 +508,16 @@ class PbxModel:
                        "HoldTime": str(int((call.connected or now) - call.joined)),
                        "TalkTime": str(int(now - (call.connected or now))), "Reason": reason})
         if member is not None:
-            member.in_call, member.status = False, DEVICE_NOT_INUSE
-            self._member_event("QueueMemberStatus", q, member)
+            member.in_call = False
+            self._member_device(q, member, DEVICE_NOT_INUSE)      # only a device-state change sends the event
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+        return True
+    except RuntimeError:
+        return False
 
 
 def _inherited(variables: dict[str, str]) -> dict[str, str]:

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 STATE_DESC = {0: "Down", 4: "Ring", 5: "Ringing", 6: "Up"}
 # app_queue member Status values (device states) as seen in QueueMember/QueueMemberStatus
 DEVICE_NOT_INUSE, DEVICE_INUSE, DEVICE_INVALID, DEVICE_RINGING = 1, 2, 4, 6
+DEVICE_STATE_NAME = {1: "NOT_INUSE", 2: "INUSE", 3: "BUSY", 4: "INVALID", 5: "UNAVAILABLE", 6: "RINGING",
+                     7: "RINGINUSE", 8: "ONHOLD"}                  # DeviceStateChange State
 HANGUP_CAUSE_TEXT = {0: "Unknown", 16: "Normal Clearing", 17: "User busy", 19: "No user responding",
                      21: "Call Rejected", 34: "Circuit/channel congestion"}
 # OriginateResponse Reason codes (AST_CONTROL_*): no answer, answered, busy, congestion
@@ -92,6 +94,7 @@ class QueueCall:
     interface: str
     joined: float
     connected: float | None = None
+    rang: float | None = None           # when the member was rung (AgentConnect/AgentRingNoAnswer RingTime)
 
 
 @dataclass
@@ -109,6 +112,10 @@ class QueueState:
     abandoned: int = 0
     holdtime: int = 0
     talktime: int = 0
+    timeout: float | None = None        # Queue()'s timeout argument: then QUEUESTATUS=TIMEOUT
+    leave_when_empty: bool = False      # leavewhenempty=unavailable,invalid,unknown
+    overflow_to: str | None = None      # where the generated dialplan sends the caller when Queue() returns
+    avail_state: str = ""               # last DeviceStateChange Queue:<name>_avail sent
 
     def params(self) -> dict[str, str]:
         return {"Event": "QueueParams", "Queue": self.name, "Max": str(self.max), "Strategy": self.strategy,
@@ -116,6 +123,10 @@ class QueueState:
                 "Completed": str(self.completed), "Abandoned": str(self.abandoned),
                 "ServiceLevel": str(self.service_level), "ServicelevelPerf": "0.0", "ServicelevelPerf2": "0.0",
                 "Weight": str(self.weight)}
+
+    def can_answer(self) -> bool:
+        """Some member is not unavailable/invalid (leavewhenempty=unavailable,invalid,unknown keeps the caller)."""
+        return any(m.status not in (0, 4, 5) for m in self.members.values())
 
     def available(self) -> int:
         return sum(1 for m in self.members.values()

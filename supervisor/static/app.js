@@ -71,12 +71,12 @@ function renderServers() {
 }
 
 function renderTotals() {
-  let waiting = 0, longest = 0, answered = 0, abandoned = 0, inSl = 0;
+  let waiting = 0, longest = 0, answered = 0, abandoned = 0, overflowed = 0, inSl = 0;
   const agents = { free: 0, busy: 0, paused: 0, unavailable: 0 };
   const seen = new Set();
   for (const s of view.servers) for (const q of s.queues) {
     waiting += q.waiting; longest = Math.max(longest, q.longest_wait);
-    answered += q.answered; abandoned += q.abandoned; inSl += q.answered_in_sl;
+    answered += q.answered; abandoned += q.abandoned; overflowed += q.overflowed; inSl += q.answered_in_sl;
     for (const m of q.members) {  // an agent in several queues counts once
       const key = `${s.name}|${m.interface}`;
       if (!seen.has(key)) { seen.add(key); agents[m.state] += 1; }
@@ -90,6 +90,7 @@ function renderTotals() {
     kpi(`service level (${SL} s)`, pct(sl), slClass(sl)),
     kpi("answered today", answered),
     kpi("abandoned today", abandoned, abandoned ? "warn" : ""),
+    kpi("overflowed today", overflowed),
     kpi("agents free", agents.free, "good"),
     kpi("on a call", agents.busy),
     kpi("paused", agents.paused, agents.paused ? "warn" : ""),
@@ -119,7 +120,8 @@ function tile(server, q) {
       kpi("longest", dur(q.longest_wait), hot ? "bad" : ""),
       kpi("SL today", pct(q.service_level), slClass(q.service_level)),
       kpi("answered", q.answered),
-      kpi("abandoned", q.abandoned, q.abandoned ? "warn" : "")),
+      kpi("abandoned", q.abandoned, q.abandoned ? "warn" : ""),
+      kpi("overflowed", q.overflowed)),
     stateBar(q.members_by_state),
   );
   const callers = el("ul", { class: "callers" });
@@ -177,9 +179,10 @@ function renderLines() {
     const offered = r.answered + r.abandoned;
     const sl = offered ? r.answered_in_sl / offered : null;
     return el("tr", { "data-line": r.line }, el("td", {}, r.line), el("td", { class: r.waiting ? "warn" : "" }, r.waiting),
-      el("td", {}, r.answered), el("td", {}, r.abandoned), el("td", { class: slClass(sl) }, pct(sl)));
+      el("td", {}, r.answered), el("td", {}, r.abandoned), el("td", {}, r.overflowed),
+      el("td", { class: slClass(sl) }, pct(sl)));
   });
-  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: 5, class: "none" }, "no calls yet today")));
+  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: 6, class: "none" }, "no calls yet today")));
   body.replaceChildren(...rows);
 }
 
