@@ -219,6 +219,7 @@ def test_escalate_answered_by_the_expert():
     m = machine_for(req, T0, attempt_id="e")
     sent = replay(m, stream, start=0.003)
     assert m.outcome is TransferOutcome.ANSWERED and "Expert ag2" in m.reason, m.log
+    assert not any("left" in line for line in m.log), m.log      # its Leave is the answer, not an overflow
     assert [a["Action"] for _, a in sent] == ["Setvar", "Redirect"]
 
 

@@ -524,6 +524,7 @@ class Escalation(TransferMachine):
     (leave-empty, timeout: QueueCallerJoin of the next queue next); both NO_ANSWER, said as they happened."""
 
     joined = False
+    abandoned = False                     # app_queue's QueueCallerAbandon: hung up, leave-empty or timeout
     left_at: datetime | None = None
     hold = ""
 
@@ -552,7 +553,9 @@ class Escalation(TransferMachine):
             self.finish(TransferOutcome.ANSWERED, now, f"expert {event.get('MemberName')} answered in {queue}")
         elif name == "QueueCallerAbandon" and event.get("Queue") == queue:
             self.hold = event.get("HoldTime", "")
-        elif name == "QueueCallerLeave" and event.get("Queue") == queue and self.joined and self.left_at is None:
+            self.abandoned = True
+        elif name == "QueueCallerLeave" and event.get("Queue") == queue and self.joined and self.left_at is None \
+                and self.abandoned:       # without QueueCallerAbandon first, a Leave is the answer: AgentConnect next
             self.left_at = now
             self.deadline = now + timedelta(seconds=SETUP_GRACE_SECONDS)    # what comes next says why
             self.note(f"left {queue} unanswered{' after ' + self.hold + ' s' if self.hold else ''}")
