@@ -135,8 +135,8 @@ class PbxModel:
     def _complete_atxfer(self, transferer: Channel, transferee: Channel, leg1: Channel, leg2: Channel,
                          seat: Channel, orig_bridge: str, consult: str) -> None:
         self._unbridge(transferer.name)
-        self.emit({"Event": "BridgeMerge", **_bridge_fields("To", orig_bridge, 2),
-                   **_bridge_fields("From", consult, 1)})
+        self.emit({"Event": "BridgeMerge", **_bridge_fields("ToBridge", orig_bridge, 1),
+                   **_bridge_fields("FromBridge", consult, 1)})
         self._move(leg1.name, orig_bridge)
         self.emit({"Event": "MusicOnHoldStop", **transferee.snapshot()})
         self.emit({"Event": "AttendedTransfer", "Result": "Success", **transferer.snapshot("OrigTransferer"),
@@ -522,8 +522,9 @@ class PbxModel:
 
     def _complete_deferred(self, caller: str) -> None:
         """The AgentComplete of a queue call left by Redirect, at the caller's final hang-up: Reason caller,
-        TalkTime until now; no channel fields at all after an escalation into another queue, the caller's only
-        (no Dest*) otherwise (recorded in ami-escalate.txt / ami-handover.txt / ami-threeway-answered.txt)."""
+        TalkTime until now; no channel fields at all after an escalation into another queue, the caller's (and
+        the agent's as Dest* if it is still up, as in a conference) otherwise (recorded in ami-escalate.txt,
+        ami-handover.txt, ami-threeway-answered.txt)."""
         pending = self.deferred.pop(caller, None)
         chan = self.channels.get(caller)
         if pending is None or chan is None:
@@ -533,7 +534,9 @@ class PbxModel:
         member = q.members.get(call.interface)
         now = time.time()
         q.completed += 1
-        self.emit({"Event": "AgentComplete", **(chan.snapshot() if with_channel else {}), "Queue": q.name,
+        agent = self.channels.get(call.agent or "")       # still up after a dual Redirect (three-way): Dest* too
+        fields = {**chan.snapshot(), **(agent.snapshot("Dest") if agent else {})} if with_channel else {}
+        self.emit({"Event": "AgentComplete", **fields, "Queue": q.name,
                    "Interface": call.interface, "MemberName": member.name if member else call.interface,
                    "HoldTime": str(int((call.connected or now) - call.joined)),
                    "TalkTime": str(int(now - (call.connected or now))), "Reason": "caller"})
