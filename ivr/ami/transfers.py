@@ -4,7 +4,8 @@ Kinds (routing.model.TransferKind) and how each is done:
 - ATTENDED (warm; retained seats 12348/12333): AMI Atxfer on the agent's channel to <trunk dial digits> in
   hotline-warm-transfer (the dialplan maps the digits to the trunk). Atxfer, not Originate+Bridge: Asterisk then keeps the caller on hold, lets the
   agent talk to the seat first and returns the caller to the agent by itself when the leg fails; we only add the
-  deadline: no answer within no_answer_seconds -> we hang the leg up, Asterisk gives the caller back (RETURNED).
+  bound: not answered within no_answer_seconds of the leg's start -> we hang the leg up (if the dialplan's Dial has
+  not ended it), Asterisk gives the caller back (RETURNED); a seat that cannot be reached -> FAILED, caller back.
   Needs queue options tT and an atxfer feature code (Atxfer only queues DTMF, hence digits-only targets).
 - THREE_WAY (sub-centres 12360/12366/12305, emergency linkage): Originate Local/<digits>@hotline-threeway into
   hotline-threeway,target with HOTLINE_CONF=<room>; only once the target answered are caller and agent moved
@@ -13,9 +14,14 @@ Kinds (routing.model.TransferKind) and how each is done:
   target that never answers costs the caller nothing; the target waits a moment alone in the room.
 - HANDOVER (emergency one-step): Redirect of the caller to hotline-warm-transfer,<digits> (works bridged or not,
   unlike BlindTransfer); the dialplan (hotline-emergency) dials the emergency trunk, retrying. The record's
-  first_line says which line took the call first.
+  first_line says which line took the call first. An unreachable trunk makes no channel and no event: the
+  caller's DIALSTATUS (Getvar) and its final Hangup context tell.
 - ESCALATE (expert-12320/12329): Setvar HOTLINE_LINE and HOTLINE_IVR_PATH on the caller, then Redirect to
-  hotline-escalate,<queue id>; ANSWERED once an expert's AgentConnect is seen.
+  hotline-escalate,<queue id>; ANSWERED once an expert's AgentConnect is seen; NO_ANSWER when the caller leaves
+  the queue unanswered (hung up, or moved on by its overflow: the next QueueCallerJoin names where).
+
+Asterisk hangs the agent up as soon as the caller is Redirected out of the queue bridge (hand-over, escalate):
+nothing here expects the agent to stay.
 
 Every attempt ends in exactly one TransferRecord (records.types), reported once to on_record. An AMI link that
 drops mid-transfer fails the attempt cleanly (FAILED); nothing is ever re-sent, so no second Originate.
