@@ -201,6 +201,11 @@ async def test_emulated_threeway_dual_redirect_and_originate_results(desk):
     record = await driver.run(req)
     assert record.outcome is TransferOutcome.ANSWERED
     assert "join: Dual Redirect successful" in driver.last_machine.log
+    ok = next(e for e in seen if e["Event"] == "OriginateResponse")
+    (recorded_shape,) = field_shapes("ami-threeway-answered.txt")["OriginateResponse"]
+    assert tuple(k for k in ok if k != "ActionID") == recorded_shape
+    assert (ok["Response"], ok["Reason"], ok["CallerIDName"]) == ("Success", "4", "12345")
+    assert re.fullmatch(r"Local/12360@hotline-threeway-\w{8};1", ok["Channel"]) and ok["Uniqueid"].endswith("-leg")
     assert agent.name in emu.channels and not [e for e in seen if e["Event"] == "AgentComplete"]
     emu.hangup(caller.name)
     await until(lambda: any(e["Event"] == "AgentComplete" for e in seen))
