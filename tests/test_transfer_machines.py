@@ -388,3 +388,30 @@ async def test_driver_sleeps_while_nothing_happens(monkeypatch):
         AttendedTransfer.tick = real_tick
     assert record.outcome is TransferOutcome.FAILED              # no leg ever appeared: the bound ended it
     assert ticks < 40, ticks
+
+
+def test_warm_leg_optimized_away_during_consultation_is_not_a_return():
+    """If Asterisk optimizes the Local leg out while the agent still consults (the seat then sits in the
+    consultation bridge itself), the leg's Hangup is no failure: the AttendedTransfer still decides."""
+    m = AttendedTransfer(warm_request(), T0, attempt_id="a")
+    run_setup(m)
+    leg_appears(m)
+    m.on_event({"Event": "DialEnd", "Channel": LEG2, "DestChannel": SEAT, "DialStatus": "ANSWER"}, at(1))
+    m.on_event({"Event": "LocalOptimizationBegin", "LocalOneChannel": TARGET, "LocalTwoChannel": LEG2,
+                "SourceChannel": SEAT}, at(2))
+    m.on_event({"Event": "LocalOptimizationEnd", "LocalOneChannel": TARGET, "LocalTwoChannel": LEG2,
+                "Success": "Yes"}, at(2))
+    m.on_event({"Event": "Hangup", "Channel": TARGET, "Cause": "16"}, at(2))
+    m.on_event({"Event": "Hangup", "Channel": LEG2, "Cause": "16"}, at(2))
+    assert not m.finished
+    m.on_event({"Event": "AttendedTransfer", "Result": "Success", "OrigTransfererChannel": AGENT}, at(9))
+    assert m.outcome is TransferOutcome.ANSWERED
+
+
+def test_warm_seat_hangs_up_during_consultation_caller_returns():
+    m = AttendedTransfer(warm_request(), T0, attempt_id="a")
+    run_setup(m)
+    leg_appears(m)
+    m.on_event({"Event": "DialEnd", "Channel": LEG2, "DestChannel": SEAT, "DialStatus": "ANSWER"}, at(1))
+    m.on_event({"Event": "Hangup", "Channel": LEG2, "Cause": "16"}, at(3))
+    assert m.outcome is TransferOutcome.RETURNED and "after the seat answered" in m.reason

@@ -221,6 +221,7 @@ class AttendedTransfer(TransferMachine):
     original_bridge: str | None = None
     dial_status = ""
     hangup_cause = ""
+    optimized = False                     # LocalOptimization replaced the leg by the seat before completion
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -293,6 +294,11 @@ class AttendedTransfer(TransferMachine):
             else:
                 self.finish(TransferOutcome.RETURNED, now, f"transfer result {event.get('Result')}: caller back "
                                                            "with the agent")
+        elif name == "LocalOptimizationBegin" and self.leg and event.get("LocalOneChannel") == self.leg:
+            self.optimized = True     # the seat takes leg;1's place: the leg's Hangup that follows is no failure
+            self.note(f"leg optimized away: {event.get('SourceChannel')} in its place")
+        elif name == "Hangup" and self._is_leg(channel) and self.optimized:
+            pass
         elif name == "Hangup" and self._is_leg(channel):
             self.hangup_cause = self.hangup_cause or f"{event.get('Cause', '')} {event.get('Cause-txt', '')}".strip()
             return self._returned(now, "transfer leg ended")
