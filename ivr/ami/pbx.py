@@ -411,15 +411,26 @@ class PbxModel:
             self._later(self._dial_from_dialplan(name, exten))
 
     async def _dial_from_dialplan(self, name: str, exten: str) -> None:
-        """Dial of the trunk for a redirected caller (emergency hand-over): one attempt, then the generated
-        dialplan's end for an unreachable emergency trunk (a prompt, then hang-up) is a hang-up here."""
+        """Dial of the trunk for a redirected caller (emergency hand-over), as recorded in ami-handover.txt: the
+        caller, now in hotline-emergency for emergency digits, dials PJSIP/<trunk>. Unreachable trunk (script
+        reachable=False): no channel, no DialBegin, DIALSTATUS=CHANUNAVAIL, then the generated dialplan's end
+        for it (its attempts, the announcement, the hang-up). No answer: one attempt here, then the hang-up."""
         chan = self.channels.get(name)
         if chan is None:
             return
+        emergency = exten in EMERGENCY_DIGITS
+        if emergency:
+            chan.context = self.dialplan.emergency_context
         chan.application, chan.app_data = "Dial", exten
         script = self.targets.get(exten, self.default_target)
-        target = self._new_channel(f"Local/{exten}@{chan.context}-{self.ids.local_suffix()};1", chan.context, exten,
-                                   state=0, linkedid=chan.linkedid)
+        if not script.reachable:
+            chan.variables["DIALSTATUS"] = "CHANUNAVAIL"
+            await asyncio.sleep(0.01)                      # the attempts and the (short) announcement
+            self.hangup(name, 16)
+            return
+        trunk = f"PJSIP/emergency-{exten}" if emergency else f"Local/{exten}@{chan.context}"
+        target = self._new_channel(f"{trunk}-{self.ids.local_suffix()}" + ("" if emergency else ";1"),
+                                   chan.context, exten, state=0, linkedid=chan.linkedid)
         self.emit({"Event": "DialBegin", **chan.snapshot(), **target.snapshot("Dest"), "DialString": exten})
         timeout = self.dial_timeout
         answered = await self._ring(target.name, script, timeout)
@@ -428,9 +439,11 @@ class PbxModel:
             return
         if answered:
             target.state = 6
+            chan.variables["DIALSTATUS"] = "ANSWER"
             self.emit({"Event": "DialEnd", **chan.snapshot(), **target.snapshot("Dest"), "DialStatus": "ANSWER"})
             self._bridge_channels(self.ids.bridge_id(), [name, target.name])
             return
+        chan.variables["DIALSTATUS"] = "NOANSWER"
         self.emit({"Event": "DialEnd", **chan.snapshot(), **target.snapshot("Dest"), "DialStatus": "NOANSWER"})
         self.hangup(target.name, script.cause)
         self.hangup(name, 16)
@@ -574,6 +587,7 @@ def _inherited(variables: dict[str, str]) -> dict[str, str]:
 
 
 _CAUSE_TEXT = {**HANGUP_CAUSE_TEXT, 3: "No route to destination"}
+EMERGENCY_DIGITS = ("110", "119", "120", "122")      # hotline-warm-transfer sends these on to hotline-emergency
 
 
 def _dest_only(chan: Channel) -> dict[str, str]:
