@@ -212,11 +212,11 @@ async def test_handover_answered_records_the_first_line(emulator, driver, record
     assert agent.name not in emulator.channels
 
 
-async def test_handover_to_an_unreachable_trunk_is_no_answer_not_a_hang_up(emulator, driver):
+async def test_handover_to_an_unreachable_trunk_is_reported_not_a_hang_up(emulator, driver):
     caller, _ = emulator.answered_call("general-12345", AGENT, dialed="12345")
     emulator.script_target("110", reachable=False)
     record = await asyncio.wait_for(driver.run(handover(caller)), 5)
-    assert record.outcome is TransferOutcome.NO_ANSWER
+    assert record.outcome is TransferOutcome.FAILED
     assert "emergency-110 unreachable" in driver.last_machine.reason
     assert "before the hand-over was dialed" not in driver.last_machine.reason
 

@@ -276,7 +276,7 @@ def test_handover_to_an_unreachable_trunk_is_seen_by_the_dialstatus_poll():
     h.on_reply("dialstatus", [{"Response": "Success", "Variable": "DIALSTATUS", "Value": "CHANUNAVAIL"}], at(2))
     assert h.tick(at(3)) == [] and not h.finished                    # the dialplan retries, then announces
     h.on_event({"Event": "Hangup", "Channel": CALLER, "Context": "hotline-emergency", "Cause": "16"}, at(4))
-    assert h.outcome is TransferOutcome.NO_ANSWER
+    assert h.outcome is TransferOutcome.FAILED                        # a trunk down, as for a seat down
     assert "emergency-110 unreachable (CHANUNAVAIL)" in h.reason and "announcement" in h.reason
     assert "before the hand-over was dialed" not in h.reason
 
@@ -284,7 +284,7 @@ def test_handover_to_an_unreachable_trunk_is_seen_by_the_dialstatus_poll():
 def test_handover_caller_gone_in_the_emergency_context_before_any_poll():
     h = handover()
     h.on_event({"Event": "Hangup", "Channel": CALLER, "Context": "hotline-emergency"}, at(0.3))
-    assert h.outcome is TransferOutcome.NO_ANSWER and "unreachable" in h.reason
+    assert h.outcome is TransferOutcome.FAILED and "unreachable" in h.reason
 
 
 def test_handover_caller_hung_up_before_the_redirect_took_effect():
@@ -293,15 +293,18 @@ def test_handover_caller_hung_up_before_the_redirect_took_effect():
     assert h.outcome is TransferOutcome.FAILED and "before the hand-over was dialed" in h.reason
 
 
-def test_handover_three_failed_attempts_are_no_answer():
+@pytest.mark.parametrize("status, outcome", [("NOANSWER", TransferOutcome.NO_ANSWER),
+                                             ("BUSY", TransferOutcome.NO_ANSWER),
+                                             ("CONGESTION", TransferOutcome.FAILED)])
+def test_handover_three_failed_attempts(status, outcome):
     h = handover()
     for n in range(3):
         h.on_event({"Event": "DialBegin", "Channel": CALLER, "DestChannel": f"PJSIP/emergency-110-{n}"}, at(n))
         h.on_event({"Event": "DialEnd", "Channel": CALLER, "DestChannel": f"PJSIP/emergency-110-{n}",
-                    "DialStatus": "CONGESTION"}, at(n + 0.1))
+                    "DialStatus": status}, at(n + 0.1))
     assert h.tick(at(5)) == []                                          # attempts seen: no polling
     h.on_event({"Event": "Hangup", "Channel": CALLER, "Context": "hotline-emergency"}, at(6))
-    assert h.outcome is TransferOutcome.NO_ANSWER and "3 attempt(s) (congestion)" in h.reason
+    assert h.outcome is outcome and f"3 attempt(s) ({status.lower()})" in h.reason
 
 
 def escalation(seconds=60) -> Escalation:

@@ -504,25 +504,30 @@ class Handover(TransferMachine):
         elif name == "Hangup" and event.get("Channel") == caller and self.state == "dialing":
             in_emergency = event.get("Context") == self.dp.emergency_context
             if self.attempts:
-                self.finish(TransferOutcome.NO_ANSWER, now, f"{self.req.target_trunk} not reached after "
-                                                            f"{self.attempts} attempt(s) ({self.last_status}); "
-                                                            "caller hung up")
-            elif self.unreachable or in_emergency:
-                self.finish(TransferOutcome.NO_ANSWER, now, f"{self.req.target_trunk} unreachable "
-                                                            f"({self.unreachable or 'no call set up'}): the "
-                                                            "dialplan's retries and announcement ran, then the "
-                                                            "caller hung up")
+                self.finish(self._not_reached(), now, f"{self.req.target_trunk} not reached after "
+                                                      f"{self.attempts} attempt(s) ({self.last_status}); "
+                                                      "caller hung up")
+            elif self.unreachable or in_emergency:       # a trunk down: a technical failure, like a seat down
+                self.finish(TransferOutcome.FAILED, now, f"{self.req.target_trunk} unreachable "
+                                                         f"({self.unreachable or 'no call set up'}): the "
+                                                         "dialplan's retries and announcement ran, then the "
+                                                         "caller hung up")
             else:
                 self.finish(TransferOutcome.FAILED, now, "caller hung up before the hand-over was dialed")
         return []
 
+    def _not_reached(self) -> TransferOutcome:
+        """Attempts that all failed to set up (congestion, chanunavail) are a trunk down, not a gateway that rang."""
+        return TransferOutcome.FAILED if self.last_status in ("congestion", "chanunavail") else \
+            TransferOutcome.NO_ANSWER
+
     def deadline_passed(self, now: datetime) -> list[Send]:
         if self.attempts:
-            self.finish(TransferOutcome.NO_ANSWER, now, f"{self.req.target_trunk} did not answer in time "
-                                                        f"({self.attempts} attempt(s))")
+            self.finish(self._not_reached(), now, f"{self.req.target_trunk} did not answer in time "
+                                                  f"({self.attempts} attempt(s), {self.last_status or 'ringing'})")
         elif self.unreachable:
-            self.finish(TransferOutcome.NO_ANSWER, now, f"{self.req.target_trunk} unreachable ({self.unreachable}); "
-                                                        "the emergency dialplan goes on with the caller")
+            self.finish(TransferOutcome.FAILED, now, f"{self.req.target_trunk} unreachable ({self.unreachable}); "
+                                                     "the emergency dialplan goes on with the caller")
         else:
             super().deadline_passed(now)
         return []

@@ -263,7 +263,7 @@ async def test_handover_to_an_unreachable_110_reports_it_not_a_hang_up(dead_rig,
     async with dead_rig.ami() as ami, Call(ami, {"general-12345": AGENT}) as call:
         await _until_unreachable(dead_rig, "emergency-110")
         code, out = await desk.transfer("handover", call.agent, "110")
-        assert code == 3, out
+        assert code == 1, out                                   # a trunk down: failed, like a seat down
         assert "emergency-110 unreachable" in out, out
         assert "before the hand-over was dialed" not in out
         # no channel could be made: no DialBegin to the trunk, nothing at all for user hotline
@@ -271,4 +271,4 @@ async def test_handover_to_an_unreachable_110_reports_it_not_a_hang_up(dead_rig,
         if "caller hung up" in out:       # the dialplan ran to its end: its announcement came before the hang-up
             assert seen(ami, "Newexten", Uniqueid=re.escape(call.tag), Application="Playback",
                         AppData="hotline/emergency-unreachable")
-    assert desk.rows("select kind, outcome from transfers") == [("handover", "no_answer")]
+    assert desk.rows("select kind, outcome from transfers") == [("handover", "failed")]
