@@ -225,3 +225,40 @@ async def test_emulated_threeway_dual_redirect_and_originate_results(desk):
     leg_hangup = next(i for i, e in enumerate(seen) if e["Event"] == "Hangup"
                       and e["Channel"].startswith("Local/12366@hotline-threeway-"))
     assert seen.index(failure) < leg_hangup                                       # recorded: response first
+
+
+def threeway_prefix(events: list[Message]) -> list[tuple[str, ...]]:
+    """From the Originate's leg to the core's DialEnd of leg;1, by role (leg1, leg2, seat)."""
+    def role(channel: str | None) -> str | None:
+        if not channel:
+            return "-"
+        if "@hotline-threeway-" in channel:
+            return "leg" + channel[-1]
+        return "seat" if channel.startswith("PJSIP/") else None
+    out = []
+    for e in events:
+        if e.get("Event") not in ("Newchannel", "DialBegin", "DialEnd", "OriginateResponse", "Hangup"):
+            continue
+        who = role(e.get("Channel"))
+        if who is None or (not out and who != "leg1"):
+            continue
+        out.append((e["Event"], who, role(e.get("DestChannel")) if "DestChannel" in e else "",
+                    e.get("DialStatus") or e.get("Response") or ""))
+        if out[-1] == ("DialEnd", "-", "leg1", "ANSWER"):
+            break
+    return out
+
+
+async def test_emulated_threeway_originate_sends_the_recorded_sequence(desk):
+    emu, client, seen = desk
+    recorded = threeway_prefix([m for _, m in load("ami-threeway-answered-hotline.txt").events])
+    caller, agent = answered(emu, "12360")
+    emu.script_target("12360", answers=True, delay=0.01)
+    req = TransferRequest(TransferKind.THREE_WAY, uniqueid=caller.uniqueid, caller_channel=caller.name,
+                          agent_channel=agent.name, from_line="12360", target_trunk="subcenter-12360", dial="12360",
+                          no_answer_seconds=2)
+    assert (await TransferDriver(client).run(req)).outcome is TransferOutcome.ANSWERED
+    assert threeway_prefix(seen) == recorded
+    leg2 = next(e for e in seen if e["Event"] == "Newchannel" and e["Channel"].endswith(";2")
+                and "threeway" in e["Channel"])
+    assert leg2["Uniqueid"].endswith("-leg;2")                        # recorded: <ChannelId>;2

@@ -248,6 +248,8 @@ class PbxModel:
         caller_num, caller_name = _parse_callerid(a.get("CallerID", ""))
         chan = self._new_channel(name, dial_context or "default", dial_exten or "s", state=0, caller_num=caller_num,
                                  caller_name=caller_name, variables=dict(variables), uniqueid=a.get("ChannelId"))
+        legs = self._threeway_leg(chan, dial_exten) if tech == "Local" and \
+            dial_context == self.dialplan.threeway_context else None
         script = self.targets.get(dial_exten, self.default_target)
         answered = await self._ring(chan.name, script, timeout)
         if not answered:
@@ -255,17 +257,39 @@ class PbxModel:
             await self._originate_failed(a, channel, reason)      # recorded: the response, then the leg's Hangup
             if chan.name in self.channels:
                 self.hangup(chan.name, script.cause)
+            if legs is not None:
+                leg2, seat = legs
+                self.emit({"Event": "DialEnd", **chan.snapshot("Dest"), "DialStatus": "CANCEL"})
+                self._gone(seat.name, 0)
+                self._gone(leg2.name, 16)
             return False
         chan.state = 6
         self.emit({"Event": "Newstate", **chan.snapshot()})
         self.emit({"Event": "OriginateResponse", "Privilege": "call,all", **_aid(a), "Response": "Success",
                    "Channel": name, **_originate_dest(a), "Reason": str(REASON_ANSWERED), "Uniqueid": chan.uniqueid,
                    "CallerIDNum": chan.caller_num, "CallerIDName": chan.caller_name})
+        if legs is not None:
+            leg2, seat = legs
+            seat.state = leg2.state = 6
+            self.emit({"Event": "DialEnd", **leg2.snapshot(), **seat.snapshot("Dest"), "DialStatus": "ANSWER"})
+            self.emit({"Event": "DialEnd", **chan.snapshot("Dest"), "DialStatus": "ANSWER"})
+            self._bridge_channels(self.ids.bridge_id(), [seat.name, leg2.name])
         if a.get("Application"):
             chan.application, chan.app_data = a["Application"], a.get("Data", "")
         else:
             self.redirect(chan.name, a["Context"], a["Exten"], int(a.get("Priority") or 1), emit_newexten=True)
         return True
+
+    def _threeway_leg(self, leg1: Channel, exten: str) -> tuple[Channel, Channel]:
+        """The three-way Originate's Local leg as recorded (ami-threeway-answered.txt): its ;2 (Uniqueid
+        <ChannelId>;2), the core's DialBegin of ;1 (no Channel fields) and ;2's DialBegin to the trunk."""
+        leg2 = self._new_channel(leg1.name[:-2] + ";2", leg1.context, exten, state=4, linkedid=leg1.linkedid,
+                                 uniqueid=f"{leg1.uniqueid};2", variables=dict(leg1.variables))
+        self.emit({"Event": "DialBegin", **leg1.snapshot("Dest"), "DialString": leg1.name[:-2].rsplit("-", 1)[0]})
+        seat = self._new_channel(f"PJSIP/{exten}-{self.ids.local_suffix()}", "hotline-from-carrier", exten, state=0,
+                                 linkedid=leg1.linkedid)
+        self.emit({"Event": "DialBegin", **leg2.snapshot(), **seat.snapshot("Dest"), "DialString": exten})
+        return leg2, seat
 
     # -- the model: scripting helpers for tests ---------------------------------------------------------------
     def script_target(self, exten: str, answers: bool = True, delay: float = 0.01, consult: float = 0.0,
