@@ -320,7 +320,8 @@ def test_escalation_caller_hangs_up_while_waiting():
     e.on_event({"Event": "QueueCallerAbandon", "Channel": CALLER, "Queue": "expert-12320", "HoldTime": "7"}, at(7))
     e.on_event({"Event": "QueueCallerLeave", "Channel": CALLER, "Queue": "expert-12320"}, at(7))
     e.on_event({"Event": "Hangup", "Channel": CALLER}, at(7))
-    assert e.outcome is TransferOutcome.NO_ANSWER and "hung up after leaving expert-12320" in e.reason
+    assert e.outcome is TransferOutcome.NO_ANSWER
+    assert e.reason == "caller hung up in expert-12320 after 7 s before an expert answered"
 
 
 def test_escalation_left_on_overflow_says_where_to():

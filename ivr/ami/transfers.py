@@ -580,9 +580,9 @@ class Escalation(TransferMachine):
             self.finish(TransferOutcome.NO_ANSWER, now, f"no expert in {queue}: the caller left it"
                                                         f"{' after ' + self.hold + ' s' if self.hold else ''} and "
                                                         f"went on to {event.get('Queue')} (the queue's overflow)")
-        elif name == "Hangup":
-            where = f"in {queue}" if self.joined and self.left_at is None else \
-                f"after leaving {queue}" if self.joined else f"before reaching {queue}"
+        elif name == "Hangup":            # app_queue's Abandon + Leave come just before the Hangup that caused them
+            waited = f" after {self.hold} s" if self.hold else ""
+            where = f"in {queue}{waited}" if self.joined else f"before reaching {queue}"
             self.finish(TransferOutcome.NO_ANSWER if self.joined else TransferOutcome.FAILED, now,
                         f"caller hung up {where} before an expert answered")
         return []
