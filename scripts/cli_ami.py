@@ -117,33 +117,40 @@ def transfer(kind: str, channel: str, line: str, caller_channel: str | None, tar
             try:
                 request = request_from_route(route, table, KINDS[kind], uniqueid=caller["Uniqueid"],
                                              caller_channel=caller["Channel"], agent_channel=agent["Channel"],
-                                             agent=agent["Channel"], target=target)
+                                             agent=agent["Channel"], target=target,
+                                             linkedid=caller.get("Linkedid") or None)
             except ValueError as exc:
                 raise click.ClickException(str(exc)) from None
             request = replace(request, first_line=first_line)
-            driver = TransferDriver(client, on_record=recorder.record_transfer if recorder else None)
+            driver = TransferDriver(client)        # recorded below, once a work order (if any) has its number
             result = await driver.run(request)
             return result, driver.last_machine
         finally:
             await client.close()
     try:
         result, machine = asyncio.run(run())
+        for step in machine.log:
+            click.echo(f"  {step}")
+        outcome = result.outcome or TransferOutcome.FAILED
+        click.echo(f"{kind} transfer of {channel} ({line} -> {result.target_trunk or result.target_queue}): "
+                   f"{outcome.value}{'' if recorder else ' (not recorded)'}")
+        follow_up = work_order_after(route, KINDS[kind], outcome, target)
+        if follow_up is not None:
+            number = _dispatch_work_order(settings, table, route, result, follow_up, agent=channel)
+            result = replace(result, work_order=number)        # the record names the order it led to
+        if recorder is not None:
+            try:
+                recorder.record_transfer(result)
+            except Exception as exc:   # the transfer happened: say so, never fail it for the records
+                click.echo(f"warning: transfer not recorded ({type(exc).__name__}: {exc})", err=True)
     finally:
         if recorder is not None:
             recorder.flush()
             recorder.close()
-    for step in machine.log:
-        click.echo(f"  {step}")
-    outcome = result.outcome or TransferOutcome.FAILED
-    click.echo(f"{kind} transfer of {channel} ({line} -> {result.target_trunk or result.target_queue}): "
-               f"{outcome.value}{'' if recorder else ' (not recorded)'}")
-    follow_up = work_order_after(route, KINDS[kind], outcome, target)
-    if follow_up is not None:
-        _dispatch_work_order(settings, table, route, result, follow_up, agent=channel)
     raise SystemExit(EXIT.get(outcome, 1))
 
 
-def _dispatch_work_order(settings, table, route, result, option, *, agent: str) -> None:
+def _dispatch_work_order(settings, table, route, result, option, *, agent: str) -> str | None:
     """Nobody at the sub-center answered: the table says the matter goes to it as a work order instead."""
     from records import workorders
     from records.db import make_engine, upgrade
@@ -159,11 +166,12 @@ def _dispatch_work_order(settings, table, route, result, option, *, agent: str) 
     except Exception as exc:  # the agent still has the caller: say so plainly, the order can be made by hand
         click.echo(f"warning: work order not dispatched ({type(exc).__name__}: {exc}); "
                    "use `hotline workorders dispatch`", err=True)
-        return
+        return None
     finally:
         engine.dispose()
     click.echo(f"work order {order.number} dispatched to {option.department}, to be signed by "
                f"{order.sign_deadline.astimezone(table.timezone):%Y-%m-%d %H:%M}")
+    return order.number
 
 
 def _recorder(settings):

@@ -135,7 +135,7 @@ def field_shapes(name: str) -> dict[str, set[tuple[str, ...]]]:
 async def test_scripted_queue_call_and_atxfer_events_have_the_recorded_fields(emulator):
     from ivr.ami.client import AmiClient
     truth = field_shapes("ami-atxfer.txt")
-    for name in ("ami-queue-answered.txt", "ami-queue-redirect.txt", "ami-agi-hangup.txt"):
+    for name in ("ami-queue-answered.txt", "ami-queue-redirect.txt", "ami-agi-hangup.txt", "ami-warm-answered.txt"):
         for event, keys in field_shapes(name).items():
             truth.setdefault(event, set()).update(keys)
     client = AmiClient("127.0.0.1", emulator.port, "hotline", "********")

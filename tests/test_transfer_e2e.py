@@ -221,8 +221,17 @@ async def test_handover_answered_records_the_first_line(emulator, client, driver
     assert record.outcome is TransferOutcome.ANSWERED and record.kind is TransferRecordKind.HANDOVER
     assert (record.first_line, record.target_trunk) == ("12345", "emergency-110")
     (target,) = peers(emulator, caller.name)
-    assert target.startswith("Local/110@hotline-warm-transfer-")
+    assert target.startswith("PJSIP/emergency-110-")                      # dialed from hotline-emergency
     assert agent.name not in emulator.channels
+
+
+async def test_handover_to_an_unreachable_trunk_is_reported_not_a_hang_up(emulator, client, driver):
+    caller, _ = await answered_and_seen(emulator, client, dialed="12345")
+    emulator.script_target("110", reachable=False)
+    record = await asyncio.wait_for(driver.run(handover(caller)), 5)
+    assert record.outcome is TransferOutcome.FAILED
+    assert "emergency-110 unreachable" in driver.last_machine.reason
+    assert "before the hand-over was dialed" not in driver.last_machine.reason
 
 
 async def test_handover_nobody_answers_is_recorded_as_no_answer(emulator, client, driver):

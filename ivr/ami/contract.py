@@ -20,6 +20,7 @@ class TransferDialplan:
     warm_context: str = "hotline-warm-transfer"
     threeway_context: str = "hotline-threeway"
     escalate_context: str = "hotline-escalate"
+    emergency_context: str = "hotline-emergency"
     caller_exten: str = "caller"
     agent_exten: str = "agent"
     target_exten: str = "target"

@@ -404,7 +404,7 @@ class AmiEmulator(PbxModel):
         extra = a.get("ExtraChannel")
         if extra and extra not in self.channels:
             return s.error(a, f"ExtraChannel does not exist: {extra}")
-        s.reply(a, "Success", "Redirect successful")                                                 # recorded
+        s.reply(a, "Success", "Dual Redirect successful" if extra else "Redirect successful")      # recorded
         priority = int(a.get("Priority") or 1)
         moving = frozenset(n for n in (name, extra) if n)      # moved together: neither is hung up as a peer
         for target, prefix in ((chan, ""), (self.channels.get(extra or ""), "Extra")):

@@ -28,6 +28,7 @@ class TargetScript:
     delay: float = 0.01
     consult: float = 0.0
     cause: int = 19
+    reachable: bool = True       # False: no channel can be made (CHANUNAVAIL, cause 3), as for a seat down
 
 
 class PbxModel:
@@ -48,6 +49,7 @@ class PbxModel:
         self.dial_timeout = 30.0                   # the dialplan's Dial() timeout for redirected callers
         self._tasks: set[asyncio.Task] = set()
         self._ringing: dict[str, asyncio.Event] = {}   # target channel -> set when hung up while ringing
+        self.deferred: dict[str, tuple[QueueCall, bool]] = {}  # caller -> queue call left by Redirect, channel fields?
 
     def emit(self, event: dict[str, str]) -> None:
         raise NotImplementedError
@@ -62,8 +64,11 @@ class PbxModel:
 
     # -- Atxfer and Originate, after the AMI reply ----------------------------------------------------------
     async def _run_atxfer(self, transferer_name: str, exten: str, context: str) -> None:
-        """Atxfer only queues DTMF: with digits the transferer dials the target while the caller is on hold;
-        answered -> the target is bridged to the caller (AttendedTransfer); no answer -> back to the agent."""
+        """Atxfer as Asterisk 22 does it (NOTES-2.md "Warm (attended) transfer"): DTMFEnd per key, Hold, a Local
+        leg `Local/<digits>@<context>-XXXX;1/;2` whose ;1 shares a consultation bridge with the agent and whose
+        ;2 dials the seat. Answered: after the script's `consult` s the agent hangs up -> BridgeMerge,
+        AttendedTransfer, AgentComplete `transfer`, LocalOptimization. No answer / unreachable: the leg hangs up,
+        the agent goes back to the original bridge (Unhold); no AttendedTransfer."""
         transferer = self.channels.get(transferer_name)
         if transferer is None or not exten.isdigit():
             return                                          # DTMF of non-digits goes nowhere: nothing happens
@@ -71,39 +76,151 @@ class PbxModel:
         if not peers:
             return
         transferee = self.channels[peers[0]]
-        orig_bridge = transferer.bridge
+        orig_bridge = transferer.bridge or ""
+        for digit in "*2" + exten:
+            self.emit({"Event": "DTMFEnd", "Privilege": "dtmf,all", **transferer.snapshot(), "Digit": digit,
+                       "DurationMs": "0", "Direction": "Received"})
+        self.emit({"Event": "Hold", **transferer.snapshot()})
         self.emit({"Event": "MusicOnHoldStart", **transferee.snapshot(), "Class": "default"})
-        target = self._new_channel(f"Local/{exten}@{context}-{self.ids.local_suffix()};1", context, exten,
-                                   state=0, linkedid=transferer.linkedid,
-                                   variables=_inherited(transferer.variables))
-        self.emit({"Event": "DialBegin", **transferer.snapshot(), **target.snapshot("Dest"),
-                   "DialString": f"{exten}@{context}"})
+        base = f"Local/{exten}@{context}-{self.ids.local_suffix()}"
+        leg1 = self._new_channel(base + ";1", context, exten, state=0, linkedid=transferer.linkedid,
+                                 variables=_inherited(transferer.variables))
+        leg2 = self._new_channel(base + ";2", context, exten, state=4, linkedid=transferer.linkedid,
+                                 variables=_inherited(transferer.variables))
+        for leg in (leg1, leg2):
+            for name in ("ATTENDEDTRANSFER", "TRANSFERERNAME"):
+                leg.variables[name] = transferer.name
+                self.emit({"Event": "VarSet", **leg.snapshot(), "Variable": name, "Value": transferer.name})
+        consult = self.ids.bridge_id()
+        self._bridge_channels(consult, [leg1.name])
+        self._move(transferer.name, consult)
         script = self.targets.get(exten, self.default_target)
-        answered = await self._ring(target.name, script)
-        if not answered or transferer.name not in self.channels or transferee.name not in self.channels:
-            self.emit({"Event": "DialEnd", **transferer.snapshot(), **target.snapshot("Dest"),
-                       "DialStatus": "NOANSWER"})
-            if target.name in self.channels:
-                self.hangup(target.name, script.cause)
-            if transferee.name in self.channels:
-                self.emit({"Event": "MusicOnHoldStop", **transferee.snapshot()})
+        if not script.reachable:            # no seat channel, no DialBegin: CHANUNAVAIL, the leg ends (cause 3)
+            leg2.variables["DIALSTATUS"] = "CHANUNAVAIL"
+            await asyncio.sleep(0.002)
+            self._atxfer_failed(leg1, leg2, 3, transferer.name, transferee.name, orig_bridge, consult)
             return
-        target.state = 6
-        self.emit({"Event": "Newstate", **target.snapshot()})
-        self.emit({"Event": "DialEnd", **transferer.snapshot(), **target.snapshot("Dest"), "DialStatus": "ANSWER"})
-        if script.consult:
-            await asyncio.sleep(script.consult)
+        seat = self._new_channel(f"PJSIP/{exten}-{self.ids.local_suffix()}", "hotline-from-carrier", exten,
+                                 state=0, linkedid=transferer.linkedid)
+        self.emit({"Event": "DialBegin", **leg2.snapshot(), **seat.snapshot("Dest"),
+                   "DialString": f"{exten}@{exten}"})
+        seat.state = 5
+        self.emit({"Event": "Newstate", **seat.snapshot()})
+        self.emit({"Event": "DialState", **_dest_only(leg1), "DialStatus": "RINGING"})
+        self.emit({"Event": "DialState", **leg2.snapshot(), **seat.snapshot("Dest"), "DialStatus": "RINGING"})
+        answered = await self._ring(leg2.name, script, self.dial_timeout)
+        if leg2.name not in self.channels or transferer.name not in self.channels:
+            if seat.name in self.channels:                 # e.g. our AMI Hangup of leg;2 (the no-answer bound)
+                self.emit({"Event": "DialEnd", **leg2.snapshot(), **seat.snapshot("Dest"), "DialStatus": "CANCEL"})
+                self.hangup(seat.name, 0)
+            self._atxfer_failed(leg1, leg2, 16, transferer.name, transferee.name, orig_bridge, consult)
+            return
+        if not answered:                                   # the dialplan's Dial(…, no_answer_seconds) gave up
+            leg2.variables["DIALSTATUS"] = "NOANSWER"
+            self.emit({"Event": "DialEnd", **leg2.snapshot(), **seat.snapshot("Dest"), "DialStatus": "NOANSWER"})
+            self.hangup(seat.name, 0)
+            self._atxfer_failed(leg1, leg2, 16, transferer.name, transferee.name, orig_bridge, consult)
+            return
+        seat.state = leg1.state = leg2.state = 6
+        self.emit({"Event": "Newstate", **seat.snapshot()})
+        self.emit({"Event": "DialEnd", **leg2.snapshot(), **seat.snapshot("Dest"), "DialStatus": "ANSWER"})
+        seat_bridge = self.ids.bridge_id()                 # recorded order: its BridgeCreate before the core's DialEnd
+        self.bridges[seat_bridge] = set()
+        self.emit({"Event": "BridgeCreate", **_bridge_fields("Bridge", seat_bridge, 0)})
+        self.emit({"Event": "DialEnd", **_dest_only(leg1), "DialStatus": "ANSWER"})
+        self._bridge_channels(seat_bridge, [seat.name, leg2.name])
+        await asyncio.sleep(script.consult)                # the agent talks to the seat, then hangs up
         if transferer.name not in self.channels or transferee.name not in self.channels:
             return
-        self.emit({"Event": "AttendedTransfer", "Result": "Success", **transferer.snapshot("OrigTransferer"),
-                   **_bridge_fields("OrigBridge", orig_bridge or "", 2),
-                   **transferer.snapshot("SecondTransferer"), **_bridge_fields("SecondBridge", "", 0),
-                   **transferee.snapshot("Transferee"), **target.snapshot("TransferTarget"),
-                   "IsExternal": "No", "DestType": "Bridge", "DestBridgeUniqueid": orig_bridge or ""})
+        self._complete_atxfer(transferer, transferee, leg1, leg2, seat, orig_bridge, consult)
+
+    def _complete_atxfer(self, transferer: Channel, transferee: Channel, leg1: Channel, leg2: Channel,
+                         seat: Channel, orig_bridge: str, consult: str) -> None:
+        self._unbridge(transferer.name)
+        self.emit({"Event": "BridgeMerge", **_bridge_fields("ToBridge", orig_bridge, 1),
+                   **_bridge_fields("FromBridge", consult, 1)})
+        self._move(leg1.name, orig_bridge)
         self.emit({"Event": "MusicOnHoldStop", **transferee.snapshot()})
-        self._leave_bridge(transferer.name, reason="transfer")
-        self.hangup(transferer.name, 16)
-        self._bridge_channels(self.ids.bridge_id(), [transferee.name, target.name])
+        self.emit({"Event": "AttendedTransfer", "Result": "Success", **transferer.snapshot("OrigTransferer"),
+                   **_bridge_fields("OrigBridge", orig_bridge, 2), **transferer.snapshot("SecondTransferer"),
+                   **_bridge_fields("SecondBridge", consult, 0), **transferee.snapshot("Transferee"),
+                   **leg1.snapshot("TransferTarget"), "IsExternal": "No", "DestType": "Bridge",
+                   "DestBridgeUniqueid": orig_bridge})
+        call = transferer.queue_call
+        if call is not None and call.connected is not None:
+            self._complete_queue_call(call, "transfer")
+        self.bridges.pop(consult, None)
+        self.emit({"Event": "BridgeDestroy", **_bridge_fields("Bridge", consult, 0)})
+        self.channels.pop(transferer.name, None)
+        self.emit({"Event": "Hangup", **transferer.snapshot(), "Cause": "16", "Cause-txt": HANGUP_CAUSE_TEXT[16]})
+        self._later(self._local_optimization(leg1, leg2, seat, orig_bridge))
+
+    async def _local_optimization(self, leg1: Channel, leg2: Channel, seat: Channel, bridge: str) -> None:
+        """~0.5 s after the transfer the seat replaces the Local leg in the caller's bridge (shorter here)."""
+        await asyncio.sleep(0.05)
+        if leg1.name not in self.channels or seat.name not in self.channels:
+            return
+        self.emit({"Event": "LocalOptimizationBegin", **leg1.snapshot("LocalOne"), **leg2.snapshot("LocalTwo"),
+                   **seat.snapshot("Source"), "DestUniqueId": leg2.uniqueid, "Id": "0"})
+        self._unbridge(seat.name)
+        self._move(leg1.name, None)
+        self.bridges.setdefault(bridge, set()).add(seat.name)
+        seat.bridge = bridge
+        self.emit({"Event": "BridgeEnter", **_bridge_fields("Bridge", bridge, len(self.bridges[bridge])),
+                   **seat.snapshot()})
+        self.emit({"Event": "LocalOptimizationEnd", **leg1.snapshot("LocalOne"), **leg2.snapshot("LocalTwo"),
+                   "Success": "Yes", "Id": "0"})
+        self._gone(leg1.name, 16)
+        leg_bridge = leg2.bridge
+        self._unbridge(leg2.name)
+        if leg_bridge is not None and not self.bridges.get(leg_bridge):
+            self.bridges.pop(leg_bridge, None)
+            self.emit({"Event": "BridgeDestroy", **_bridge_fields("Bridge", leg_bridge, 0)})
+        self._gone(leg2.name, 16)
+
+    def _move(self, name: str, bridge_id: str | None) -> None:
+        """A channel changes bridge without the side effects of _leave_bridge (no hang-up of peers)."""
+        self._unbridge(name)
+        if bridge_id is not None:
+            self._bridge_channels(bridge_id, [name])
+
+    def _unbridge(self, name: str) -> None:
+        chan = self.channels.get(name)
+        if chan is None or chan.bridge is None:
+            return
+        members = self.bridges.get(chan.bridge, set())
+        members.discard(name)
+        self.emit({"Event": "BridgeLeave", **_bridge_fields("Bridge", chan.bridge, len(members)), **chan.snapshot()})
+        chan.bridge = None
+
+    def _gone(self, name: str, cause: int) -> None:
+        """A transfer leg's channel hangs up (out of any bridge already): just its Hangup."""
+        chan = self.channels.pop(name, None)
+        if chan is None:
+            return
+        ringing = self._ringing.get(name)
+        if ringing is not None:
+            ringing.set()
+        self.emit({"Event": "Hangup", **chan.snapshot(), "Cause": str(cause),
+                   "Cause-txt": _CAUSE_TEXT.get(cause, "Unknown")})
+
+    def _atxfer_failed(self, leg1: Channel, leg2: Channel, cause: int, transferer: str, transferee: str,
+                       orig_bridge: str, consult: str) -> None:
+        """A failed attended transfer as recorded (warm-noanswer, warm-unreachable): leg;2 hangs up, leg;1 leaves
+        the consultation bridge, the agent goes back to the original bridge, MusicOnHoldStop, Unhold,
+        BridgeDestroy, then leg;1's Hangup. No AttendedTransfer event."""
+        self._gone(leg2.name, cause)
+        self._unbridge(leg1.name)
+        if transferer in self.channels:
+            self._move(transferer, orig_bridge)
+        if transferee in self.channels:
+            self.emit({"Event": "MusicOnHoldStop", **self.channels[transferee].snapshot()})
+        if transferer in self.channels:
+            self.emit({"Event": "Unhold", **self.channels[transferer].snapshot()})
+        if consult in self.bridges:
+            self.bridges.pop(consult, None)
+            self.emit({"Event": "BridgeDestroy", **_bridge_fields("Bridge", consult, 0)})
+        self._gone(leg1.name, cause)
 
     async def _ring(self, target_name: str, script: TargetScript, timeout: float | None = None) -> bool:
         """Wait the script's delay (bounded by `timeout`); False if not answered or hung up meanwhile."""
@@ -119,9 +236,12 @@ class PbxModel:
 
 
     async def _originate_failed(self, a: Message, channel: str, reason: int) -> None:
+        """Recorded (threeway-noanswer): Channel is the dial string as sent (no -XXXXXXXX;1 suffix), Uniqueid the
+        ChannelId asked for (<null> without one)."""
         self.emit({"Event": "OriginateResponse", "Privilege": "call,all", **_aid(a), "Response": "Failure",
-                   "Channel": channel, **_originate_dest(a), "Reason": str(reason), "Uniqueid": "<null>",
-                   "CallerIDNum": "<unknown>", "CallerIDName": "<unknown>"})
+                   "Channel": a.get("Channel") or channel, **_originate_dest(a), "Reason": str(reason),
+                   "Uniqueid": a.get("ChannelId") or "<null>", "CallerIDNum": "<unknown>",
+                   "CallerIDName": "<unknown>"})
 
     async def _run_originate(self, a: Message, channel: str, tech: str, dial_exten: str, dial_context: str,
                              timeout: float, variables: dict[str, str]) -> bool:
@@ -130,29 +250,54 @@ class PbxModel:
         caller_num, caller_name = _parse_callerid(a.get("CallerID", ""))
         chan = self._new_channel(name, dial_context or "default", dial_exten or "s", state=0, caller_num=caller_num,
                                  caller_name=caller_name, variables=dict(variables), uniqueid=a.get("ChannelId"))
+        legs = self._threeway_leg(chan, dial_exten) if tech == "Local" and \
+            dial_context == self.dialplan.threeway_context else None
         script = self.targets.get(dial_exten, self.default_target)
         answered = await self._ring(chan.name, script, timeout)
         if not answered:
             reason = REASON_NO_ANSWER if script.delay >= timeout or script.answers else REASON_HUNGUP
+            await self._originate_failed(a, channel, reason)      # recorded: the response, then the leg's Hangup
             if chan.name in self.channels:
                 self.hangup(chan.name, script.cause)
-            await self._originate_failed(a, name, reason)
+            if legs is not None:
+                leg2, seat = legs
+                self.emit({"Event": "DialEnd", **chan.snapshot("Dest"), "DialStatus": "CANCEL"})
+                self._gone(seat.name, 0)
+                self._gone(leg2.name, 16)
             return False
         chan.state = 6
         self.emit({"Event": "Newstate", **chan.snapshot()})
         self.emit({"Event": "OriginateResponse", "Privilege": "call,all", **_aid(a), "Response": "Success",
                    "Channel": name, **_originate_dest(a), "Reason": str(REASON_ANSWERED), "Uniqueid": chan.uniqueid,
                    "CallerIDNum": chan.caller_num, "CallerIDName": chan.caller_name})
+        if legs is not None:
+            leg2, seat = legs
+            seat.state = leg2.state = 6
+            self.emit({"Event": "DialEnd", **leg2.snapshot(), **seat.snapshot("Dest"), "DialStatus": "ANSWER"})
+            self.emit({"Event": "DialEnd", **chan.snapshot("Dest"), "DialStatus": "ANSWER"})
+            self._bridge_channels(self.ids.bridge_id(), [seat.name, leg2.name])
         if a.get("Application"):
             chan.application, chan.app_data = a["Application"], a.get("Data", "")
         else:
             self.redirect(chan.name, a["Context"], a["Exten"], int(a.get("Priority") or 1), emit_newexten=True)
         return True
 
+    def _threeway_leg(self, leg1: Channel, exten: str) -> tuple[Channel, Channel]:
+        """The three-way Originate's Local leg as recorded (ami-threeway-answered.txt): its ;2 (Uniqueid
+        <ChannelId>;2), the core's DialBegin of ;1 (no Channel fields) and ;2's DialBegin to the trunk."""
+        leg2 = self._new_channel(leg1.name[:-2] + ";2", leg1.context, exten, state=4, linkedid=leg1.linkedid,
+                                 uniqueid=f"{leg1.uniqueid};2", variables=dict(leg1.variables))
+        self.emit({"Event": "DialBegin", **leg1.snapshot("Dest"), "DialString": leg1.name[:-2].rsplit("-", 1)[0]})
+        seat = self._new_channel(f"PJSIP/{exten}-{self.ids.local_suffix()}", "hotline-from-carrier", exten, state=0,
+                                 linkedid=leg1.linkedid)
+        self.emit({"Event": "DialBegin", **leg2.snapshot(), **seat.snapshot("Dest"), "DialString": exten})
+        return leg2, seat
+
     # -- the model: scripting helpers for tests ---------------------------------------------------------------
-    def script_target(self, exten: str, answers: bool = True, delay: float = 0.01, consult: float = 0.0) -> None:
+    def script_target(self, exten: str, answers: bool = True, delay: float = 0.01, consult: float = 0.0,
+                      reachable: bool = True) -> None:
         """How dialing `exten` (Atxfer digits, Originate Local/<exten>@..., hand-over Redirect) turns out."""
-        self.targets[exten] = TargetScript(answers, delay, consult)
+        self.targets[exten] = TargetScript(answers, delay, consult, reachable=reachable)
 
     def add_queue(self, name: str, strategy: str = "ringall", *, timeout: float | None = None,
                   leave_when_empty: bool = False, overflow_to: str | None = None) -> QueueState:
@@ -375,6 +520,7 @@ class PbxModel:
             ringing.set()
         self._leave_queue(name, abandon=True)
         self._leave_bridge(name, reason="caller" if chan.queue_call and chan.queue_call.caller == name else "agent")
+        self._complete_deferred(name)
         self.channels.pop(name, None)
         self.emit({"Event": "Hangup", **chan.snapshot(), "Cause": str(cause),
                    "Cause-txt": HANGUP_CAUSE_TEXT.get(cause, "Unknown")})
@@ -384,7 +530,10 @@ class PbxModel:
         """Move a channel to context,exten,priority and run the little dialplan the transfers rely on."""
         chan = self.channels[name]
         self._leave_queue(name, abandon=True)
-        self._leave_bridge(name, reason="transfer", keep=keep)
+        # out of the queue bridge: Asterisk hangs the agent up at once (unless moved too) and sends the queue
+        # call's AgentComplete only at the caller's final hang-up, Reason caller (see _complete_deferred)
+        self._leave_bridge(name, reason="transfer", keep=keep, defer=True,
+                           requeued=context == self.dialplan.escalate_context)
         chan.context, chan.exten, chan.priority = context, exten, priority
         chan.application, chan.app_data = "", ""
         if emit_newexten:
@@ -401,15 +550,26 @@ class PbxModel:
             self._later(self._dial_from_dialplan(name, exten))
 
     async def _dial_from_dialplan(self, name: str, exten: str) -> None:
-        """Dial of the trunk for a redirected caller (emergency hand-over): one attempt, then the generated
-        dialplan's end for an unreachable emergency trunk (a prompt, then hang-up) is a hang-up here."""
+        """Dial of the trunk for a redirected caller (emergency hand-over), as recorded in ami-handover.txt: the
+        caller, now in hotline-emergency for emergency digits, dials PJSIP/<trunk>. Unreachable trunk (script
+        reachable=False): no channel, no DialBegin, DIALSTATUS=CHANUNAVAIL, then the generated dialplan's end
+        for it (its attempts, the announcement, the hang-up). No answer: one attempt here, then the hang-up."""
         chan = self.channels.get(name)
         if chan is None:
             return
+        emergency = exten in EMERGENCY_DIGITS
+        if emergency:
+            chan.context = self.dialplan.emergency_context
         chan.application, chan.app_data = "Dial", exten
         script = self.targets.get(exten, self.default_target)
-        target = self._new_channel(f"Local/{exten}@{chan.context}-{self.ids.local_suffix()};1", chan.context, exten,
-                                   state=0, linkedid=chan.linkedid)
+        if not script.reachable:
+            chan.variables["DIALSTATUS"] = "CHANUNAVAIL"
+            await asyncio.sleep(0.01)                      # the attempts and the (short) announcement
+            self.hangup(name, 16)
+            return
+        trunk = f"PJSIP/emergency-{exten}" if emergency else f"Local/{exten}@{chan.context}"
+        target = self._new_channel(f"{trunk}-{self.ids.local_suffix()}" + ("" if emergency else ";1"),
+                                   chan.context, exten, state=0, linkedid=chan.linkedid)
         self.emit({"Event": "DialBegin", **chan.snapshot(), **target.snapshot("Dest"), "DialString": exten})
         timeout = self.dial_timeout
         answered = await self._ring(target.name, script, timeout)
@@ -418,9 +578,11 @@ class PbxModel:
             return
         if answered:
             target.state = 6
+            chan.variables["DIALSTATUS"] = "ANSWER"
             self.emit({"Event": "DialEnd", **chan.snapshot(), **target.snapshot("Dest"), "DialStatus": "ANSWER"})
             self._bridge_channels(self.ids.bridge_id(), [name, target.name])
             return
+        chan.variables["DIALSTATUS"] = "NOANSWER"
         self.emit({"Event": "DialEnd", **chan.snapshot(), **target.snapshot("Dest"), "DialStatus": "NOANSWER"})
         self.hangup(target.name, script.cause)
         self.hangup(name, 16)
@@ -464,8 +626,10 @@ class PbxModel:
             self.emit({"Event": "BridgeEnter", **_bridge_fields("Bridge", bridge_id, len(members)),
                        **chan.snapshot()})
 
-    def _leave_bridge(self, name: str, *, reason: str, keep: frozenset[str] = frozenset()) -> None:
-        """A channel leaves its bridge; a queue call ends (AgentComplete); a two-party bridge's peer hangs up."""
+    def _leave_bridge(self, name: str, *, reason: str, keep: frozenset[str] = frozenset(), defer: bool = False,
+                      requeued: bool = False) -> None:
+        """A channel leaves its bridge; a queue call ends (AgentComplete, or deferred to the caller's hang-up when
+        `defer`: a Redirect out of the queue bridge); a two-party bridge's peer hangs up."""
         chan = self.channels.get(name)
         if chan is None or chan.bridge is None:
             return
@@ -475,7 +639,12 @@ class PbxModel:
         chan.bridge = None
         self.emit({"Event": "BridgeLeave", **_bridge_fields("Bridge", bridge_id, len(members)), **chan.snapshot()})
         call = chan.queue_call
-        if call is not None and call.connected is not None:
+        if call is not None and call.connected is not None and defer:
+            for party in (call.caller, call.agent or ""):
+                if party in self.channels:
+                    self.channels[party].queue_call = None
+            self.deferred[call.caller] = (call, not requeued)
+        elif call is not None and call.connected is not None:
             self._complete_queue_call(call, reason)
         if bridge_id.startswith("conf-"):
             if not members:
@@ -489,9 +658,45 @@ class PbxModel:
                 peer_chan.bridge = None
                 if peer in keep:
                     continue
+                if defer and call is not None and peer == call.agent:
+                    # redirected away from its agent: BridgeLeave, BridgeDestroy, the agent hung up, member free
+                    self.emit({"Event": "BridgeLeave", **_bridge_fields("Bridge", bridge_id, 0),
+                               **peer_chan.snapshot()})
+                    self.emit({"Event": "BridgeDestroy", **_bridge_fields("Bridge", bridge_id, 0)})
+                    self.hangup(peer, 16)
+                    self._member_free(call)
+                    return
                 if reason != "transfer" or (call is not None and peer == call.agent):
                     self.hangup(peer, 16)
         self.emit({"Event": "BridgeDestroy", **_bridge_fields("Bridge", bridge_id, 0)})
+
+    def _member_free(self, call: QueueCall) -> None:
+        member = self.queues[call.queue].members.get(call.interface)
+        if member is not None and (member.in_call or member.status != DEVICE_NOT_INUSE):
+            member.in_call, member.status = False, DEVICE_NOT_INUSE
+            self._member_event("QueueMemberStatus", self.queues[call.queue], member)
+
+    def _complete_deferred(self, caller: str) -> None:
+        """The AgentComplete of a queue call left by Redirect, at the caller's final hang-up: Reason caller,
+        TalkTime until now; no channel fields at all after an escalation into another queue, the caller's (and
+        the agent's as Dest* if it is still up, as in a conference) otherwise (recorded in ami-escalate.txt,
+        ami-handover.txt, ami-threeway-answered.txt)."""
+        pending = self.deferred.pop(caller, None)
+        chan = self.channels.get(caller)
+        if pending is None or chan is None:
+            return
+        call, with_channel = pending
+        q = self.queues[call.queue]
+        member = q.members.get(call.interface)
+        now = time.time()
+        q.completed += 1
+        agent = self.channels.get(call.agent or "")       # still up after a dual Redirect (three-way): Dest* too
+        fields = {**chan.snapshot(), **(agent.snapshot("Dest") if agent else {})} if with_channel else {}
+        self.emit({"Event": "AgentComplete", **fields, "Queue": q.name,
+                   "Interface": call.interface, "MemberName": member.name if member else call.interface,
+                   "HoldTime": str(int((call.connected or now) - call.joined)),
+                   "TalkTime": str(int(now - (call.connected or now))), "Reason": "caller"})
+        self._member_free(call)
 
     def _complete_queue_call(self, call: QueueCall, reason: str) -> None:
         caller, agent = self.channels.get(call.caller), self.channels.get(call.agent or "")
@@ -530,6 +735,15 @@ def _inherited(variables: dict[str, str]) -> dict[str, str]:
         elif key.startswith("_"):
             out[key[1:]] = value
     return out
+
+
+_CAUSE_TEXT = {**HANGUP_CAUSE_TEXT, 3: "No route to destination"}
+EMERGENCY_DIGITS = ("110", "119", "120", "122")      # hotline-warm-transfer sends these on to hotline-emergency
+
+
+def _dest_only(chan: Channel) -> dict[str, str]:
+    """DialState/DialEnd of the transfer core dialling a Local leg: no Channel fields, only Dest*."""
+    return chan.snapshot("Dest")
 
 
 def _var(chan: Channel, name: str) -> str | None:

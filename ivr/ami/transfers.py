@@ -4,7 +4,8 @@ Kinds (routing.model.TransferKind) and how each is done:
 - ATTENDED (warm; retained seats 12348/12333): AMI Atxfer on the agent's channel to <trunk dial digits> in
   hotline-warm-transfer (the dialplan maps the digits to the trunk). Atxfer, not Originate+Bridge: Asterisk then keeps the caller on hold, lets the
   agent talk to the seat first and returns the caller to the agent by itself when the leg fails; we only add the
-  deadline: no answer within no_answer_seconds -> we hang the leg up, Asterisk gives the caller back (RETURNED).
+  bound: not answered within no_answer_seconds of the leg's start -> we hang the leg up (if the dialplan's Dial has
+  not ended it), Asterisk gives the caller back (RETURNED); a seat that cannot be reached -> FAILED, caller back.
   Needs queue options tT and an atxfer feature code (Atxfer only queues DTMF, hence digits-only targets).
 - THREE_WAY (sub-centres 12360/12366/12305, emergency linkage): Originate Local/<digits>@hotline-threeway into
   hotline-threeway,target with HOTLINE_CONF=<room>; only once the target answered are caller and agent moved
@@ -13,9 +14,14 @@ Kinds (routing.model.TransferKind) and how each is done:
   target that never answers costs the caller nothing; the target waits a moment alone in the room.
 - HANDOVER (emergency one-step): Redirect of the caller to hotline-warm-transfer,<digits> (works bridged or not,
   unlike BlindTransfer); the dialplan (hotline-emergency) dials the emergency trunk, retrying. The record's
-  first_line says which line took the call first.
+  first_line says which line took the call first. An unreachable trunk makes no channel and no event: the
+  caller's DIALSTATUS (Getvar) and its final Hangup context tell.
 - ESCALATE (expert-12320/12329): Setvar HOTLINE_LINE and HOTLINE_IVR_PATH on the caller, then Redirect to
-  hotline-escalate,<queue id>; ANSWERED once an expert's AgentConnect is seen.
+  hotline-escalate,<queue id>; ANSWERED once an expert's AgentConnect is seen; NO_ANSWER when the caller leaves
+  the queue unanswered (hung up, or moved on by its overflow: the next QueueCallerJoin names where).
+
+Asterisk hangs the agent up as soon as the caller is Redirected out of the queue bridge (hand-over, escalate):
+nothing here expects the agent to stay.
 
 Every attempt ends in exactly one TransferRecord (records.types), reported once to on_record. An AMI link that
 drops mid-transfer fails the attempt cleanly (FAILED); nothing is ever re-sent, so no second Originate.
@@ -41,6 +47,7 @@ log = structlog.get_logger(__name__)
 
 SETUP_GRACE_SECONDS = 5.0     # beyond no_answer_seconds, for Asterisk to report what happened
 CONSULT_LIMIT_SECONDS = 600.0  # warm transfer: how long we follow the agent's talk with the seat before recording
+POLL_SECONDS = 1.0            # hand-over: how often the caller's DIALSTATUS is read while no Dial shows
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,7 @@ class TransferRequest:
     first_line: str = "12345"             # the line that took the call first: stays responsible
     agent_channel: str | None = None      # needed for ATTENDED and THREE_WAY
     agent: str | None = None              # agent id for the record (interface or name)
+    linkedid: str | None = None           # the call's Linkedid: ATTENDED finds its Local leg by it
     target_trunk: str | None = None       # ATTENDED, THREE_WAY, HANDOVER
     dial: str | None = None               # the trunk's dial digits (Trunk.dial)
     target_queue: str | None = None       # ESCALATE
@@ -132,6 +140,11 @@ class TransferMachine:
             return []
         return self.deadline_passed(now)
 
+    @property
+    def wake_at(self) -> datetime | None:
+        """When the driver must call tick() next (None: only an event or a reply can move things on)."""
+        return self.deadline
+
     def on_link_lost(self, now: datetime) -> list[Send]:
         if not self.finished:
             self.finish(TransferOutcome.FAILED, now, "AMI link lost mid-transfer (nothing re-sent)")
@@ -189,10 +202,31 @@ def _setvar(channel: str, name: str, value: str) -> dict[str, str]:
 
 
 class AttendedTransfer(TransferMachine):
-    """Warm transfer via Atxfer; see the module docstring."""
+    """Warm transfer via Atxfer, followed on the events user hotline (read=call,agent) receives (NOTES-2.md).
 
-    target: str | None = None
+    Asterisk never sends a DialBegin from the agent for Atxfer. It creates a Local leg
+    `Local/<digits>@hotline-warm-transfer-XXXX;1/;2` (Newchannel, Linkedid = the call's), puts ;1 and the agent
+    into a consultation bridge, and the leg's ;2 dials the seat (DialBegin Channel=leg;2). Then:
+    - completed: AttendedTransfer `Result: Success` (TransferTarget = leg;1) -> ANSWERED, however long they talked;
+    - not answered: the dialplan's Dial or our bound (we hang up leg;2 at no_answer_seconds) ends the leg; the
+      agent re-enters the original bridge and gets Unhold; no AttendedTransfer at all -> RETURNED;
+    - seat unreachable: no seat channel, leg hangs up at once (Cause 3, CHANUNAVAIL) -> FAILED, caller back with
+      the agent."""
+
+    target: str | None = None             # the seat's channel (DialBegin of leg;2)
     answered = False
+    leg: str | None = None                # leg ;1 (enters the consultation bridge, becomes TransferTarget)
+    leg2: str | None = None               # leg ;2 (dials the seat)
+    consult_bridge: str | None = None
+    original_bridge: str | None = None
+    dial_status = ""
+    hangup_cause = ""
+    optimized = False                     # LocalOptimization replaced the leg by the seat before completion
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.candidates: dict[str, str] = {}      # warm-context ;1 legs of unknown calls: bridge id -> leg;1
+        self.early: dict[str, list[Message]] = {}  # events of warm legs not yet known to be ours, by leg name
 
     def setup(self) -> list[Send]:
         return [Send("atxfer", {"Action": "Atxfer", "Channel": self.req.agent_channel, "Exten": self.req.dial,
@@ -200,32 +234,94 @@ class AttendedTransfer(TransferMachine):
 
     def setup_done(self, now: datetime) -> list[Send]:
         self.state = "ringing"
-        self.deadline = now + timedelta(seconds=self.req.no_answer_seconds)
+        if self.leg is None:      # Asterisk plays *2 and the digits first (~0.6 s); the bound runs from the leg
+            self.deadline = now + timedelta(seconds=self.req.no_answer_seconds + SETUP_GRACE_SECONDS)
         return []
 
+    def _is_leg(self, channel: str | None) -> bool:
+        return bool(channel) and channel in (self.leg, self.leg2)
+
+    def _take_leg(self, leg1: str, now: datetime) -> None:
+        if self.leg is None:
+            self.leg, self.leg2 = leg1, leg1[:-2] + ";2"
+            self.note(f"transfer leg {self.leg}")
+            if not self.answered:     # the dialplan's Dial(…, no_answer_seconds) starts now; ours is the backstop
+                self.deadline = now + timedelta(seconds=self.req.no_answer_seconds)
+            for event in self.early.pop(leg1[:-2], []):       # e.g. leg;2's DialBegin before the agent's BridgeEnter
+                if event.get("Event") != "Newchannel":
+                    self.handle_event(event, now)
+            self.early.clear()
+
     def handle_event(self, event: Message, now: datetime) -> list[Send]:
-        name, agent = event.get("Event"), self.req.agent_channel
-        if name == "DialBegin" and event.get("Channel") == agent and self.target is None:
+        name, agent, channel = event.get("Event"), self.req.agent_channel, event.get("Channel", "")
+        warm_leg = channel.startswith(f"Local/{self.req.dial}@{self.dp.warm_context}-")
+        if warm_leg and self.leg is None:      # kept until we know which warm leg is ours
+            self.early.setdefault(channel[:-2], []).append(event)
+        if name == "Newchannel" and warm_leg and channel.endswith(";1") and self.leg is None \
+                and self.req.linkedid and event.get("Linkedid") == self.req.linkedid:
+            self._take_leg(channel, now)
+        elif name == "BridgeEnter" and warm_leg and channel.endswith(";1") and self.consult_bridge is None:
+            self.candidates[event.get("BridgeUniqueid", "")] = channel
+        elif name == "BridgeLeave" and channel == agent and self.original_bridge is None:
+            self.original_bridge = event.get("BridgeUniqueid")
+        elif name == "BridgeEnter" and channel == agent:
+            bridge = event.get("BridgeUniqueid")
+            if bridge == self.original_bridge and self.consult_bridge is not None:
+                return self._returned(now, "agent back in the original bridge")
+            if self.consult_bridge is None and self.original_bridge is not None and bridge != self.original_bridge:
+                self.consult_bridge = bridge
+                if bridge in self.candidates:
+                    self._take_leg(self.candidates[bridge], now)
+                self.note("agent consulting in the transfer bridge")
+        elif name == "Unhold" and channel == agent and self.consult_bridge is not None:
+            return self._returned(now, "agent taken off hold")
+        elif name == "DialBegin" and channel == self.leg2 and self.target is None:
             self.target = event.get("DestChannel")
             self.note(f"ringing {self.target}")
-        elif name == "DialEnd" and event.get("Channel") == agent and event.get("DestChannel") == self.target:
-            if event.get("DialStatus") == "ANSWER":
+        elif name == "DialEnd" and (channel == self.leg2 or (not channel and event.get("DestChannel") == self.leg)):
+            status = event.get("DialStatus", "")
+            if status == "ANSWER" and not self.answered:
                 self.answered, self.state = True, "consulting"
                 self.deadline = now + timedelta(seconds=CONSULT_LIMIT_SECONDS)   # no hurry: they talk
-                self.note("target answered; agent consulting")
-            else:
-                self.finish(TransferOutcome.RETURNED, now,
-                            f"target {event.get('DialStatus', '').lower()}: caller back with the agent")
-        elif name == "AttendedTransfer" and event.get("OrigTransfererChannel") == agent:
+                self.note("seat answered; agent consulting")
+            elif status != "ANSWER":
+                self.dial_status = status
+        elif name == "AttendedTransfer" and (event.get("OrigTransfererChannel") == agent
+                                             or (self.leg and event.get("TransferTargetChannel") == self.leg)):
             if event.get("Result") == "Success":
-                self.finish(TransferOutcome.ANSWERED, now, "caller connected to the retained seat")
+                self.finish(TransferOutcome.ANSWERED, now, f"caller connected to {self.req.target_trunk}"
+                                                           f"{' (' + self.target + ')' if self.target else ''}")
             else:
-                self.finish(TransferOutcome.RETURNED, now, f"transfer result {event.get('Result')}")
-        elif name == "Hangup" and event.get("Channel") == self.target and not self.finished:
-            self.finish(TransferOutcome.RETURNED, now, "target leg ended before the transfer: caller back with "
-                                                       "the agent")
-        elif name == "Hangup" and event.get("Channel") == self.req.caller_channel:
+                self.finish(TransferOutcome.RETURNED, now, f"transfer result {event.get('Result')}: caller back "
+                                                           "with the agent")
+        elif name == "LocalOptimizationBegin" and self.leg and event.get("LocalOneChannel") == self.leg:
+            self.optimized = True     # the seat takes leg;1's place: the leg's Hangup that follows is no failure
+            self.note(f"leg optimized away: {event.get('SourceChannel')} in its place")
+        elif name == "Hangup" and self._is_leg(channel) and self.optimized:
+            pass
+        elif name == "Hangup" and self._is_leg(channel):
+            self.hangup_cause = self.hangup_cause or f"{event.get('Cause', '')} {event.get('Cause-txt', '')}".strip()
+            return self._returned(now, "transfer leg ended")
+        elif name == "Hangup" and channel == self.req.caller_channel:
             self.finish(TransferOutcome.FAILED, now, "caller hung up during the transfer")
+        return []
+
+    def _returned(self, now: datetime, what: str) -> list[Send]:
+        """The leg is gone before any AttendedTransfer: Asterisk gives the caller back to the agent."""
+        if self.state == "cancelling":
+            self.finish(TransferOutcome.RETURNED, now, f"no answer within {self.req.no_answer_seconds:g} s: leg "
+                                                       "hung up, caller back with the agent")
+        elif self.answered:
+            self.finish(TransferOutcome.RETURNED, now, f"{what} after the seat answered, without a transfer: "
+                                                       "caller back with the agent")
+        elif self.target is None or self.dial_status in ("CHANUNAVAIL", "CONGESTION"):
+            detail = self.dial_status or self.hangup_cause or "no seat channel"
+            self.finish(TransferOutcome.FAILED, now, f"{self.req.target_trunk} unreachable ({detail}): caller back "
+                                                     "with the agent")
+        else:
+            status = (self.dial_status or "no answer").lower()
+            self.finish(TransferOutcome.RETURNED, now, f"{self.req.target_trunk}: {status}: caller back with the "
+                                                       "agent")
         return []
 
     def deadline_passed(self, now: datetime) -> list[Send]:
@@ -236,25 +332,21 @@ class AttendedTransfer(TransferMachine):
                                                        f"{CONSULT_LIMIT_SECONDS:g} s of consultation")
             return []
         if self.state == "cancelling":
-            self.finish(TransferOutcome.RETURNED, now, "no answer in time: leg hung up")
+            self.finish(TransferOutcome.RETURNED, now, f"no answer within {self.req.no_answer_seconds:g} s: leg "
+                                                       "hung up")
             return []
-        if self.target is None:
+        if self.leg is None:
             self.finish(TransferOutcome.FAILED, now, "no transfer leg appeared (Atxfer needs queue options tT and "
                                                      "an atxfer feature code)")
             return []
         self.state = "cancelling"
         self.deadline = now + timedelta(seconds=SETUP_GRACE_SECONDS)
-        self.note(f"no answer within {self.req.no_answer_seconds:g} s: hanging up {self.target}")
-        return [Send("cancel", {"Action": "Hangup", "Channel": self.target, "Cause": "19"})]
-
-    def after_reply(self, tag: str, reply: list[Message], now: datetime) -> list[Send]:
-        if tag == "cancel":
-            self.finish(TransferOutcome.RETURNED, now, "no answer in time: caller back with the agent")
-        return []
+        self.note(f"no answer within {self.req.no_answer_seconds:g} s: hanging up {self.leg2}")
+        return [Send("cancel", {"Action": "Hangup", "Channel": self.leg2, "Cause": "19"})]
 
     def step_failed(self, tag: str, error: AmiError, now: datetime) -> list[Send]:
-        if tag == "cancel":          # the leg was gone already: Asterisk has returned the caller
-            self.finish(TransferOutcome.RETURNED, now, "no answer in time: caller back with the agent")
+        if tag == "cancel":          # the leg was gone already: its Hangup or the agent's return follows
+            self.note(f"cancel: {error}")
             return []
         return super().step_failed(tag, error, now)
 
@@ -344,20 +436,59 @@ class ThreeWayTransfer(TransferMachine):
 
 
 class Handover(TransferMachine):
-    """Emergency one-step hand-over: Redirect the caller to the emergency trunk; see the module docstring."""
+    """Emergency one-step hand-over: Redirect the caller to the emergency trunk; see the module docstring.
+
+    Asterisk hangs the agent up at once (the queue bridge is left). Each Dial the emergency dialplan makes is a
+    DialBegin from the caller, except when the trunk is unreachable: then no channel is made, no event at all
+    reaches user hotline, and only the caller's DIALSTATUS (polled with Getvar) or its final Hangup in the
+    emergency context says the dialplan tried (and went on to its announcement)."""
 
     target: str | None = None
+    attempts = 0
+    last_status = ""
+    unreachable = ""                      # DIALSTATUS of a Dial that made no channel (CHANUNAVAIL...)
 
     def setup(self) -> list[Send]:
-        return [Send("redirect", {"Action": "Redirect", "Channel": self.req.caller_channel,
-                                  "Context": self.dp.warm_context, "Exten": self.req.dial, "Priority": "1"})]
+        caller = self.req.caller_channel
+        # cleared first, so the poll below only sees what this hand-over's Dial set
+        return [Send("clear-status", _setvar(caller, "DIALSTATUS", "")),
+                Send("redirect", {"Action": "Redirect", "Channel": caller, "Context": self.dp.warm_context,
+                                  "Exten": self.req.dial, "Priority": "1"})]
 
     def setup_done(self, now: datetime) -> list[Send]:
         self.state = "dialing"
+        self.poll_at = now + timedelta(seconds=POLL_SECONDS)
         return []
 
-    attempts = 0
-    last_status = ""
+    poll_at: datetime | None = None
+
+    def tick(self, now: datetime) -> list[Send]:
+        if self.finished:
+            return []
+        if self.poll_at is not None and now >= self.poll_at and not self.attempts and not self.unreachable:
+            self.poll_at = now + timedelta(seconds=POLL_SECONDS)
+            return [Send("dialstatus", {"Action": "Getvar", "Channel": self.req.caller_channel,
+                                        "Variable": "DIALSTATUS"})]
+        return super().tick(now)
+
+    @property
+    def wake_at(self) -> datetime | None:
+        if self.poll_at is not None and not self.attempts and not self.unreachable and self.deadline:
+            return min(self.poll_at, self.deadline)
+        return self.deadline
+
+    def after_reply(self, tag: str, reply: list[Message], now: datetime) -> list[Send]:
+        status = reply[0].get("Value", "") if tag == "dialstatus" else ""
+        if status and status != "ANSWER" and not self.attempts:
+            self.unreachable = status
+            self.note(f"{self.req.target_trunk} unreachable ({status}): no call could be set up; the emergency "
+                      "dialplan retries, then plays its announcement")
+        return []
+
+    def step_failed(self, tag: str, error: AmiError, now: datetime) -> list[Send]:
+        if tag == "dialstatus":           # the caller is gone: its Hangup event decides
+            return []
+        return super().step_failed(tag, error, now)
 
     def handle_event(self, event: Message, now: datetime) -> list[Send]:
         """The emergency dialplan retries: each DialBegin is an attempt, only ANSWER or the caller's end decide."""
@@ -374,25 +505,48 @@ class Handover(TransferMachine):
                 self.last_status = event.get("DialStatus", "").lower()
                 self.note(f"attempt {self.attempts}: {self.last_status}")
         elif name == "Hangup" and event.get("Channel") == caller and self.state == "dialing":
+            in_emergency = event.get("Context") == self.dp.emergency_context
             if self.attempts:
-                self.finish(TransferOutcome.NO_ANSWER, now, f"{self.req.target_trunk} not reached after "
-                                                            f"{self.attempts} attempt(s) ({self.last_status})")
+                self.finish(self._not_reached(), now, f"{self.req.target_trunk} not reached after "
+                                                      f"{self.attempts} attempt(s) ({self.last_status}); "
+                                                      "caller hung up")
+            elif self.unreachable or in_emergency:       # a trunk down: a technical failure, like a seat down
+                self.finish(TransferOutcome.FAILED, now, f"{self.req.target_trunk} unreachable "
+                                                         f"({self.unreachable or 'no call set up'}): the "
+                                                         "dialplan's retries and announcement ran, then the "
+                                                         "caller hung up")
             else:
                 self.finish(TransferOutcome.FAILED, now, "caller hung up before the hand-over was dialed")
         return []
 
+    def _not_reached(self) -> TransferOutcome:
+        """Attempts that all failed to set up (congestion, chanunavail) are a trunk down, not a gateway that rang."""
+        return TransferOutcome.FAILED if self.last_status in ("congestion", "chanunavail") else \
+            TransferOutcome.NO_ANSWER
+
     def deadline_passed(self, now: datetime) -> list[Send]:
         if self.attempts:
-            self.finish(TransferOutcome.NO_ANSWER, now, f"{self.req.target_trunk} did not answer in time")
+            self.finish(self._not_reached(), now, f"{self.req.target_trunk} did not answer in time "
+                                                  f"({self.attempts} attempt(s), {self.last_status or 'ringing'})")
+        elif self.unreachable:
+            self.finish(TransferOutcome.FAILED, now, f"{self.req.target_trunk} unreachable ({self.unreachable}); "
+                                                     "the emergency dialplan goes on with the caller")
         else:
             super().deadline_passed(now)
         return []
 
 
 class Escalation(TransferMachine):
-    """Into an expert queue with the call's context kept; see the module docstring."""
+    """Into an expert queue with the call's context kept; see the module docstring.
+
+    Followed on the queue events: QueueCallerJoin of the expert queue, then AgentConnect there (ANSWERED), or
+    QueueCallerLeave without an answer: the caller hung up (Hangup next) or left on the queue's overflow
+    (leave-empty, timeout: QueueCallerJoin of the next queue next); both NO_ANSWER, said as they happened."""
 
     joined = False
+    abandoned = False                     # app_queue's QueueCallerAbandon: hung up, leave-empty or timeout
+    left_at: datetime | None = None
+    hold = ""
 
     def setup(self) -> list[Send]:
         dp, req = self.dp, self.req
@@ -411,19 +565,35 @@ class Escalation(TransferMachine):
         name, caller, queue = event.get("Event"), self.req.caller_channel, self.req.target_queue
         if event.get("Channel") != caller:
             return []
-        if name == "QueueCallerJoin" and event.get("Queue") == queue:
+        if name == "QueueCallerJoin" and event.get("Queue") == queue and not self.joined:
             self.joined = True
             self.deadline = now + timedelta(seconds=self.req.no_answer_seconds)
             self.note(f"waiting in {queue} at position {event.get('Position')}")
         elif name == "AgentConnect" and event.get("Queue") == queue:
-            self.finish(TransferOutcome.ANSWERED, now, f"expert {event.get('MemberName')} answered")
-        elif name == "Hangup":
+            self.finish(TransferOutcome.ANSWERED, now, f"expert {event.get('MemberName')} answered in {queue}")
+        elif name == "QueueCallerAbandon" and event.get("Queue") == queue:
+            self.hold = event.get("HoldTime", "")
+            self.abandoned = True
+        elif name == "QueueCallerLeave" and event.get("Queue") == queue and self.joined and self.left_at is None \
+                and self.abandoned:       # without QueueCallerAbandon first, a Leave is the answer: AgentConnect next
+            self.left_at = now
+            self.deadline = now + timedelta(seconds=SETUP_GRACE_SECONDS)    # what comes next says why
+            self.note(f"left {queue} unanswered{' after ' + self.hold + ' s' if self.hold else ''}")
+        elif name == "QueueCallerJoin" and self.left_at is not None:
+            self.finish(TransferOutcome.NO_ANSWER, now, f"no expert in {queue}: the caller left it"
+                                                        f"{' after ' + self.hold + ' s' if self.hold else ''} and "
+                                                        f"went on to {event.get('Queue')} (the queue's overflow)")
+        elif name == "Hangup":            # app_queue's Abandon + Leave come just before the Hangup that caused them
+            waited = f" after {self.hold} s" if self.hold else ""
+            where = f"in {queue}{waited}" if self.joined else f"before reaching {queue}"
             self.finish(TransferOutcome.NO_ANSWER if self.joined else TransferOutcome.FAILED, now,
-                        "caller hung up before an expert answered")
+                        f"caller hung up {where} before an expert answered")
         return []
 
     def deadline_passed(self, now: datetime) -> list[Send]:
-        if self.joined:
+        if self.left_at is not None:
+            self.finish(TransferOutcome.NO_ANSWER, now, f"no expert: the caller left {self.req.target_queue}")
+        elif self.joined:
             self.finish(TransferOutcome.NO_ANSWER, now, f"no expert within {self.req.no_answer_seconds:g} s; the "
                                                         f"caller keeps waiting in {self.req.target_queue}")
         else:
@@ -465,10 +635,16 @@ class TransferDriver:
         outbox: list[Send] = []
         wake = asyncio.Event()
         logins_at_start = self.client.logins
+        wake_at = machine.wake_at
 
         def feed(sends: list[Send]) -> None:
+            """Queue what the machine wants sent; wake the loop only when there is something to do (actions, the
+            end, or an earlier tick): an event that changes nothing must not make it spin."""
+            nonlocal wake_at
             outbox.extend(sends)
-            wake.set()
+            if sends or machine.finished or machine.wake_at != wake_at:
+                wake_at = machine.wake_at
+                wake.set()
 
         def on_event(event: Message) -> None:
             feed(machine.on_event(event, self.clock()))
@@ -502,8 +678,8 @@ class TransferDriver:
                 feed(machine.tick(self.clock()))
                 if machine.finished or outbox:
                     continue
-                timeout = None if machine.deadline is None else max(
-                    0.0, (machine.deadline - self.clock()).total_seconds())
+                wake_at = machine.wake_at
+                timeout = None if wake_at is None else max(0.0, (wake_at - self.clock()).total_seconds())
                 try:
                     await asyncio.wait_for(wake.wait(), timeout)
                 except asyncio.TimeoutError:
@@ -534,7 +710,8 @@ class TransferDriver:
 
 def request_from_route(route: Any, table: Any, kind: TransferKind, *, uniqueid: str, caller_channel: str,
                        agent_channel: str | None = None, agent: str | None = None,
-                       target: str | None = None, ivr_path: tuple[str, ...] = ()) -> TransferRequest:
+                       target: str | None = None, ivr_path: tuple[str, ...] = (),
+                       linkedid: str | None = None) -> TransferRequest:
     """The TransferRequest for option `kind` of a decided Route (routing.model), trunk digits from the table.
 
     `target` picks one trunk/queue when the route offers several of that kind (e.g. emergency-110 vs -119).
@@ -549,10 +726,15 @@ def request_from_route(route: Any, table: Any, kind: TransferKind, *, uniqueid: 
     trunk = table.trunks.get(option.trunk) if option.trunk else None
     if option.trunk and trunk is None:
         raise ValueError(f"trunk {option.trunk} is not in the routing table")
+    seconds = option.no_answer_seconds
+    queue = table.queues.get(option.queue) if option.queue else None
+    if TransferKind(kind) is TransferKind.ESCALATE and queue is not None and queue.overflow is not None:
+        # followed until the queue's own overflow has moved the caller on: the record then says where to
+        seconds = max(seconds, queue.overflow.after_seconds + SETUP_GRACE_SECONDS)
     return TransferRequest(kind=TransferKind(kind), uniqueid=uniqueid, caller_channel=caller_channel,
-                           from_line=route.line, agent_channel=agent_channel, agent=agent,
+                           from_line=route.line, agent_channel=agent_channel, agent=agent, linkedid=linkedid,
                            target_trunk=option.trunk, dial=trunk.dial if trunk else None, target_queue=option.queue,
-                           no_answer_seconds=option.no_answer_seconds, ivr_path=ivr_path)
+                           no_answer_seconds=seconds, ivr_path=ivr_path)
 
 
 def work_order_after(route: Any, kind: TransferKind, outcome: Any, target: str | None = None) -> Any | None:
