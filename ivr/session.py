@@ -140,8 +140,11 @@ class IvrSession:
             self.log.info("ivr.hungup", ivr_path=">".join(self.path), action=final.action.value,
                           target=final.target)
         except _PromptUnplayable as missing:
-            # The caller is still there: never leave them in silence, send them where the call was going.
+            # The caller is still there: never leave them in silence, send them where the call was going (a
+            # callback whose number was not captured yet: the queue they wanted a call from).
             final = self._chosen
+            if final.action is Action.CALLBACK:
+                final = self._queued_instead_of_callback(final)
             self.log.error("ivr.prompt_unplayable", sound=str(missing), ivr_path=">".join(self.path),
                            action=final.action.value, target=final.target,
                            advice="install the sound file (hotline menus prompts --sounds-dir DIR)")
@@ -347,11 +350,14 @@ class IvrSession:
                           own_number=number == own)
             return chosen, number
         # No usable number: rather than lose the caller, connect them to the queue they wanted a call from.
-        fallback = dataclasses.replace(chosen, action=Action.QUEUE,
-                                       reason=f"{chosen.reason}; no callback number, queued instead")
-        self._chosen = fallback
+        fallback = self._chosen = self._queued_instead_of_callback(chosen)
         self.log.info("ivr.destination", action="queue", target=fallback.target, callback_failed=True)
         return fallback, None
+
+    @staticmethod
+    def _queued_instead_of_callback(chosen: Route) -> Route:
+        return dataclasses.replace(chosen, action=Action.QUEUE,
+                                   reason=f"{chosen.reason}; no callback number, queued instead")
 
     def _derive(self, action: Action, target: str | None, tags: tuple[str, ...], what: str) -> Route:
         """The route after a menu choice: the rule's route with the menu's destination, so records show both."""

@@ -547,3 +547,23 @@ def test_a_sound_asterisk_cannot_open_keeps_the_caller_and_the_decision(capsys):
     assert (outcome.action, outcome.target) == (Action.QUEUE, "expert-12320")  # the route, not a fail-open
     assert channel.t.variables["HOTLINE_ACTION"] == "queue"
     assert "ivr.prompt_unplayable" in capsys.readouterr().out
+
+
+def test_a_callback_prompt_asterisk_cannot_open_queues_the_caller_instead():
+    # found by the property test: the capture cut short by a missing sound left HOTLINE_ACTION=callback with no
+    # number, which the dialplan can only fail open; the caller belongs in the queue they wanted a call from
+    env = env_for("12345")
+    route = decide(TABLE, "12345", CALLER, DAY)
+    channel = AsteriskChannel(env, ["6", "13912345678#"], missing_sounds={"hotline/zh/callback-number-is"})
+    session = IvrSession(env, route, MENUS, TABLE, at=DAY)
+    parser, gen = ResponseParser(), session.run()
+    command = next(gen)
+    try:
+        while True:
+            (reply,) = parser.feed(channel.handle(command_line(command)))
+            command = gen.send(reply)
+    except StopIteration as stop:
+        outcome = stop.value
+    assert not outcome.hungup and outcome.callback_number is None
+    assert (outcome.action, outcome.target) == (Action.QUEUE, "general-12345")
+    assert channel.t.variables["HOTLINE_ACTION"] == "queue"
