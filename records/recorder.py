@@ -121,14 +121,12 @@ class SpooledWriter:
         self._schema_ready = True
 
     def _flush_unspooled(self) -> int:
+        # Left in the list until committed: a reader (ActionRecorder.recent) never finds them in neither place.
         with self._unspooled_lock:
-            pending, self._unspooled = self._unspooled, []
-        try:
-            self._write_entries(pending)
-        except Exception:
-            with self._unspooled_lock:
-                self._unspooled[:0] = pending
-            raise
+            pending = list(self._unspooled)
+        self._write_entries(pending)
+        with self._unspooled_lock:
+            del self._unspooled[:len(pending)]      # appends only ever go to the end
         return len(pending)
 
     def _flush_segment(self, path: Path) -> int:
@@ -149,9 +147,13 @@ class SpooledWriter:
             return
         try:
             self._guarded(lambda conn: _write_batch(conn, entries), self._op_timeout, True)
+            # Healthy as soon as a batch committed, before its segment is trimmed: a reader that no longer finds
+            # the records in the spool then reads them from SQL (no window where written records are invisible).
+            self._set_health(True)
         except Exception as exc:
             if not _is_record_error(exc):
                 raise
+            self._set_health(True)      # the database answered: it refused a record, it is not away
             # One bad record must not hold back the others: write one by one, set aside what is refused.
             for entry in entries:
                 try:
