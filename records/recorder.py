@@ -79,7 +79,8 @@ class SpooledWriter:
             self._spool.append(kind, row)
         except (OSError, RuntimeError) as exc:   # disk trouble, or recording after close()
             # The spool's disk failed: keep the record in memory and let the flush try the database directly.
-            log.error("records.spool_write_failed", kind=kind, error=str(exc))
+            log.error("records.spool_write_failed", kind=kind, error=str(exc),
+                      effect="kept in memory: written to the database, or to the spool once it has room")
             with self._unspooled_lock:
                 self._unspooled.append(Entry(kind, row))
 
@@ -93,6 +94,7 @@ class SpooledWriter:
         in rejected.jsonl because the database refuses that record). Never raises for database trouble:
         the records stay spooled and `healthy` turns false until a later flush succeeds."""
         with self._flush_lock:
+            self._respool()
             written = 0
             try:
                 self._ensure_schema()
@@ -119,6 +121,23 @@ class SpooledWriter:
         if self._upgrade:
             upgrade(self._engine)
         self._schema_ready = True
+
+    def _respool(self) -> None:
+        """Records kept in memory because the spool's disk failed go back to the spool once it takes them again
+        (durable again, whether or not the database is there)."""
+        with self._unspooled_lock:
+            pending = list(self._unspooled)
+        moved = 0
+        for entry in pending:
+            try:
+                self._spool.append(entry.kind, entry.row)
+            except (OSError, RuntimeError):
+                break
+            moved += 1
+        if moved:
+            with self._unspooled_lock:
+                del self._unspooled[:moved]
+            log.info("records.spool_writable_again", respooled=moved, in_memory=len(pending) - moved)
 
     def _flush_unspooled(self) -> int:
         # Left in the list until committed: a reader (ActionRecorder.recent) never finds them in neither place.
