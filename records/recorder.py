@@ -207,6 +207,10 @@ class SpooledWriter:
             log.warning("records.database_unavailable", error=_short(exc),
                         spooled_segments=self._spool.pending_segments(),
                         effect="records stay in the spool and are written when the database returns")
+        if not healthy:
+            # Never retry on the pooled connections of a failure: a SQLite connection opened while the file was
+            # read-only stays read-only for its life, a PostgreSQL one may be half dead. The next try reconnects.
+            self._engine.dispose()
         self._healthy = healthy
 
     # --- lifecycle ---------------------------------------------------------------------------------
