@@ -124,6 +124,8 @@ async def test_postgresql_down_actions_are_spooled_and_arrive_when_it_returns(pg
         assert [e["user"] for e in await asyncio.to_thread(audit.tail, 10)] == ["user-3", "user-2", "user-1"]
         proxy.restore()
         await eventually(lambda: len(sql_rows(pg_url)) == 4, 10, "the spooled actions after the outage")
+        # (the writer knows the database is back as soon as its commit returns: before it trims the spool)
+        await eventually(lambda: audit.store.healthy, 5, "health back")
         assert [e["user"] for e in await asyncio.to_thread(audit.tail, 10)] == ["user-3", "user-2", "user-1", "wang"]
     finally:
         await asyncio.to_thread(audit.close)
