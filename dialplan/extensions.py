@@ -256,6 +256,7 @@ def _action_callback() -> Section:
 
 
 QUEUE_LEFT_EVENT = "HotlineQueueLeft"  # UserEvent name: overflow, not abandon (see _queue)
+QUEUED_EVENT = "HotlineQueued"         # UserEvent name: the caller enters a queue; Dialed: HOTLINE_DIALED
 
 
 def _queue(facts: Facts, options: RenderOptions, queue: Queue) -> Section:
@@ -264,8 +265,10 @@ def _queue(facts: Facts, options: RenderOptions, queue: Queue) -> Section:
     ctx.comment("Option T lets the caller start a transfer too; the caller's transfer context is this one, whose")
     ctx.comment("only extension is s, so a caller's *2 reaches nothing.")
     ctx.comment(f"{QUEUE_LEFT_EVENT}: the caller is moved on (app_queue's QueueCallerAbandon says so for a hang-up too).")
+    ctx.comment(f"{QUEUED_EVENT}: the number the caller dialed, for the outcome record (AMI class user: VarSet is not).")
     exten = Exten("s")
     exten.add(f"Set(HOTLINE_QUEUE={queue.id})")
+    exten.add(f"UserEvent({QUEUED_EVENT},Queue: {queue.id},Dialed: ${{HOTLINE_DIALED}})")
     if queue.overflow is not None:
         ctx.comment(f"Overflow: after {queue.overflow.after_seconds} s unanswered (or nobody logged in) "
                     f"to {queue.overflow.to}.")

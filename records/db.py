@@ -57,7 +57,10 @@ _UPGRADE_LOCK = threading.Lock()
 def upgrade(engine: Engine, revision: str = "head") -> None:
     path = sqlite_path(str(engine.url))
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass    # SQLite's own open then says why (one clear OperationalError)
     config = alembic_config()
     with _UPGRADE_LOCK, engine.begin() as connection:
         config.attributes["connection"] = connection
@@ -69,3 +72,41 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+class SchemaNotReady(Exception):
+    """A PostgreSQL database whose schema is missing or older than this code: an admin runs the migration."""
+
+
+def ready_engine(url: str, op_timeout: float = 5.0) -> Engine:
+    """An engine on a schema at head, for commands that read or write the records.
+
+    SQLite (one local file, as `hotline serve` does): created or upgraded here. PostgreSQL: never migrated behind
+    the admin's back; a schema that is not at head raises SchemaNotReady with the command to run.
+    """
+    engine = make_engine(url, op_timeout=op_timeout)
+    try:
+        if sqlite_path(url) is not None:
+            upgrade(engine)
+            return engine
+        if engine.dialect.name == "sqlite":     # :memory: - nothing to keep, a fresh schema each time
+            upgrade(engine)
+            return engine
+        current, head = current_revision(engine), head_revision()
+        if current != head:
+            shown = make_url(url).render_as_string(hide_password=True)
+            state = "has no records schema" if current is None else f"is at schema revision {current}, not {head}"
+            raise SchemaNotReady(f"{shown} {state}: run `hotline db upgrade --db-url '{shown}'` "
+                                 "(with the real password, or HOTLINE_DB_URL set)")
+        return engine
+    except BaseException:
+        engine.dispose()
+        raise

@@ -8,6 +8,10 @@ The engine's own record (revision 0, written when the IVR has decided) holds the
 adds wait, who answered, outcome and hang-up cause (the database merges them by uniqueid).
 One tracker per AMI connection (Asterisk uniqueids are per server).
 
+Dialed number and arrival: the generated dialplan queues from hotline-queue-<id>,s, so QueueCallerJoin's Exten
+is "s"; its UserEvent HotlineQueued (before Queue()) carries HOTLINE_DIALED, and the caller channel's Newchannel
+is the call's arrival (a stalled engine or an IVR may have held it long before the queue).
+
 Outcomes: answered (an agent of any queue on the way answered), abandoned (the caller hung up while waiting),
 no_answer (the queues gave up: the caller was moved on by the table with no queue left, or out of the queue by a
 Redirect, and no agent answered). app_queue sends QueueCallerAbandon on timeout and leave-empty too, so an
@@ -28,6 +32,16 @@ LINE_IN_NAME = re.compile(r"^\[(\d{3,6})\]")   # CALLERID(name) = "[<line>] <ori
 MAX_AGE = timedelta(hours=12)                   # a call whose Hangup we never saw (AMI link lost) is dropped
 ABANDON_GRACE = timedelta(seconds=1)            # a Hangup this soon after a QueueCallerAbandon: the caller's
 QUEUE_LEFT_EVENT = "HotlineQueueLeft"           # the generated dialplan's UserEvent after Queue() returned
+QUEUED_EVENT = "HotlineQueued"                  # the generated dialplan's UserEvent before Queue(): Dialed: the DID
+
+
+@dataclass
+class _Channel:
+    """What we know of a channel before it queues: when it was created (its Newchannel: the call's real
+    arrival) and the number it dialed (HotlineQueued's Dialed, the dialplan's HOTLINE_DIALED)."""
+    seen: datetime
+    created_at: datetime | None = None
+    dialed: str | None = None
 
 
 @dataclass
@@ -59,6 +73,7 @@ def _seconds(value: str | None) -> float | None:
 class QueueOutcomeTracker:
     def __init__(self, max_age: timedelta = MAX_AGE) -> None:
         self._calls: dict[str, _Queued] = {}
+        self._channels: dict[str, _Channel] = {}     # insertion order is time order: evicted from the front
         self._max_age = max_age
 
     def __len__(self) -> int:
@@ -76,16 +91,25 @@ class QueueOutcomeTracker:
         self._evict(at)
         return out
 
+    def _on_Newchannel(self, uniqueid: str, ev: Mapping[str, str], at: datetime) -> None:
+        self._channels[uniqueid] = _Channel(seen=at, created_at=at)
+
     def _on_QueueCallerJoin(self, uniqueid: str, ev: Mapping[str, str], at: datetime) -> None:
         call = self._calls.get(uniqueid)
         if call is None:
+            known = self._channels.get(uniqueid)
             match = LINE_IN_NAME.match(ev.get("CallerIDName") or "")
             exten = ev.get("Exten") or ""
-            line = match.group(1) if match else exten
-            # the generated dialplan queues from hotline-queue-<id>,s: the number dialed is the line then
-            dialed = exten if exten.isdigit() or not match else line
+            # The generated dialplan queues from hotline-queue-<id>,s: Exten is "s" there, the number dialed
+            # comes from its HotlineQueued event (older dialplans: the line of the engine's tag).
+            dialed = (known.dialed if known and known.dialed else
+                      exten if exten.isdigit() else match.group(1) if match else exten)
+            line = match.group(1) if match else dialed
+            # Arrival is the channel's creation (its Newchannel); the join only if we never saw it (AMI link
+            # up after the call arrived).
+            arrived = known.created_at if known and known.created_at else at
             call = _Queued(uniqueid=uniqueid, dialed=dialed, line=line,
-                           caller=ev.get("CallerIDNum") or None, joined_at=at, queue=ev.get("Queue") or "",
+                           caller=ev.get("CallerIDNum") or None, joined_at=arrived, queue=ev.get("Queue") or "",
                            queue_joined_at=at, seen=at)
             self._calls[uniqueid] = call
         else:   # overflow into the next queue: the wait goes on
@@ -134,6 +158,12 @@ class QueueOutcomeTracker:
     _on_SoftHangupRequest = _on_HangupRequest
 
     def _on_UserEvent(self, uniqueid: str, ev: Mapping[str, str], at: datetime) -> None:
+        if ev.get("UserEvent") == QUEUED_EVENT:
+            dialed = (ev.get("Dialed") or "").strip()
+            if dialed:
+                known = self._channels.setdefault(uniqueid, _Channel(seen=at))
+                known.dialed, known.seen = dialed, at
+            return
         call = self._calls.get(uniqueid)
         if call is None or ev.get("UserEvent") != QUEUE_LEFT_EVENT or call.answered_by is not None:
             return
@@ -143,6 +173,7 @@ class QueueOutcomeTracker:
         call.seen = at
 
     def _on_Hangup(self, uniqueid: str, ev: Mapping[str, str], at: datetime) -> CallRecord | None:
+        self._channels.pop(uniqueid, None)
         call = self._calls.pop(uniqueid, None)
         if call is None:
             return None
@@ -167,6 +198,11 @@ class QueueOutcomeTracker:
                           ended_at=at, revision=1)
 
     def _evict(self, at: datetime) -> None:
+        while self._channels:
+            uniqueid, oldest = next(iter(self._channels.items()))
+            if at - oldest.seen <= self._max_age:
+                break
+            del self._channels[uniqueid]
         stale = [u for u, c in self._calls.items() if at - c.seen > self._max_age]
         for uniqueid in stale:
             del self._calls[uniqueid]

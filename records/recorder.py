@@ -79,7 +79,8 @@ class SpooledWriter:
             self._spool.append(kind, row)
         except (OSError, RuntimeError) as exc:   # disk trouble, or recording after close()
             # The spool's disk failed: keep the record in memory and let the flush try the database directly.
-            log.error("records.spool_write_failed", kind=kind, error=str(exc))
+            log.error("records.spool_write_failed", kind=kind, error=str(exc),
+                      effect="kept in memory: written to the database, or to the spool once it has room")
             with self._unspooled_lock:
                 self._unspooled.append(Entry(kind, row))
 
@@ -93,6 +94,7 @@ class SpooledWriter:
         in rejected.jsonl because the database refuses that record). Never raises for database trouble:
         the records stay spooled and `healthy` turns false until a later flush succeeds."""
         with self._flush_lock:
+            self._respool()
             written = 0
             try:
                 self._ensure_schema()
@@ -120,15 +122,30 @@ class SpooledWriter:
             upgrade(self._engine)
         self._schema_ready = True
 
-    def _flush_unspooled(self) -> int:
+    def _respool(self) -> None:
+        """Records kept in memory because the spool's disk failed go back to the spool once it takes them again
+        (durable again, whether or not the database is there)."""
         with self._unspooled_lock:
-            pending, self._unspooled = self._unspooled, []
-        try:
-            self._write_entries(pending)
-        except Exception:
+            pending = list(self._unspooled)
+        moved = 0
+        for entry in pending:
+            try:
+                self._spool.append(entry.kind, entry.row)
+            except (OSError, RuntimeError):
+                break
+            moved += 1
+        if moved:
             with self._unspooled_lock:
-                self._unspooled[:0] = pending
-            raise
+                del self._unspooled[:moved]
+            log.info("records.spool_writable_again", respooled=moved, in_memory=len(pending) - moved)
+
+    def _flush_unspooled(self) -> int:
+        # Left in the list until committed: a reader (ActionRecorder.recent) never finds them in neither place.
+        with self._unspooled_lock:
+            pending = list(self._unspooled)
+        self._write_entries(pending)
+        with self._unspooled_lock:
+            del self._unspooled[:len(pending)]      # appends only ever go to the end
         return len(pending)
 
     def _flush_segment(self, path: Path) -> int:
@@ -149,9 +166,13 @@ class SpooledWriter:
             return
         try:
             self._guarded(lambda conn: _write_batch(conn, entries), self._op_timeout, True)
+            # Healthy as soon as a batch committed, before its segment is trimmed: a reader that no longer finds
+            # the records in the spool then reads them from SQL (no window where written records are invisible).
+            self._set_health(True)
         except Exception as exc:
             if not _is_record_error(exc):
                 raise
+            self._set_health(True)      # the database answered: it refused a record, it is not away
             # One bad record must not hold back the others: write one by one, set aside what is refused.
             for entry in entries:
                 try:
@@ -186,6 +207,10 @@ class SpooledWriter:
             log.warning("records.database_unavailable", error=_short(exc),
                         spooled_segments=self._spool.pending_segments(),
                         effect="records stay in the spool and are written when the database returns")
+        if not healthy:
+            # Never retry on the pooled connections of a failure: a SQLite connection opened while the file was
+            # read-only stays read-only for its life, a PostgreSQL one may be half dead. The next try reconnects.
+            self._engine.dispose()
         self._healthy = healthy
 
     # --- lifecycle ---------------------------------------------------------------------------------

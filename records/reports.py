@@ -122,29 +122,55 @@ def daily(engine: Engine, day: date, tz: tzinfo) -> list[LineReport]:
         outcomes = kinds.setdefault(row.kind, {})
         outcome = row.outcome or "unknown"
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    reports = []
-    for line in sorted(by_line):
-        rows = by_line[line]
-        waits = [r.wait_seconds for r in rows if r.wait_seconds is not None]
-        outcomes: dict[str, int] = {}
-        for r in rows:
-            outcomes[r.outcome or "unknown"] = outcomes.get(r.outcome or "unknown", 0) + 1
-        answered = outcomes.get(Outcome.ANSWERED.value, 0)
-        reports.append(LineReport(
-            line=line, calls=len(rows), answered=answered, answered_share=answered / len(rows),
-            waits=len(waits), average_wait=sum(waits) / len(waits) if waits else None,
-            p90_wait=percentile(waits, 0.9), outcomes=dict(sorted(outcomes.items())),
-            transfers={k: dict(sorted(v.items())) for k, v in sorted(transfer_counts.get(line, {}).items())},
-            abandoned=outcomes.get(Outcome.ABANDONED.value, 0),
-            queue_gave_up=sum(1 for r in rows if r.outcome == Outcome.NO_ANSWER.value and r.action == "queue")))
-    return reports
+    return [_line_report(line, by_line[line], transfer_counts.get(line, {})) for line in sorted(by_line)]
+
+
+def _line_report(line: str, rows: Sequence[Any], transfer_counts: dict[str, dict[str, int]]) -> LineReport:
+    waits = [r.wait_seconds for r in rows if r.wait_seconds is not None]
+    outcomes: dict[str, int] = {}
+    for r in rows:
+        outcomes[r.outcome or "unknown"] = outcomes.get(r.outcome or "unknown", 0) + 1
+    answered = outcomes.get(Outcome.ANSWERED.value, 0)
+    return LineReport(
+        line=line, calls=len(rows), answered=answered, answered_share=answered / len(rows) if rows else 0.0,
+        waits=len(waits), average_wait=sum(waits) / len(waits) if waits else None,
+        p90_wait=percentile(waits, 0.9), outcomes=dict(sorted(outcomes.items())),
+        transfers={k: dict(sorted(v.items())) for k, v in sorted(transfer_counts.items())},
+        abandoned=outcomes.get(Outcome.ABANDONED.value, 0),
+        queue_gave_up=sum(1 for r in rows if r.outcome == Outcome.NO_ANSWER.value and r.action == "queue"))
+
+
+def total(reports: Sequence[LineReport]) -> LineReport:
+    """All lines together; a day without calls is all zeros. The pooled 90th percentile cannot be derived from
+    the lines' figures: it is given only when a single line had waits (then it is that line's)."""
+    calls_ = sum(r.calls for r in reports)
+    answered = sum(r.answered for r in reports)
+    waits = sum(r.waits for r in reports)
+    wait_sum = sum((r.average_wait or 0.0) * r.waits for r in reports)
+    outcomes: dict[str, int] = {}
+    transfers_: dict[str, dict[str, int]] = {}
+    for r in reports:
+        for name, count in r.outcomes.items():
+            outcomes[name] = outcomes.get(name, 0) + count
+        for kind, outs in r.transfers.items():
+            into = transfers_.setdefault(kind, {})
+            for name, count in outs.items():
+                into[name] = into.get(name, 0) + count
+    with_waits = [r for r in reports if r.waits]
+    return LineReport(
+        line="all", calls=calls_, answered=answered, answered_share=answered / calls_ if calls_ else 0.0,
+        waits=waits, average_wait=wait_sum / waits if waits else None,
+        p90_wait=with_waits[0].p90_wait if len(with_waits) == 1 else None,
+        outcomes=dict(sorted(outcomes.items())),
+        transfers={k: dict(sorted(v.items())) for k, v in sorted(transfers_.items())},
+        abandoned=sum(r.abandoned for r in reports), queue_gave_up=sum(r.queue_gave_up for r in reports))
 
 
 def format_daily(reports: Sequence[LineReport], day: date) -> str:
     lines = [f"Daily report {day.isoformat()}",
              f"{'line':<8} {'calls':>6} {'answered':>9} {'abandoned':>9} {'gave up':>7} {'avg wait':>9} "
              f"{'p90 wait':>9}  transfers"]
-    for r in reports:
+    for r in [*reports, total(reports)]:
         avg = f"{r.average_wait:.1f}s" if r.average_wait is not None else "-"
         p90 = f"{r.p90_wait:.1f}s" if r.p90_wait is not None else "-"
         moved = "; ".join(f"{kind}: " + ", ".join(f"{o} {n}" for o, n in outs.items())
@@ -152,5 +178,5 @@ def format_daily(reports: Sequence[LineReport], day: date) -> str:
         lines.append(f"{r.line:<8} {r.calls:>6} {r.answered_share:>8.1%} {r.abandoned:>9} {r.queue_gave_up:>7} "
                      f"{avg:>9} {p90:>9}  {moved}")
     if not reports:
-        lines.append("(no calls)")
+        lines.append("(no calls that day)")
     return "\n".join(lines)

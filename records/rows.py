@@ -10,6 +10,7 @@ from typing import Any
 
 from routing.privacy import caller_hash, mask_number
 
+from records.audit_text import mask_config_text
 from records.callbacks import CallbackCipher
 from records.schema import SPOOLED_TABLES, UtcDateTime
 from records.types import CallbackRequest, CallRecord, SupervisorAction, TableVersion, TransferRecord
@@ -90,7 +91,7 @@ def table_version_row(rec: TableVersion) -> Row:
         "loaded_by": rec.loaded_by,
         "loaded_at": _iso(rec.loaded_at),
         "source": rec.source,
-        "content": rec.content,
+        "content": mask_config_text(rec.content) if rec.content else rec.content,   # listed callers, notes
     }
 
 

@@ -43,6 +43,17 @@ class Segment:
     bad_lines: tuple[str, ...]      # undecodable lines (a torn tail after a crash): set aside in rejected.jsonl
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    """os.write may write less than asked (a signal, a nearly full disk): go on until all of it is written;
+    an error (ENOSPC, EIO) is raised with whatever part was written left for the caller to undo."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:        # not expected from a regular file; never loop forever on it
+            raise OSError(f"write returned {written}")
+        view = view[written:]
+
+
 def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
@@ -61,11 +72,13 @@ class Spool:
         self._fd: int | None = None
         self._current: Path | None = None
         self._in_current = 0
+        self._size = 0              # bytes of whole records in the open segment
         self._closed = False
 
     # --- writing ---------------------------------------------------------------------------------
     def append(self, kind: str, row: dict[str, Any]) -> None:
-        """Durable on return: written and fsync'd."""
+        """Durable on return: all of the line written and fsync'd. Raises OSError otherwise (a full disk), with
+        nothing of the record left in the segment: the caller keeps it elsewhere (SpooledWriter: in memory)."""
         data = (json.dumps({"kind": kind, "row": row}, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
         with self._lock:
             if self._closed:
@@ -73,22 +86,45 @@ class Spool:
             if self._fd is None:
                 self._open_segment()
             assert self._fd is not None
-            os.write(self._fd, data)
-            os.fsync(self._fd)
+            start = self._size
+            try:
+                _write_all(self._fd, data)
+                os.fsync(self._fd)
+            except OSError:
+                self._undo_locked(start)
+                raise
+            self._size = start + len(data)
             self._in_current += 1
             if self._in_current >= self._segment_records:
                 self._seal_locked()
+
+    def _undo_locked(self, start: int) -> None:
+        """A record that did not fully reach the disk: cut its torn part off so no half line stays (and no next
+        record is glued to it), then seal the segment; if even the cut fails, the torn tail is what the reader
+        sets aside (the record itself is kept by the caller)."""
+        try:
+            os.ftruncate(self._fd, start)   # type: ignore[arg-type]
+            os.fsync(self._fd)              # type: ignore[arg-type]
+        except OSError:
+            pass
+        self._seal_locked()
 
     def _open_segment(self) -> None:
         # Names sort by creation time; pid and a counter keep concurrent writers apart.
         name = f"seg-{time.time_ns():020d}-{os.getpid()}-{next(self._numbers)}.jsonl"
         temporary = self.directory / f".{name}.new"
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)          # held as long as we write it
         path = self.directory / name
-        os.rename(temporary, path)
-        _fsync_dir(self.directory)              # the name survives a crash too
-        self._fd, self._current, self._in_current = fd, path, 0
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)      # held as long as we write it
+            os.rename(temporary, path)
+            _fsync_dir(self.directory)          # the name survives a crash too
+        except OSError:
+            os.close(fd)
+            for leftover in (temporary, path):
+                leftover.unlink(missing_ok=True)
+            raise
+        self._fd, self._current, self._in_current, self._size = fd, path, 0, 0
 
     def _seal_locked(self) -> None:
         if self._fd is not None:
@@ -163,7 +199,7 @@ class Spool:
                                      ensure_ascii=False) + "\n" for line in lines)
         fd = os.open(self.directory / REJECTED, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
-            os.write(fd, payload.encode())
+            _write_all(fd, payload.encode())
             os.fsync(fd)
         finally:
             os.close(fd)

@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from records import callbacks, reports, workorders
 from records.callbacks import CallbackCipher, CallbackError, CallbackKeyError
-from records.db import current_revision, make_engine, upgrade
+from records.db import SchemaNotReady, current_revision, make_engine, ready_engine, upgrade
 from records.keys import CALLBACK_KEY_FILE_NAME, KEY_FILE_NAME, existing_callback_key, existing_key
 from records.schema import table_versions
 from records.types import Outcome, WorkOrder
@@ -37,6 +37,11 @@ class Context:
         self._table: RoutingTable | None = None
 
     def engine(self) -> Engine:
+        """The records database, its schema at head (SQLite: created/upgraded as `hotline serve` does)."""
+        return ready_engine(self.db_url)
+
+    def raw_engine(self) -> Engine:
+        """No schema check: for `hotline db` itself."""
         return make_engine(self.db_url)
 
     def shown_url(self) -> str:
@@ -103,7 +108,7 @@ def database_errors(func):
             orig = getattr(exc, "orig", None) or exc
             first = (str(orig).strip().splitlines() or [""])[0]
             raise click.ClickException(f"database error: {type(orig).__name__}: {first}") from None
-        except (workorders.WorkOrderError, CallbackError, CallbackKeyError) as exc:
+        except (workorders.WorkOrderError, CallbackError, CallbackKeyError, SchemaNotReady) as exc:
             raise click.ClickException(str(exc)) from None
     return wrapper
 
@@ -121,7 +126,7 @@ def db() -> None:
 def db_upgrade(db_url: str | None, revision: str) -> None:
     """Bring the schema up to date (alembic migrations shipped in records/migrations)."""
     ctx = Context(db_url)
-    engine = ctx.engine()
+    engine = ctx.raw_engine()
     try:
         upgrade(engine, revision)
         click.echo(f"{ctx.shown_url()}: schema at revision {current_revision(engine)}")
@@ -135,7 +140,7 @@ def db_upgrade(db_url: str | None, revision: str) -> None:
 def db_current(db_url: str | None) -> None:
     """Show the schema revision the database is at."""
     ctx = Context(db_url)
-    engine = ctx.engine()
+    engine = ctx.raw_engine()
     try:
         click.echo(f"{ctx.shown_url()}: schema at revision {current_revision(engine) or '(none: run hotline db upgrade)'}")
     finally:
@@ -291,7 +296,7 @@ def report_daily(day: str | None, as_json: bool, db_url: str | None) -> None:
         engine.dispose()
     if as_json:
         click.echo(json.dumps({"date": the_day.isoformat(), "timezone": str(tz),
-                               "lines": [asdict(r) for r in result]}, ensure_ascii=False, indent=2))
+                               "lines": [asdict(r) for r in result], "total": asdict(reports.total(result))}, ensure_ascii=False, indent=2))
     else:
         click.echo(reports.format_daily(result, the_day))
 

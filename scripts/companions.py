@@ -61,14 +61,13 @@ def record_config_versions(recorder: Any, config: Any, loaded_by: str) -> None:
     if recorder is None:
         return
     from records.types import TableVersion
-    from routing.snapshot import masked_table_text
 
     now = datetime.now(timezone.utc)
     table, menus = config.table, config.menus
     try:
+        # The recorder masks the personal data in both texts before they reach the spool (records.audit_text).
         recorder.record_table_version(TableVersion(
-            table.version, loaded_by, now, str(table.source),
-            loaded_text(str(table.source), table.version, masked_table_text)))
+            table.version, loaded_by, now, str(table.source), loaded_text(str(table.source), table.version)))
         recorder.record_table_version(TableVersion(
             menus.version, loaded_by, now, str(menus.source), loaded_text(str(menus.source), menus.version)))
     except Exception as exc:  # the audit never stops a reload

@@ -170,3 +170,41 @@ def test_an_overflow_answered_in_the_next_queue_is_answered():
     feed("AgentConnect", 3, Queue="general-12345", HoldTime="3", Interface="PJSIP/agent-3")
     (rec,) = feed("Hangup", 90, Cause="16")
     assert (rec.outcome.value, rec.wait_seconds, rec.target) == ("answered", 3.0, "general-12345")
+
+
+# --- defect 15: the number dialed and the real arrival, when only the queue events know the call -------------
+def test_queue_context_call_gets_the_dialed_number_and_the_channel_creation_as_arrival():
+    """The generated dialplan queues from hotline-queue-<id>,s (Exten "s") and says the DID in its HotlineQueued
+    event; the channel's Newchannel is the arrival, not the join (a stalled engine, an IVR before the queue)."""
+    tracker = QueueOutcomeTracker()
+
+    def ev(name, seconds, **fields):
+        return tracker.feed({"Event": name, "Uniqueid": "u7", **fields}, BASE + timedelta(seconds=seconds))
+
+    ev("Newchannel", 0, Exten="12366", Context="hotline-from-carrier")
+    ev("UserEvent", 12, UserEvent="HotlineQueued", Queue="general-12345", Dialed="12366")
+    ev("QueueCallerJoin", 12, Queue="general-12345", Exten="s", CallerIDNum="13812345678",
+       CallerIDName="Zhang")                              # failed open: no engine, no [line] tag
+    (rec,) = ev("Hangup", 20, Cause="16")
+    assert (rec.dialed, rec.line, rec.target) == ("12366", "12366", "general-12345")
+    assert rec.arrived_at == BASE and rec.wait_seconds == 8.0
+    assert tracker._channels == {}                        # forgotten with the hang-up
+
+
+def test_without_the_dialplan_event_or_newchannel_the_tag_and_the_join_are_used():
+    tracker = QueueOutcomeTracker()
+    tracker.feed({"Event": "QueueCallerJoin", "Uniqueid": "u8", "Queue": "expert-12320", "Exten": "s",
+                  "CallerIDName": "[12320] Li"}, BASE)
+    (rec,) = tracker.feed({"Event": "Hangup", "Uniqueid": "u8"}, BASE + timedelta(seconds=5))
+    assert (rec.dialed, rec.line, rec.arrived_at) == ("12320", "12320", BASE)
+
+
+def test_channels_that_never_queue_are_forgotten():
+    tracker = QueueOutcomeTracker(max_age=timedelta(hours=1))
+    for i in range(50):
+        tracker.feed({"Event": "Newchannel", "Uniqueid": f"agent-leg-{i}"}, BASE)
+    tracker.feed({"Event": "Newchannel", "Uniqueid": "later"}, BASE + timedelta(minutes=30))
+    tracker.feed({"Event": "Hangup", "Uniqueid": "agent-leg-0"}, BASE + timedelta(minutes=31))
+    assert len(tracker._channels) == 50
+    tracker.feed({"Event": "Newchannel", "Uniqueid": "much-later"}, BASE + timedelta(hours=1, minutes=1))
+    assert set(tracker._channels) == {"later", "much-later"}

@@ -15,7 +15,7 @@ from records.recorder import CallRecorder
 from records.types import CallRecord, TransferRecord
 from routing.privacy import caller_hash
 from scripts.hotline import cli
-from tests.db_fixtures import db_url  # noqa: F401
+from tests.db_fixtures import db_url, pg_url  # noqa: F401
 from zoneinfo import ZoneInfo
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -159,3 +159,54 @@ def test_cli_reports_an_unreachable_database_in_one_line(tmp_path):
     code, _, err = run(["report", "daily", "--db-url", f"sqlite:///{blocker}/db.sqlite3", "--date", "2021-09-17"])
     assert code == 1
     assert err.startswith("Error: database error: OperationalError:") and "Traceback" not in err
+
+
+# --- defect 17: a fresh database -----------------------------------------------------------------------------
+READING_COMMANDS = [["report", "daily", "--date", "2021-09-17"], ["records", "search"],
+                    ["records", "export", "--csv", "-"], ["records", "versions"], ["workorders", "list"],
+                    ["callbacks", "list"]]
+
+
+@pytest.mark.parametrize("args", READING_COMMANDS, ids=lambda a: " ".join(a[:2]))
+def test_every_reading_command_creates_a_fresh_sqlite_schema(args, tmp_path):
+    url = f"sqlite:///{tmp_path / 'fresh' / 'fresh.db'}"
+    code, out, err = run([*args, "--db-url", url])
+    assert code == 0, err
+    assert "no such table" not in out + err
+    code, out, _ = run(["db", "current", "--db-url", url])
+    assert code == 0 and "(none" not in out
+
+
+def test_an_empty_day_is_a_report_with_zeros(tmp_path):
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    code, out, err = run(["report", "daily", "--db-url", url, "--date", "2021-09-17"])
+    assert code == 0, err
+    total = next(line for line in out.splitlines() if line.startswith("all"))
+    assert total.split()[:5] == ["all", "0", "0.0%", "0", "0"]
+    code, out, err = run(["report", "daily", "--db-url", url, "--date", "2021-09-17", "--json"])
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["lines"] == []
+    assert (doc["total"]["calls"], doc["total"]["answered"], doc["total"]["answered_share"]) == (0, 0, 0.0)
+
+
+def test_the_total_line_adds_up(loaded):
+    code, out, err = run(["report", "daily", "--db-url", loaded, "--date", "2021-09-17", "--json"])
+    assert code == 0, err
+    total = json.loads(out)["total"]
+    assert (total["calls"], total["answered"], total["abandoned"], total["queue_gave_up"]) == (18, 14, 2, 1)
+    assert total["transfers"] == {"attended": {"answered": 1, "returned": 1}, "three_way": {"answered": 1},
+                                  "work_order": {"unknown": 1}}
+
+
+@pytest.mark.postgres
+def test_postgres_without_schema_says_what_to_run(pg_url):  # noqa: F811
+    for args in READING_COMMANDS:
+        code, _, err = run([*args, "--db-url", pg_url])
+        assert code == 1, args
+        assert "has no records schema" in err and "hotline db upgrade" in err and "Traceback" not in err
+    code, out, err = run(["db", "upgrade", "--db-url", pg_url])
+    assert code == 0, err
+    code, out, err = run(["report", "daily", "--db-url", pg_url, "--date", "2021-09-17"])
+    assert code == 0, err
+    assert out.splitlines()[-2].split()[:2] == ["all", "0"]

@@ -124,6 +124,8 @@ async def test_postgresql_down_actions_are_spooled_and_arrive_when_it_returns(pg
         assert [e["user"] for e in await asyncio.to_thread(audit.tail, 10)] == ["user-3", "user-2", "user-1"]
         proxy.restore()
         await eventually(lambda: len(sql_rows(pg_url)) == 4, 10, "the spooled actions after the outage")
+        # (the writer knows the database is back as soon as its commit returns: before it trims the spool)
+        await eventually(lambda: audit.store.healthy, 5, "health back")
         assert [e["user"] for e in await asyncio.to_thread(audit.tail, 10)] == ["user-3", "user-2", "user-1", "wang"]
     finally:
         await asyncio.to_thread(audit.close)
@@ -194,3 +196,57 @@ async def test_the_web_view_audits_to_sql_when_configured(tmp_path):
     assert [(r["user"], r["role"], r["action"], r["params"]["interface"]) for r in rows] == [
         ("admin", "admin", "pause", "PJSIP/7001")]
     assert not (tmp_path / "audit.jsonl").exists()
+
+
+def test_no_window_where_written_actions_are_invisible(db_url, tmp_path, monkeypatch):  # noqa: F811
+    """Defect 16: the database returns; the flush commits the spooled actions and trims their segment. A read at
+    any instant of that (here: right after the trim, the moment the spool no longer has them) shows them all."""
+    store = ActionRecorder("postgresql+psycopg://postgres@127.0.0.1:1/down", tmp_path / "spool", op_timeout=0.5,
+                           auto_upgrade=True)
+    audit = AuditLog(tmp_path / "unused.jsonl", store)       # no flusher thread: every flush is this test's
+    pause(audit, T0)
+    pause(audit, T0 + 1, user="li")
+    store.flush()
+    assert not store.healthy
+    store.close()
+    back = ActionRecorder(db_url, tmp_path / "spool", op_timeout=2, read_timeout=2, auto_upgrade=True)
+    back._healthy = False                          # as a recorder that started while the database was away
+    seen: list[list[str]] = []
+    remove = back._spool.remove
+
+    def remove_then_read(path: Path) -> None:
+        remove(path)
+        seen.append([e["user"] for e in back.recent(10)])
+
+    monkeypatch.setattr(back._spool, "remove", remove_then_read)
+    try:
+        assert back.flush() == 2
+        assert seen == [["li", "wang"]]
+    finally:
+        back.close()
+
+
+def test_actions_kept_in_memory_are_visible_until_committed(tmp_path, monkeypatch):
+    """The spool's disk failed: the action is kept in memory; while the flush writes it to SQL, a read still
+    finds it (in memory or in SQL, never in neither)."""
+    url = f"sqlite:///{tmp_path / 'records.sqlite3'}"
+    store = ActionRecorder(url, tmp_path / "spool", auto_upgrade=True)
+    try:
+        store.flush()                                            # schema ready
+        monkeypatch.setattr(store._spool, "append", lambda kind, row: (_ for _ in ()).throw(OSError(28, "full")))
+        pause(AuditLog(tmp_path / "unused.jsonl", store), T0)
+        monkeypatch.undo()
+        seen: list[list[str]] = []
+        write = store._write_entries
+
+        def write_then_read(entries):
+            # Read in the middle of the flush, just before the commit and just after it.
+            seen.append([e["user"] for e in store.recent(10)])
+            write(entries)
+            seen.append([e["user"] for e in store.recent(10)])
+
+        monkeypatch.setattr(store, "_write_entries", write_then_read)
+        store.flush()
+        assert seen and all(users == ["wang"] for users in seen), seen
+    finally:
+        store.close()
