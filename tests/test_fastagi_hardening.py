@@ -294,3 +294,64 @@ async def test_asterisk_leaving_agi_mid_ivr_records_the_route_chosen_so_far(reco
     (row,) = rows(recorder, tmp_path / "calls.sqlite3")
     assert (row["action"], row["target"], row["ivr_path"], row["outcome"]) == ("callback", "general-12345",
                                                                                "main>6", "ivr_hangup")
+
+
+async def test_a_session_cut_by_the_shutdown_drain_keeps_its_route_and_path(recorder, tmp_path):
+    """SIGTERM with a caller still in the cities menu past --drain-timeout: the session is cut, and the record
+    still says queue general-12345 / main>5>cities."""
+    limits = ServerLimits(env_timeout=2, reply_timeout=30, drain_timeout=0.3)
+    async with running_engine(limits=limits, recorder=recorder) as (server, _):
+        in_menu = asyncio.Event()
+
+        def delay(line: str) -> float:
+            if line.startswith("GET OPTION hotline/zh/cities-menu"):
+                in_menu.set()
+                return 5.0
+            return 0
+        caller = asyncio.create_task(call(server, "12345", ["5", "1"], at=WORKDAY_10H, uniqueid="drain.5",
+                                          timeout=6, reply_delay=delay))
+        await asyncio.wait_for(in_menu.wait(), 5)
+        await server.shutdown(drain_timeout=0.3)
+        caller.cancel()
+        await asyncio.gather(caller, return_exceptions=True)
+    (row,) = rows(recorder, tmp_path / "calls.sqlite3")
+    assert (row["uniqueid"], row["action"], row["target"]) == ("drain.5", "queue", "general-12345")
+    assert row["ivr_path"] == "main>5>cities" and row["outcome"] is None
+
+
+# ------------------------------------------------------------------ `hotline serve` as deployed
+
+def test_serve_takes_its_allow_list_from_hotline_agi_allow(tmp_path):
+    """HOTLINE_AGI_ALLOW reaches the server: a peer outside it is closed unanswered (and logged by address); a
+    malformed list stops serve before it takes calls, with the entry named."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.test_engine_cli import free_port
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(root), HOTLINE_AGI_ALLOW="10.0.0.0/8")
+    port, pid_file = free_port(), tmp_path / "hotline.pid"
+    command = [sys.executable, "-m", "scripts.hotline", "--log-format", "json", "serve", "--port", str(port),
+               "--no-records", "--no-web", "--no-ami", "--pid-file", str(pid_file), "--drain-timeout", "1"]
+    proc = subprocess.Popen(command, cwd=root, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not pid_file.exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
+            s.sendall(env_block(asterisk_env(dialed="12345")))
+            try:
+                assert s.recv(100) == b""                       # closed, not one command sent
+            except ConnectionResetError:
+                pass
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=15)
+    assert '"reason": "address_not_allowed"' in err and '"peer": "127.0.0.1"' in err
+    assert '"event": "fastagi.loopback_only"' not in err
+    bad = subprocess.run(command, cwd=root, env=dict(env, HOTLINE_AGI_ALLOW="10.0.0.0/8,asterisk-1"),
+                         capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 1 and "'asterisk-1' is not an address or network" in bad.stderr
