@@ -37,7 +37,7 @@ async def test_a_real_call_is_served_while_300_half_open_connections_are_held(ri
     try:
         async with rig.ami() as ami:
             got = await run_script(ami, Script("12320", at=NOW, keys=("1",), caller="13700009001"), "hcslots1")
-            await ami.action("Hangup", Channel=f"phhcslots1")
+            await ami.action("Hangup", Channel="phhcslots1")
         assert not got.error, got.error
         v = got.vars
         assert (v.get("HOTLINE_ACTION"), v.get("HOTLINE_TARGET")) == ("queue", "expert-12320")
