@@ -96,22 +96,35 @@ class _Pending:
 
 @dataclass
 class _Tally:
-    """Connections that never became calls, by reason; logged with their count, at most once per `every` s."""
+    """Connections that never became calls, by reason; logged with their count, at most once per `every` s
+    per reason (a flood is a few lines, not one per connection); what a window held is logged at its end."""
 
     every: float = TALLY_EVERY
     total: Counter = field(default_factory=Counter)
     _unlogged: Counter = field(default_factory=Counter)
     _last: dict = field(default_factory=dict)
+    _flush_due: set = field(default_factory=set)
 
     def note(self, reason: str, address: str, detail: str = "") -> None:
         self.total[reason] += 1
         self._unlogged[reason] += 1
-        now = time.monotonic()
-        if now - self._last.get(reason, -math.inf) >= self.every:
-            self._last[reason] = now
-            log.warning("fastagi.not_a_call", reason=reason, peer=address, detail=detail[:200],
-                        count=self._unlogged.pop(reason), total=self.total[reason],
-                        effect="connection closed; no call slot taken, no call recorded")
+        wait = self._last.get(reason, -math.inf) + self.every - time.monotonic()
+        if wait <= 0:
+            self._log(reason, address, detail)
+        elif reason not in self._flush_due:
+            self._flush_due.add(reason)
+            asyncio.get_running_loop().call_later(wait, self._flush, reason, address, detail)
+
+    def _flush(self, reason: str, address: str, detail: str) -> None:
+        self._flush_due.discard(reason)
+        if self._unlogged[reason]:
+            self._log(reason, address, detail)
+
+    def _log(self, reason: str, address: str, detail: str) -> None:
+        self._last[reason] = time.monotonic()
+        log.warning("fastagi.not_a_call", reason=reason, peer=address, detail=detail[:200],
+                    count=self._unlogged.pop(reason), total=self.total[reason],
+                    effect="connection closed; no call slot taken, no call recorded")
 
 
 def _peer_address(writer: asyncio.StreamWriter) -> str:

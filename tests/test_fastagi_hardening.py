@@ -355,3 +355,20 @@ def test_serve_takes_its_allow_list_from_hotline_agi_allow(tmp_path):
     bad = subprocess.run(command, cwd=root, env=dict(env, HOTLINE_AGI_ALLOW="10.0.0.0/8,asterisk-1"),
                          capture_output=True, text=True, timeout=30)
     assert bad.returncode == 1 and "'asterisk-1' is not an address or network" in bad.stderr
+
+
+async def test_not_a_call_lines_are_rate_limited_and_carry_the_count(events):
+    """A flood is a few log lines with counts, not one per connection; what a window held is logged at its end."""
+    from ivr import fastagi
+
+    async with running_engine(limits=ServerLimits(env_timeout=2, reply_timeout=5, drain_timeout=1)) as (server, _):
+        server._tally.every = 0.3
+        for _ in range(25):
+            r, w = await asyncio.open_connection("127.0.0.1", server.port)
+            w.write(b"\n")
+            await _read_until_closed(r, 2)
+            w.close()
+        await asyncio.sleep(0.4)
+    lines = [e for e in events if e["event"] == "fastagi.not_a_call"]
+    assert 2 <= len(lines) <= 4 and sum(e["count"] for e in lines) == 25 and lines[-1]["total"] == 25
+    assert fastagi.TALLY_EVERY == 10.0
