@@ -89,7 +89,7 @@ def write_files(files: Mapping[str, str], out_dir: str | Path) -> list[str]:
     return changed
 
 
-def diff_files(files: Mapping[str, str], out_dir: str | Path, secrets: Mapping[str, str] = {}) -> str:
+def diff_files(files: Mapping[str, str], out_dir: str | Path) -> str:
     """Unified diff from what is in `out_dir` to what a render would write; secret values shown as MASK."""
     out = Path(out_dir)
     chunks = []
@@ -99,7 +99,7 @@ def diff_files(files: Mapping[str, str], out_dir: str | Path, secrets: Mapping[s
         new = files[name]
         if old == new:
             continue
-        old, new = mask_secrets(old, secrets), mask_secrets(new, secrets)   # the file may hold older values
+        old, new = mask_secrets(old), mask_secrets(new)   # the file may hold older values
         chunks.extend(difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
                                            fromfile=f"{path}", tofile=f"{path} (rendered)"))
         if old == new:   # only a secret changed: say so without showing it
@@ -107,13 +107,13 @@ def diff_files(files: Mapping[str, str], out_dir: str | Path, secrets: Mapping[s
     return "".join(chunks)
 
 
-_SECRET_LINE = re.compile(r"^(\s*(?:password|secret)\s*=>?\s*)\S.*$", re.MULTILINE | re.IGNORECASE)
+# The only places the renderers put a secret: pjsip auth `password=`, the manager user's `secret=` (and
+# `md5_cred=`, which an older or hand-edited file may hold). The value is masked where it stands; never by
+# searching the text for the secret, which would mask (and so point at) every other occurrence of its
+# characters: a secret "a" would turn every letter a into the mask.
+_SECRET_LINE = re.compile(r"^([ \t]*(?:password|secret|md5_cred)[ \t]*=>?[ \t]*)\S.*$", re.MULTILINE | re.IGNORECASE)
 
 
-def mask_secrets(text: str, secrets: Mapping[str, str]) -> str:
-    """Every password=/secret= value (whatever it is: the file on disk may hold an older one), then any
-    known secret value anywhere else."""
-    text = _SECRET_LINE.sub(lambda m: m.group(1) + MASK, text)
-    for value in sorted({v for v in secrets.values() if v}, key=len, reverse=True):
-        text = text.replace(value, MASK).replace(value.replace(";", r"\;"), MASK)
-    return text
+def mask_secrets(text: str) -> str:
+    """Every password=/secret=/md5_cred= value masked, whatever it is (the file on disk may hold an older one)."""
+    return _SECRET_LINE.sub(lambda m: m.group(1) + MASK, text)

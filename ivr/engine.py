@@ -8,6 +8,7 @@ a new validated pair atomically or keeps the running one.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -16,9 +17,9 @@ from typing import Any, Callable, Generator, Mapping
 
 import structlog
 
-from ivr.agi.codec import command_line
+from ivr.agi.codec import ProtocolError, command_line
 from ivr.agi.commands import Command, GetVariable, Response, SetVariable
-from ivr.fastagi_compat import SessionClosed
+from ivr.fastagi_compat import SessionClosed, SessionStalled
 from routing.decide import UNKNOWN_TAG, decide, normalize_number
 from routing.model import CallerHistory, Category, RoutingTable
 from routing.privacy import mask_number
@@ -29,6 +30,9 @@ FALLBACK_QUEUE = "general-12345"
 TEST_CLOCK_VARIABLE = "HOTLINE_AT"
 CHANNEL_GONE = Response(code=511)   # what a dead channel answers; used once Asterisk has closed the session
 HISTORY_TIMEOUT = 0.5          # seconds a caller-history lookup may take before the call goes on without it
+# What ends a session from the wire side while the IVR runs (besides Asterisk's own close, SessionClosed):
+# the peer stalled, reset the connection or sent junk. The call is recorded with what was known at the cut.
+SESSION_CUT = (SessionStalled, ConnectionError, ProtocolError)
 
 
 # ------------------------------------------------------------------ configuration
@@ -206,6 +210,7 @@ class CallFlow:
     route: Any = None
     outcome: Any = None
     error: BaseException | None = None
+    dropped: str | None = None      # why the session was cut before the flow ended (SessionStalled, ...)
     dialed: str = field(init=False)
     caller: str | None = field(init=False)
 
@@ -240,6 +245,28 @@ def _ivr_session(env, route, menus, table, *, at):
     return IvrSession(env, route, menus, table, at=at)
 
 
+class OverCapacity(Exception):
+    """The call arrived over --max-sessions: it was answered with the fail-open variables only."""
+
+
+def finish_on_dead_channel(gen: Generator[Command, Response, Any], limit: int = 1000) -> None:
+    """Let a flow cut mid-call end as on a dead channel: every pending and further command answered 511.
+
+    The session then ends with what it knew at the cut (the route chosen so far, the menus heard and keys
+    pressed), so the record keeps them. Nothing is sent anywhere: the connection is gone.
+    """
+    if inspect.getgeneratorstate(gen) != inspect.GEN_SUSPENDED:
+        return
+    try:
+        for _ in range(limit):
+            gen.send(CHANNEL_GONE)
+    except StopIteration:
+        return
+    except Exception as exc:                # the flow catches its own errors; this is a last guard
+        log.error("engine.cut_flow_error", error=f"{type(exc).__name__}: {exc}")
+    gen.close()
+
+
 # ------------------------------------------------------------------ records
 
 def build_record(flow: CallFlow, *, hungup: bool) -> Any:
@@ -247,7 +274,9 @@ def build_record(flow: CallFlow, *, hungup: bool) -> Any:
     route, outcome = flow.route, flow.outcome
     final = outcome.route if outcome is not None else route
     fallback = fail_open_decision(flow.env, flow.config.table) if flow.error is not None else None
-    if hungup or (outcome is not None and outcome.hungup):
+    if flow.dropped is not None:
+        ended = None                      # cut on our side: the dialplan fails open; AMI tells the end
+    elif hungup or (outcome is not None and outcome.hungup):
         ended = "ivr_hangup"
     elif flow.error is not None:
         ended = None                      # failed open: the dialplan queues it; AMI tells the end
@@ -257,8 +286,14 @@ def build_record(flow: CallFlow, *, hungup: bool) -> Any:
         ended = "callback"
     else:
         ended = None
+    if outcome is not None:
+        tags = tuple(final.tags)
+    elif fallback is not None:            # what the fail-open variables said (HOTLINE_TAGS), "failopen" included
+        tags = tuple(fallback.tags.split("+"))
+    else:
+        tags = tuple(final.tags) if final is not None else ()
     fields = dict(
-        uniqueid=flow.env.get("uniqueid") or f"nouniqueid-{id(flow)}",
+        uniqueid=call_uniqueid(flow.env),
         dialed=flow.dialed,
         line=final.line if final is not None else (normalize_number(flow.dialed) or flow.dialed),
         caller=flow.caller,
@@ -268,7 +303,7 @@ def build_record(flow: CallFlow, *, hungup: bool) -> Any:
         action=(outcome.action.value if outcome is not None else fallback.action if fallback else None),
         target=(outcome.target if outcome is not None else fallback.target if fallback else None),
         ivr_path=tuple(outcome.ivr_path) if outcome is not None else (),
-        tags=tuple(final.tags) if final is not None else (),
+        tags=tags,
         language=outcome.language if outcome is not None else None,
         outcome=ended,
         table_version=flow.config.table.version,
@@ -280,13 +315,22 @@ def build_record(flow: CallFlow, *, hungup: bool) -> Any:
     return CallRecord(**fields)
 
 
+def call_uniqueid(env: Mapping[str, str]) -> str:
+    """The channel's unique id, the record's key. A session without one was never a call Asterisk handed us
+    (the FastAGI server refuses such blocks before they reach the engine): it is never recorded."""
+    uniqueid = (env.get("uniqueid") or "").strip()
+    if not uniqueid:
+        raise ValueError("no agi_uniqueid: not a call, not recorded")
+    return uniqueid
+
+
 def build_callback(flow: CallFlow) -> Any:
     """records.types.CallbackRequest for a call whose caller asked to be called back (the number in clear, in
     memory only: the recorder encrypts it before anything reaches disk)."""
     from records.types import CallbackRequest
 
     outcome = flow.outcome
-    return CallbackRequest(uniqueid=flow.env.get("uniqueid") or f"nouniqueid-{id(flow)}", line=outcome.route.line,
+    return CallbackRequest(uniqueid=call_uniqueid(flow.env), line=outcome.route.line,
                            queue=outcome.target, number=outcome.callback_number, requested_at=flow.at,
                            language=outcome.language)
 
@@ -313,6 +357,7 @@ class Engine:
         self.allow_test_clock = allow_test_clock
         self.decide_fn = decide_fn
         self.session_factory = session_factory
+        self.not_recorded = 0          # sessions without a uniqueid: never a call, never a call record
 
     def fail_open_commands(self, env: Mapping[str, str]) -> list[Command]:
         return fail_open_commands(env, self.config.current.table)
@@ -336,6 +381,13 @@ class Engine:
     def _record(self, flow: CallFlow, hungup: bool) -> None:
         if self.recorder is None:
             return
+        if not (flow.env.get("uniqueid") or "").strip():
+            # Not a call Asterisk handed us (the FastAGI server refuses these before the engine; classic AGI
+            # run by hand): counted and logged, never a call record under a made-up key.
+            self.not_recorded += 1
+            log.warning("engine.not_a_call", reason="no agi_uniqueid", effect="no call record",
+                        count=self.not_recorded)
+            return
         try:
             self.recorder.record_call(build_record(flow, hungup=hungup))
         except Exception as exc:
@@ -350,18 +402,21 @@ class Engine:
         """The session already logged its destination; the end of the call is news only when it was cut short
         or failed open (info), otherwise it is a debug line."""
         o = flow.outcome
-        notable = flow.error is not None or o is None or hungup
+        notable = flow.error is not None or o is None or hungup or flow.dropped is not None
         fallback = fail_open_decision(flow.env, flow.config.table) if flow.error is not None else None
         (log.info if notable else log.debug)("engine.call_end", action=o.action.value if o else (fallback.action if fallback else None),
-                 target=o.target if o else None, ivr_path=">".join(o.ivr_path) if o else "",
-                 hungup=hungup or bool(o and o.hungup), failed_open=flow.error is not None, commands=commands)
+                 target=o.target if o else (fallback.target if fallback else None),
+                 ivr_path=">".join(o.ivr_path) if o else "",
+                 hungup=hungup or bool(o and o.hungup), failed_open=flow.error is not None, commands=commands,
+                 **({"cut": flow.dropped} if flow.dropped else {}))
 
     def _conclude(self, flow: CallFlow | None, env: Mapping[str, str], config: Config, at: datetime,
-                  completed: bool, commands: int) -> tuple[CallFlow, bool]:
+                  completed: bool, commands: int, cut: str | None = None) -> tuple[CallFlow, bool]:
         """End of a call for both adapters: the flow to record (a fail-open one if none got going), whether the
-        caller left before the end, and the closing log line."""
+        caller left before the end, and the closing log line. `cut`: why our side ended the session early."""
         if flow is None:
             flow = self._flow(env, config, at, None)
+        flow.dropped = cut
         hungup = not completed or bool(flow.outcome and flow.outcome.hungup)
         self._log_end(flow, hungup, commands)
         return flow, hungup
@@ -373,7 +428,9 @@ class Engine:
         config = self.config.current                 # captured: a reload mid-call does not touch this call
         at = self.clock()
         flow: CallFlow | None = None
+        gen: Generator[Command, Response, Any] | None = None
         completed = False
+        cut: str | None = None
         try:
             if self.allow_test_clock:
                 at = test_instant(await request.send(GetVariable(TEST_CLOCK_VARIABLE)), config.table) or at
@@ -409,21 +466,55 @@ class Engine:
                     break
             completed = not closed
             return flow
+        except (*SESSION_CUT, asyncio.CancelledError) as exc:
+            # Stalled, reset, junk, or cut by the shutdown drain: the session is over on our side. The flow
+            # still ends (as on a dead channel) so the record keeps the route, target and path known now.
+            cut = type(exc).__name__
+            raise
         finally:
             request.writer.close()                   # Asterisk continues the dialplan now; we record after
-            flow, hungup = self._conclude(flow, env, config, at, completed, getattr(request, "commands", 0))
-            if self.recorder is not None:            # the spool append fsyncs: keep it off the event loop
-                try:
-                    await asyncio.to_thread(self._record, flow, hungup)
-                except asyncio.CancelledError:       # shutdown cut: the thread still finishes the append
-                    pass
+            if gen is not None:
+                finish_on_dead_channel(gen)
+            flow, hungup = self._conclude(flow, env, config, at, completed, getattr(request, "commands", 0), cut)
+            await self._record_off_loop(flow, hungup)
+
+    async def handle_over_capacity(self, request: Any, *, timeout: float) -> CallFlow:
+        """A call over --max-sessions: the fail-open variables within `timeout` (an emergency line: its trunk
+        at once), then close; recorded once, with that decision (whether or not the answer got through)."""
+        env = request.env
+        bind_call_context(env)
+        config = self.config.current
+        at = self.clock()
+        flow = self._flow(env, config, at, None)
+        flow.error = OverCapacity("over --max-sessions")
+        try:
+            async with asyncio.timeout(timeout):
+                for cmd in fail_open_commands(env, config.table):
+                    await request.send(cmd)
+        except (TimeoutError, *SESSION_CUT) as exc:
+            log.warning("fastagi.over_capacity_answer_failed", reason=type(exc).__name__)
+        finally:
+            request.writer.close()
+            self._log_end(flow, False, getattr(request, "commands", 0))
+            await self._record_off_loop(flow, False)
+        return flow
+
+    async def _record_off_loop(self, flow: CallFlow, hungup: bool) -> None:
+        if self.recorder is None:
+            return
+        try:                                         # the spool append fsyncs: keep it off the event loop
+            await asyncio.to_thread(self._record, flow, hungup)
+        except asyncio.CancelledError:               # shutdown cut: the thread still finishes the append
+            pass
 
     # -- classic AGI: the same flow over a blocking `send`
     def handle_sync(self, env: Mapping[str, str], send: Callable[[Command], Response]) -> CallFlow:
         config = self.config.current
         at = self.clock()
         flow: CallFlow | None = None
+        gen: Generator[Command, Response, Any] | None = None
         completed = False
+        cut: str | None = None
         try:
             if self.allow_test_clock:
                 at = test_instant(send(GetVariable(TEST_CLOCK_VARIABLE)), config.table) or at
@@ -450,7 +541,11 @@ class Engine:
                     break
             completed = not closed
             return flow
+        except SESSION_CUT as exc:
+            cut = type(exc).__name__
+            raise
         finally:
-            flow, hungup = self._conclude(flow, env, config, at, completed, 0)
+            if gen is not None:
+                finish_on_dead_channel(gen)
+            flow, hungup = self._conclude(flow, env, config, at, completed, 0, cut)
             self._record(flow, hungup=hungup)
-

@@ -33,7 +33,7 @@ from typing import Any, Awaitable, Callable
 import structlog
 from panoramisk.fast_agi import Application, Request
 
-from ivr.agi.codec import EnvParser, ResponseParser, format_command
+from ivr.agi.codec import EnvParser, ProtocolError, ResponseParser, call_env_problem, format_command
 from ivr.agi.commands import HANGUP_NOTICE, Command, Response
 
 log = structlog.get_logger()
@@ -47,6 +47,10 @@ class SessionClosed(ConnectionError):
 
 class SessionStalled(TimeoutError):
     """The peer did not finish the env block, or did not answer a command, within the bound."""
+
+
+class NotACall(ProtocolError):
+    """A complete environment block that is not a call Asterisk handed us (empty, no agi_uniqueid, ...)."""
 
 
 class Watchdog:
@@ -231,10 +235,19 @@ class AgiApplication(Application):
         script = env.get("network_script", "").split("?", 1)[0].strip("/")
         return self._route.get(script) or self.default
 
-    async def handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """One FastAGI session: env block, dispatch, close. Errors end this session only."""
+    async def read_call_env(self, reader: asyncio.StreamReader,
+                            writer: asyncio.StreamWriter | None = None) -> tuple[dict[str, str], bytes]:
+        """`read_env`, then refuse a block that is no call (NotACall): nothing is sent to such a peer."""
+        env, rest = await self.read_env(reader, writer)
+        problem = call_env_problem(env, network=True)
+        if problem is not None:
+            raise NotACall(problem)
+        return env, rest
+
+    async def dispatch(self, env: dict[str, str], rest: bytes, reader: asyncio.StreamReader,
+                       writer: asyncio.StreamWriter) -> None:
+        """Run the endpoint of a call whose env block was read; close when it returns."""
         try:
-            env, rest = await self.read_env(reader, writer)
             endpoint = self.endpoint_for(env)
             if endpoint is None:
                 log.error("fastagi.no_route", script=env.get("network_script"))
@@ -244,3 +257,12 @@ class AgiApplication(Application):
             await endpoint(request)
         finally:
             writer.close()
+
+    async def handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One FastAGI session: env block, dispatch, close. Errors end this session only."""
+        try:
+            env, rest = await self.read_call_env(reader, writer)
+        except BaseException:
+            writer.close()
+            raise
+        await self.dispatch(env, rest, reader, writer)

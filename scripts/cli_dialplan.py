@@ -130,10 +130,10 @@ def render_command(table_path, out_dir, agi, agi_hosts, hagi, secrets_file, stri
 def diff_command(table_path, out_dir, agi, agi_hosts, hagi, secrets_file, strict, no_dns, engine_timeout,
                  emergency_engine_timeout, transport, ami_permit) -> None:
     """Show what a render would change in --out (secret values masked). Exit 0: no change, 1: changes."""
-    _table, options, files, _missing = _rendered(table_path, agi, agi_hosts, hagi, secrets_file, strict,
+    _table, _options_used, files, _missing = _rendered(table_path, agi, agi_hosts, hagi, secrets_file, strict,
                                                  engine_timeout, transport, ami_permit, no_dns,
                                                  emergency_engine_timeout)
-    text = diff_files(files, out_dir, options.secrets)
+    text = diff_files(files, out_dir)
     if text:
         sys.stdout.write(text)
         raise SystemExit(1)

@@ -25,8 +25,8 @@ def _print_problems(problems) -> None:
 @click.option("--host", default=None, help="Listen address [HOTLINE_AGI_HOST].")
 @click.option("--port", type=int, default=None, help="Listen port [HOTLINE_AGI_PORT], 0 = any free port.")
 @click.option("--max-sessions", type=int, default=None, help="Concurrent calls [HOTLINE_AGI_MAX_SESSIONS].")
-@click.option("--env-timeout", type=float, default=5.0, show_default=True,
-              help="Seconds a peer gets to send the agi_* block.")
+@click.option("--env-timeout", type=float, default=2.0, show_default=True,
+              help="Seconds a peer gets to send the agi_* block (Asterisk sends it at once).")
 @click.option("--reply-timeout", type=float, default=60.0, show_default=True,
               help="Seconds Asterisk gets to answer one command (a prompt plays within this).")
 @click.option("--drain-timeout", type=float, default=10.0, show_default=True,
@@ -59,9 +59,16 @@ def serve(host, port, max_sessions, env_timeout, reply_timeout, drain_timeout, a
 async def _serve(holder, settings, host, port, max_sessions, env_timeout, reply_timeout, drain_timeout,
                  allow_test_clock, records, ami, web, pid_file: Path) -> None:
     from ivr.engine import Engine
-    from ivr.fastagi import ServerLimits, build_server
+    from ivr.fastagi import ServerLimits, build_server, parse_allow
     from scripts import companions
 
+    try:                      # bad limits or allow-list: refused before anything starts
+        limits = ServerLimits(max_sessions=max_sessions, env_timeout=env_timeout, reply_timeout=reply_timeout,
+                              drain_timeout=drain_timeout, max_pending=settings.agi_max_pending,
+                              max_pending_per_address=settings.agi_max_pending_per_address)
+        allow = parse_allow(settings.agi_allow)
+    except ValueError as exc:
+        raise click.ClickException(f"HOTLINE_AGI_*: {exc}") from None
     recorder, recorder_task = None, None
     if records:
         from records.callbacks import CallbackCipher, CallbackKeyError
@@ -93,9 +100,7 @@ async def _serve(holder, settings, host, port, max_sessions, env_timeout, reply_
     await companions.start_clients(clients)
     web_service = await companions.start_web(settings, clients) if web else None
     engine = Engine(holder, recorder=recorder, allow_test_clock=allow_test_clock)
-    limits = ServerLimits(max_sessions=max_sessions, env_timeout=env_timeout, reply_timeout=reply_timeout,
-                          drain_timeout=drain_timeout)
-    server = build_server(engine, host=host, port=port, limits=limits)
+    server = build_server(engine, host=host, port=port, limits=limits, allow=allow)
     bound = await server.start()
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")

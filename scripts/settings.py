@@ -27,6 +27,11 @@ class Settings(BaseSettings):
     agi_host: str = "127.0.0.1"
     agi_port: int = 4573
     agi_max_sessions: int = 2000
+    # Peers let in (comma-separated addresses/networks: the Asterisk boxes); any other address is closed at
+    # accept. Loopback by default, like the AMI permit list; "0.0.0.0/0,::/0" lets every address in.
+    agi_allow: str = "127.0.0.0/8,::1"
+    agi_max_pending: int = 1024              # connections still sending their agi_* block (never a call slot)
+    agi_max_pending_per_address: int = 512
 
     ami_host: str = "127.0.0.1"
     ami_port: int = 5038

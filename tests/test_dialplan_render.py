@@ -13,7 +13,7 @@ import pytest
 
 from dialplan.common import RenderError
 from dialplan.options import OptionsError, RenderOptions, engines_from, read_secrets_file
-from dialplan.render import FILES, SECRET_FILES, diff_files, render, write_files
+from dialplan.render import FILES, MASK, SECRET_FILES, diff_files, mask_secrets, render, write_files
 from dialplan.walk import parse, run
 from routing.loader import load_table
 from routing.model import (AbusePolicy, Category, Line, Overflow, Queue, RoutingTable, Rule, Transfer,
@@ -148,8 +148,30 @@ def test_write_modes_and_diff(tmp_path: Path) -> None:
     assert write_files(files, tmp_path) == []
     assert diff_files(files, tmp_path) == ""
     changed = render(SHIPPED, RenderOptions(secrets={"HOTLINE_AMI_SECRET": "other"}))
-    text = diff_files(changed, tmp_path, {"a": "am;i", "b": "other"})
+    text = diff_files(changed, tmp_path)
     assert "manager_hotline.conf" in text and "am;i" not in text and "am\\;i" not in text and "other" not in text
+
+
+def test_diff_masks_secret_values_where_they_stand_never_by_substring(tmp_path: Path) -> None:
+    """A one-letter secret (or one that also occurs as ordinary text) is masked on its own line only: masking
+    by search-and-replace turned every letter `a` of the diff into the mask and so gave the secret away."""
+    files = render(SHIPPED, RenderOptions(secrets={"HOTLINE_AMI_SECRET": "a"}))
+    write_files(files, tmp_path)
+    changed = render(SHIPPED, RenderOptions(secrets={"HOTLINE_AMI_SECRET": "e", "TRUNK_SEAT_12348_SECRET": "1"},
+                                            engine_timeout=301))
+    text = diff_files(changed, tmp_path)
+    masked = [line for line in text.splitlines() if MASK in line]
+    assert masked and all(re.fullmatch(r"[-+ ](?:secret|password)=\*{8}", line) for line in masked), masked
+    assert "+password=********" in text and "# a secret value changed (not shown)" in text   # pjsip, manager
+    before = {line for body in files.values() for line in body.splitlines()}
+    after = {line for body in changed.values() for line in body.splitlines()}
+    for line in text.splitlines():     # every other line is the files' text as it stands: letters a, e, 1 kept
+        if MASK not in line and line[:1] in "+- " and not line.startswith(("---", "+++")):
+            assert line[1:] in (before if line[0] == "-" else after if line[0] == "+" else before & after), line
+    assert sum(line.count("a") + line.count("e") + line.count("1") for line in text.splitlines()) > 100
+    # a hand-edited file: an empty password= line does not swallow the line after it
+    assert mask_secrets("password=\nhost=a\n") == "password=\nhost=a\n"
+    assert mask_secrets("[x]\n  password => old;v\n") == f"[x]\n  password => {MASK}\n"
 
 
 # ---- options --------------------------------------------------------------------------------------------

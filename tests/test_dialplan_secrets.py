@@ -115,3 +115,20 @@ def test_bad_input_is_refused_with_a_clear_message(tmp_path: Path) -> None:
                           text=True, timeout=60)
     assert done.returncode == 2 and "routing.yaml" in done.stderr
     assert not (tmp_path / "y").exists()
+
+
+def test_diff_masks_a_short_secret_where_it_stands_not_every_letter(tmp_path: Path) -> None:
+    """`hotline dialplan diff` with a one-letter AMI secret: the secret= line is masked; every other line keeps
+    its letters (search-and-replace of the secret's text masked every `a` and so showed what the secret was)."""
+    done = hotline("render", "--out", str(tmp_path), env={"HOTLINE_AMI_SECRET": "a"})
+    assert done.returncode == 0, done.stderr
+    done = hotline("diff", "--out", str(tmp_path), "--engine-timeout", "301",
+                   env={"HOTLINE_AMI_SECRET": "e", "TRUNK_SEAT_12348_SECRET": "1"})
+    assert done.returncode == 1, done.stderr
+    lines = done.stdout.splitlines()
+    masked = [line for line in lines if "*" * 8 in line]
+    assert masked == ["+password=********"], masked               # the one changed secret line, nothing else
+    assert "# a secret value changed (not shown)" in done.stdout   # manager: only its secret changed
+    changed = [line for line in lines if line[:1] in "+-" and not line.startswith(("---", "+++"))]
+    assert any("HOTLINE_ENGINE_TIMEOUT=301)" in line for line in changed)
+    assert sum(line.count("a") for line in changed) > 20          # the letter a shown as it stands

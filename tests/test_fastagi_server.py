@@ -74,13 +74,18 @@ async def test_misbehaving_peers_cost_only_their_own_session(events):
         for reader in (jr, sr, mr):
             await _read_until_closed(reader)          # each bad session is closed by the server, in bounds
         await asyncio.sleep(0.05)
-        assert server.stats["dropped"] == 4 and server.stats["errors"] == 0
+        # the three that never sent a complete env block never were calls; the fourth was, and was dropped
+        assert server.stats["dropped"] == 1 and server.stats["errors"] == 0 and server.stats["not_a_call"] == 3
+        assert server.not_a_call == {"junk": 1, "closed_before_env": 1, "env_timeout": 1}
         after = await call(server, "12345", ["2"], at=WORKDAY_10H)
         assert after.destination == "queue general-12345"
         for w in (jw, sw, mw):
             w.close()
     reasons = sorted(e["reason"] for e in events if e["event"] == "fastagi.session_dropped")
-    assert reasons == ["ProtocolError", "SessionClosed", "SessionStalled", "SessionStalled"]
+    assert reasons == ["SessionStalled"]
+    refused = sorted(e["reason"] for e in events if e["event"] == "fastagi.not_a_call")
+    assert refused == ["closed_before_env", "env_timeout", "junk"]
+    assert all(e["count"] == 1 and e["peer"] == "127.0.0.1" for e in events if e["event"] == "fastagi.not_a_call")
     stalled = [e for e in events if e["event"] == "fastagi.session_dropped" and e.get("uniqueid") == "stall.1"]
     assert stalled, "the drop of a session with an env block is logged with its uniqueid"
 

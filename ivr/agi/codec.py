@@ -80,6 +80,38 @@ def _find_blank_line(buf: bytearray) -> tuple[int, int] | None:
     return None
 
 
+# res_agi's setup_env() sends these for every call, FastAGI and classic alike (and `agi_network: yes` first on
+# FastAGI); a block without them is not a call Asterisk handed us, whatever else it holds.
+CALL_ENV_KEYS = ("request", "channel", "uniqueid")
+MAX_UNIQUEID = 150              # AST_MAX_UNIQUEID
+MAX_CHANNEL_NAME = 512          # AST_CHANNEL_NAME is 80; Local/ names grow with the extension and context
+MAX_ENV_KEYS = 160              # ~22 fixed keys + agi_arg_1..agi_arg_128 (res_agi MAX_ARGS)
+_PRINTABLE_ID = re.compile(r"[!-~]+")
+
+
+def call_env_problem(env: dict[str, str], *, network: bool) -> str | None:
+    """Why `env` is not the environment block of a real call (a short reason), or None when it is plausible.
+
+    An empty block (a peer sending just a newline), a block without agi_request/agi_channel/agi_uniqueid,
+    a uniqueid Asterisk cannot have produced, or absurd sizes: refused before the session counts as a call.
+    """
+    if not env:
+        return "empty environment block"
+    if network and env.get("network") != "yes":
+        return "no agi_network: yes (Asterisk sends it first on every FastAGI connection)"
+    missing = [f"agi_{key}" for key in CALL_ENV_KEYS if not env.get(key, "").strip()]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    if len(env) > MAX_ENV_KEYS:
+        return f"{len(env)} environment keys (at most {MAX_ENV_KEYS})"
+    uniqueid = env["uniqueid"]
+    if len(uniqueid) > MAX_UNIQUEID or not _PRINTABLE_ID.fullmatch(uniqueid):
+        return "agi_uniqueid is not an Asterisk unique id (1..150 printable characters, no blanks)"
+    if len(env["channel"]) > MAX_CHANNEL_NAME:
+        return f"agi_channel longer than {MAX_CHANNEL_NAME} characters"
+    return None
+
+
 def parse_env(data: bytes) -> dict[str, str]:
     """A complete env block (up to the first blank line, or all of `data` if it has none) -> dict."""
     lines = []
