@@ -157,7 +157,8 @@ def _syntax_hint(text: str, line: int) -> str:
     return ""
 
 
-def _read_text(path: Path) -> str:
+def read_source(path: Path) -> str:
+    """The file's text, refused (SourceError) over MAX_FILE_BYTES or when it is not UTF-8."""
     name = str(path)
     try:
         with path.open("rb") as handle:
@@ -185,7 +186,7 @@ def load_document(path: str | Path, text: str | None = None) -> Document:
     path = Path(path)
     name = str(path)
     if text is None:
-        text = _read_text(path)
+        text = read_source(path)
     elif len(text) > MAX_FILE_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
         raise SourceError([_too_big(name, len(text.encode("utf-8", "surrogatepass")))])
     try:

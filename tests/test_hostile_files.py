@@ -43,12 +43,13 @@ def menus_problems(text: str, table: RoutingTable | None = None) -> list[str]:
     return [str(p) for p in caught.value.problems]
 
 
-def run_limited(args: list[str], memory_mb: int = 400, timeout: float = 60) -> subprocess.CompletedProcess:
+def run_limited(args: list[str], memory_mb: int = 400, timeout: float = 60,
+                env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """`hotline ...` in a child that may use `memory_mb` of address space: a loader that expands an alias
     bomb dies there with MemoryError (a traceback) instead of taking the machine."""
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (memory_mb << 20, memory_mb << 20))
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(env or os.environ, PYTHONPATH=str(ROOT))
     return subprocess.run([sys.executable, "-m", "scripts.hotline", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=timeout, preexec_fn=limit)
 
