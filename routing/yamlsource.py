@@ -202,7 +202,8 @@ def load_document(path: str | Path, text: str | None = None) -> Document:
         raise SourceError([Problem(name, line, col, f"YAML syntax: {exc.problem or exc}"
                                                     f"{_syntax_hint(text, line)}")]) from None
     except yaml.reader.ReaderError as exc:   # a NUL or another control character: libyaml gives its offset
-        line, col = _line_column(text, exc.position)
+        before = text.encode("utf-8")[:exc.position].decode("utf-8", "ignore")   # in bytes of UTF-8
+        line, col = _line_column(before, len(before))
         char = exc.character if isinstance(exc.character, str) else chr(exc.character)
         raise SourceError([Problem(name, line, col, f"character {char!r} (U+{ord(char):04X}) is not allowed in "
                                                     f"YAML ({exc.reason})")]) from None

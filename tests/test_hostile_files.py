@@ -99,7 +99,7 @@ HOSTILE = {
     "nesting 600 levels": ("a: " + "[" * 600 + "]" * 600 + "\n", "1:35:", "nesting deeper than 32 levels"),
     "block nesting 600 levels": ("".join(f"{'  ' * i}k{i}:\n" for i in range(600)), "33:65:",
                                  "nesting deeper than 32 levels"),
-    "a NUL character": ("version: 1\ntimezone: Asia/\x00Shanghai\n", "2:16:", "character '\\x00' (U+0000) is not allowed"),
+    "a NUL character": ("version: 1\nservice: 热线 12345\x00\n", "2:18:", "character '\\x00' (U+0000) is not allowed"),
     "an integer of 5000 digits": ("version: 1\nservice_level_seconds: " + "9" * 5000 + "\n", "2:24:",
                                   "a number of 5000 digits is too long"),
     "two documents": ("version: 1\n---\nversion: 1\n", "2:1:", "one YAML document"),
