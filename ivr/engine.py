@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Generator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Generator, Mapping
 
 import structlog
 
@@ -22,6 +22,9 @@ from ivr.fastagi_compat import SessionClosed
 from routing.decide import UNKNOWN_TAG, decide, normalize_number
 from routing.model import CallerHistory, Category, RoutingTable
 from routing.privacy import mask_number
+
+if TYPE_CHECKING:
+    from ivr.configcheck import ChildLimits
 
 log = structlog.get_logger()
 
@@ -66,7 +69,7 @@ class ConfigHolder:
     """The running (table, menus). Reading `current` is one attribute load: a call sees one consistent pair."""
 
     def __init__(self, config: Config, table_path: Path | str | None = None,
-                 menus_path: Path | str | None = None, child_limits: Any = None) -> None:
+                 menus_path: Path | str | None = None, child_limits: "ChildLimits | None" = None) -> None:
         from ivr.configcheck import ChildLimits
         self._current = config
         self.table_path, self.menus_path = table_path, menus_path

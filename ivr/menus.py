@@ -2,8 +2,9 @@
 
 An admin sees every problem at once, each as `file:line:column: message`: the pydantic schema (types, unknown
 keys, one destination per option), and, over whatever of the file is valid (a broken section or option never
-hides the others' problems), the cross-checks that need the whole file (menus that exist, keys a telephone can send, submenu loops without an exit) and, when a routing
-table is given, the queues it defines and the menus its rules name.
+hides the others' problems), the cross-checks that need the whole file (menus that exist, keys a telephone
+can send, submenu loops without an exit) and, when a routing table is given, the queues it defines and the
+menus its rules name.
 """
 from __future__ import annotations
 

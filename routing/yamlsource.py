@@ -223,12 +223,10 @@ class _Anchor:
 class _Frame:
     container: Any                  # dict or list being filled
     here: Path_
-    mark: tuple[int, int]
     anchor: str | None
     log_start: int                  # where this node's positions start in the builder's log
     height: int = 0
     key: Any = None                 # a mapping's key waiting for its value
-    key_mark: tuple[int, int] | None = None
     expecting_key: bool = True
 
 
@@ -293,7 +291,7 @@ class _Builder:
                 self.record(here, mark)
                 container: Any = {} if isinstance(event, yaml.MappingStartEvent) else []
                 self._store(parent, container)
-                stack.append(_Frame(container, here, mark, event.anchor, len(self.log) - 1))
+                stack.append(_Frame(container, here, event.anchor, len(self.log) - 1))
                 continue
             if parent is None:
                 root = value
@@ -334,7 +332,9 @@ class _Builder:
             self.problems.append(Problem(self.name, *mark,
                                          f"'{key}' is given twice in this mapping (first at line {first[0]})"))
         self.record(frame.here + (key,), mark, key=True)
-        frame.key, frame.key_mark, frame.expecting_key = key, mark, False
+        if event.anchor is not None:   # `&k name:` then `*k` elsewhere: the key's text
+            self.anchors[event.anchor] = _Anchor(key, [((), mark, False)], 0)
+        frame.key, frame.expecting_key = key, False
 
     def _scalar(self, event: Any, mark: tuple[int, int]) -> Any:
         value = event.value
