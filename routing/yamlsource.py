@@ -223,11 +223,15 @@ class _Anchor:
 class _Frame:
     container: Any                  # dict or list being filled
     here: Path_
+    is_map: bool
     anchor: str | None
     log_start: int                  # where this node's positions start in the builder's log
     height: int = 0
     key: Any = None                 # a mapping's key waiting for its value
     expecting_key: bool = True
+
+
+_STARTS = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
 
 
 class _Builder:
@@ -240,6 +244,7 @@ class _Builder:
         self.key_positions: dict[Path_, tuple[int, int]] = {}
         self.problems: list[Problem] = []
         self.log: list[tuple[Path_, tuple[int, int], bool]] = []
+        self.anchored = 0             # anchored collections open around the current event
         self.anchors: dict[str, _Anchor] = {}
         self.alias_budget = MAX_ALIAS_VALUES
 
@@ -248,77 +253,71 @@ class _Builder:
 
     def record(self, here: Path_, mark: tuple[int, int], key: bool = False) -> None:
         (self.key_positions if key else self.positions)[here] = mark
-        self.log.append((here, mark, key))
+        if self.anchored:          # only what an anchor may have to replay at its aliases is kept in order
+            self.log.append((here, mark, key))
 
     def run(self, events: Iterable[Any]) -> Any:
         stack: list[_Frame] = []
         root: Any = None
         documents = 0
         for event in events:
-            if isinstance(event, yaml.DocumentStartEvent):
-                documents += 1
-                if documents > 1:
-                    raise self.fail(_mark(event), "a file holds one YAML document (this is a second one)")
-                continue
-            if isinstance(event, (yaml.StreamStartEvent, yaml.StreamEndEvent, yaml.DocumentEndEvent)):
-                continue
-            parent = stack[-1] if stack else None
-            if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            kind = type(event)
+            if kind is yaml.ScalarEvent or kind is yaml.AliasEvent or kind in _STARTS:
+                parent = stack[-1] if stack else None
+                if parent is not None and parent.is_map and parent.expecting_key:
+                    self._key(parent, event)
+                    continue
+                here = () if parent is None else parent.here + (parent.key if parent.is_map
+                                                                 else len(parent.container),)
+                mark = _mark(event)
+                if kind is yaml.ScalarEvent:
+                    self.record(here, mark)
+                    value = self._scalar(event, mark)
+                    if event.anchor is not None:
+                        self.anchors[event.anchor] = _Anchor(value, [((), mark, False)], 0)
+                elif kind is yaml.AliasEvent:
+                    value = self._alias(event, here, len(stack))
+                else:  # a mapping or a sequence starts
+                    if len(stack) >= MAX_DEPTH:
+                        raise self.fail(mark, f"nesting deeper than {MAX_DEPTH} levels")
+                    if event.anchor is not None:
+                        self.anchored += 1
+                    self.record(here, mark)
+                    value = {} if kind is yaml.MappingStartEvent else []
+                    stack.append(_Frame(value, here, kind is yaml.MappingStartEvent, event.anchor,
+                                        len(self.log) - 1))
+                    self._place(parent, value, completed=False)
+                    continue
+                if parent is None:
+                    root = value
+                self._place(parent, value)
+            elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
                 frame = stack.pop()
                 if frame.anchor is not None:
                     self.anchors[frame.anchor] = _Anchor(frame.container, self._relative(frame), frame.height)
+                    self.anchored -= 1
                 if stack:
                     stack[-1].height = max(stack[-1].height, frame.height + 1)
-                    self._placed(stack[-1])
+                    if stack[-1].is_map:
+                        stack[-1].expecting_key = True
                 else:
                     root = frame.container
-                continue
-            if parent is not None and isinstance(parent.container, dict) and parent.expecting_key:
-                self._key(parent, event)
-                continue
-            here = self._child_path(parent)
-            mark = _mark(event)
-            if isinstance(event, yaml.AliasEvent):
-                value = self._alias(event, here, len(stack))
-            elif isinstance(event, yaml.ScalarEvent):
-                self.record(here, mark)
-                value = self._scalar(event, mark)
-                if event.anchor is not None:
-                    self.anchors[event.anchor] = _Anchor(value, [((), mark, False)], 0)
-            else:  # a mapping or a sequence starts
-                if len(stack) >= MAX_DEPTH:
-                    raise self.fail(mark, f"nesting deeper than {MAX_DEPTH} levels")
-                self.record(here, mark)
-                container: Any = {} if isinstance(event, yaml.MappingStartEvent) else []
-                self._store(parent, container)
-                stack.append(_Frame(container, here, event.anchor, len(self.log) - 1))
-                continue
-            if parent is None:
-                root = value
-            else:
-                self._store(parent, value)
-                self._placed(parent)
+            elif kind is yaml.DocumentStartEvent:
+                documents += 1
+                if documents > 1:
+                    raise self.fail(_mark(event), "a file holds one YAML document (this is a second one)")
         return root
 
-    def _child_path(self, parent: _Frame | None) -> Path_:
-        if parent is None:
-            return ()
-        if isinstance(parent.container, dict):
-            return parent.here + (parent.key,)
-        return parent.here + (len(parent.container),)
-
-    def _store(self, parent: _Frame | None, value: Any) -> None:
+    @staticmethod
+    def _place(parent: _Frame | None, value: Any, completed: bool = True) -> None:
+        """Put `value` in its parent; a completed value makes a mapping wait for its next key."""
         if parent is None:
             return
-        if isinstance(parent.container, dict):
+        if parent.is_map:
             parent.container[parent.key] = value
+            parent.expecting_key = completed
         else:
             parent.container.append(value)
-
-    def _placed(self, parent: _Frame) -> None:
-        """A value was completed inside `parent`: a mapping now waits for its next key."""
-        if isinstance(parent.container, dict):
-            parent.expecting_key = True
 
     def _key(self, frame: _Frame, event: Any) -> None:
         mark = _mark(event)

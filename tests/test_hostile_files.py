@@ -88,6 +88,10 @@ def test_aliases_within_the_budget_still_work_and_keep_their_positions():
     doc = load_document("x.yaml", "shared: &p {zh: a/zh/x, en: a/en/x}\nmenu:\n  prompt: *p\n")
     assert doc.data["menu"]["prompt"] == {"zh": "a/zh/x", "en": "a/en/x"}
     assert doc.position(("menu", "prompt", "en")) == (1, 29)     # where the aliased value is written
+    nested = load_document("x.yaml", "a: &x {b: &y [1, 2]}\nc: *y\nd: *x\n")
+    assert nested.data["d"] == {"b": [1, 2]} and nested.data["c"] == [1, 2]
+    assert nested.position(("d", "b", 1)) == nested.position(("a", "b", 1)) == nested.position(("c", 1)) == (1, 18)
+    assert nested.key_position(("d", "b")) == (1, 8)
     with pytest.raises(SourceError, match="alias \\*q names no anchor"):
         load_document("x.yaml", "a: &q [*q]\n")                  # a recursive alias: no cycle is built
 
