@@ -367,7 +367,7 @@ def _describe(error: dict[str, Any]) -> str:
     loc = ".".join(str(p) for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     kind = error["type"]
     if kind == "extra_forbidden":
-        return f"unknown key '{error['loc'][-1]}'"
+        return f"unknown key '{error['loc'][-1] if error['loc'] else '?'}'"
     if kind == "missing":
         return f"missing required key '{error['loc'][-1]}'"
     message = error["msg"]
@@ -376,17 +376,33 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{loc}: {message}" if loc else message
 
 
-def _data_path(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Drop the entries pydantic adds for unions/validators so the path matches the YAML's."""
-    return tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The entries of `loc` that are keys or indexes in the data, so the path matches the YAML's: pydantic adds
+    its own for unions and validators (`function-after[...]`, `list[str]`), and a key may contain `[` too."""
+    out = []
+    for part in loc:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        else:
+            continue
+        out.append(part)
+    return tuple(out)
 
 
 def problems_from(doc: Document, error: ValidationError) -> list[Problem]:
+    """The errors of validating `doc.data` (or data with the same paths), each at its position."""
+    data = doc.data
     out = []
     for item in error.errors():
-        path = _data_path(tuple(item["loc"]))
+        loc = tuple(item["loc"])
+        if item["type"] == "missing" and loc:   # the key is not in the data: keep it, point at its mapping
+            path = _data_path(data, loc[:-1]) + (loc[-1],)
+        else:
+            path = _data_path(data, loc)
         message = _describe({**item, "loc": path})
-        if item["type"] == "missing":  # point at the mapping that lacks the key
+        if item["type"] == "missing":
             path = path[:-1]
         out.append(doc.problem(path, message, key=item["type"] == "extra_forbidden"))
     return out

@@ -137,6 +137,17 @@ def test_a_file_over_the_size_limit_is_refused_before_it_is_parsed(tmp_path, loa
         load(big, text=big.read_text(encoding="utf-8"))
 
 
+def test_a_key_with_a_bracket_is_reported_where_it_stands():
+    """Found by the fuzz test: a key containing `[` was taken for one of pydantic's own loc entries and
+    dropped, which left an empty path and an IndexError."""
+    text = SHIPPED_TABLE.replace("general_queue:", "general_[queue:", 1)
+    line = text.splitlines().index(next(l for l in text.splitlines() if l.startswith("general_[queue:"))) + 1
+    found = table_problems(text)
+    assert f"routing.yaml:{line}:1: unknown key 'general_[queue'" in found, found
+    menus = SHIPPED_MENUS.replace("    label: 12345 main menu", "    la[bel: 12345 main menu", 1)
+    assert any("unknown key 'la[bel'" in p for p in menus_problems(menus, SHIPPED))
+
+
 def test_a_file_that_is_not_utf8_says_where():
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "t.yaml"
