@@ -188,8 +188,9 @@ def test_any_text_gives_a_table_or_errors(text):
     loads_or_refuses("any.yaml", text=text)
 
 
-YAMLISH = st.sampled_from(list(":-[]{},&*!|>'\"#%@`? \n\t0123456789.~") + ["\x00", "\ufeff", "<<", "&a ", "*a",
-                                                                           "---", "\n  ", "1" * 60])
+YAMLISH = st.sampled_from(list(":-[]{},&*!|>'\"#%@`? \n\t0123456789.~") + [
+    "\x00", "\ufeff", "<<", "&a ", "*a", "---", "\n  ", "1" * 60, "null", "true", "2021-02-30", "24:00", "queue",
+    "menu", "route", "tags"])
 
 
 def mutated(text: str) -> st.SearchStrategy[str]:
