@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Generator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Generator, Mapping
 
 import structlog
 
@@ -23,6 +23,9 @@ from ivr.fastagi_compat import SessionClosed, SessionStalled
 from routing.decide import UNKNOWN_TAG, decide, normalize_number
 from routing.model import CallerHistory, Category, RoutingTable
 from routing.privacy import mask_number
+
+if TYPE_CHECKING:
+    from ivr.configcheck import ChildLimits
 
 log = structlog.get_logger()
 
@@ -49,16 +52,18 @@ class Config:
     menus: Any                 # ivr.menus.Menus
 
 
-def load_config(table_path: Path | str, menus_path: Path | str) -> Config:
-    """Both files, validated together (the menus against the table); ConfigError lists every problem."""
+def load_config(table_path: Path | str, menus_path: Path | str, *, table_text: str | None = None,
+                menus_text: str | None = None) -> Config:
+    """Both files, validated together (the menus against the table); ConfigError lists every problem.
+    The texts, when given, stand for the files' content (already read, e.g. validated in a child)."""
     from ivr.menus import MenuError, load_menus
     from routing.loader import TableError, load_table
     try:
-        table = load_table(table_path)
+        table = load_table(table_path, text=table_text)
     except TableError as exc:
         raise ConfigError(list(exc.problems)) from None
     try:
-        menus = load_menus(menus_path, table)
+        menus = load_menus(menus_path, table, text=menus_text)
     except MenuError as exc:
         raise ConfigError(list(exc.problems)) from None
     return Config(table, menus)
@@ -68,9 +73,11 @@ class ConfigHolder:
     """The running (table, menus). Reading `current` is one attribute load: a call sees one consistent pair."""
 
     def __init__(self, config: Config, table_path: Path | str | None = None,
-                 menus_path: Path | str | None = None) -> None:
+                 menus_path: Path | str | None = None, child_limits: "ChildLimits | None" = None) -> None:
+        from ivr.configcheck import ChildLimits
         self._current = config
         self.table_path, self.menus_path = table_path, menus_path
+        self.child_limits = child_limits or ChildLimits()
         self._lock = threading.Lock()        # one reload at a time (SIGHUP storms)
 
     @classmethod
@@ -82,12 +89,25 @@ class ConfigHolder:
         return self._current
 
     def reload(self) -> bool:
-        """Validate both files; swap them in only if both are good. A broken file keeps the running pair."""
+        """Validate both files; swap them in only if both are good. A broken file keeps the running pair.
+
+        The files are read once and validated by a bounded child process (ivr.configcheck) before this
+        process parses them: a file that would exhaust memory or time costs the child, never the calls."""
+        from ivr.configcheck import read_pair, validate_in_child
+        from routing.yamlsource import SourceError
         if self.table_path is None or self.menus_path is None:
             raise RuntimeError("this configuration was not loaded from files")
         with self._lock:
             try:
-                new = load_config(self.table_path, self.menus_path)
+                try:
+                    table_text, menus_text = read_pair(self.table_path, self.menus_path)
+                except SourceError as exc:
+                    raise ConfigError(exc.problems) from None
+                problems = validate_in_child((self.table_path, table_text), (self.menus_path, menus_text),
+                                             self.child_limits)
+                if problems:
+                    raise ConfigError(problems)
+                new = load_config(self.table_path, self.menus_path, table_text=table_text, menus_text=menus_text)
             except ConfigError as exc:
                 for problem in exc.problems:
                     log.error("config.problem", problem=str(problem))

@@ -1,20 +1,22 @@
 """The IVR menus (conf/ivr.yaml): load, validate, and freeze into immutable values for `ivr.session`.
 
-Validation happens in two passes so an admin sees every problem at once, each as `file:line:column: message`:
-the pydantic schema (types, unknown keys, one destination per option), then the cross-checks that need the
-whole file (menus that exist, keys a telephone can send, submenu loops without an exit) and, when a routing
-table is given, the queues it defines and the menus its rules name.
+An admin sees every problem at once, each as `file:line:column: message`: the pydantic schema (types, unknown
+keys, one destination per option), and, over whatever of the file is valid (a broken section or option never
+hides the others' problems), the cross-checks that need the whole file (menus that exist, keys a telephone
+can send, submenu loops without an exit) and, when a routing table is given, the queues it defines and the
+menus its rules name.
 """
 from __future__ import annotations
 
 import enum
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from routing.model import RoutingTable
 from routing.yamlsource import Document, Problem, SourceError, load_document, problems_from
@@ -244,13 +246,14 @@ class _OneMenu(BaseModel):
 def load_menus(path: str | Path, table: RoutingTable | None = None, *, text: str | None = None) -> Menus:
     """Read and validate conf/ivr.yaml; cross-check queues and menu names against `table` when given.
 
-    Raises MenuError with every problem found. `text` replaces reading the file (tests, editors).
+    Raises MenuError with every problem found, in one go: a broken section or option never hides the
+    checks of the others. `text` replaces reading the file (tests, editors).
     """
     try:
         doc = load_document(path, text)
     except SourceError as exc:
         raise MenuError(list(exc.problems)) from None
-    problems = list(doc.duplicates)
+    problems = list(doc.problems) + _comment_keys(doc)
     if not isinstance(doc.data, dict):
         raise MenuError(problems + [doc.problem((), "the file must be a mapping with version, defaults, "
                                                      "callback and menus")])
@@ -261,15 +264,25 @@ def load_menus(path: str | Path, table: RoutingTable | None = None, *, text: str
         problems += problems_from(doc, exc)
     menus, menu_problems = _validate_menus(doc)
     problems += menu_problems
-    if spec is not None:
-        problems += _cross_check(doc, spec, menus, table)
+    problems += _cross_check(doc, _defaults_view(doc.data.get("defaults")), _menu_views(doc), table)
     if problems or spec is None:
         raise MenuError(problems)
     return _build(doc, spec, menus)
 
 
+# `#: repeat` is a YAML comment: the option vanishes and the file still loads. Such a line is an error.
+_COMMENTED_KEY = re.compile(r"^([ \t]*)#[ \t]*:([ \t]|$)")
+
+
+def _comment_keys(doc: Document) -> list[Problem]:
+    return [Problem(doc.file, number, len(match.group(1)) + 1,
+                    "YAML reads this line as a comment, so option '#' is dropped: quote it: '#'")
+            for number, line in enumerate(doc.text.splitlines(), start=1)
+            if (match := _COMMENTED_KEY.match(line))]
+
+
 def _validate_menus(doc: Document) -> tuple[dict[str, MenuSpec], list[Problem]]:
-    """Menu by menu, so a typo in one menu does not hide the cross-check problems of the others."""
+    """Menu by menu, so a typo in one menu does not hide the problems of the others."""
     raw = doc.data.get("menus")
     menus: dict[str, MenuSpec] = {}
     problems: list[Problem] = []
@@ -281,15 +294,66 @@ def _validate_menus(doc: Document) -> tuple[dict[str, MenuSpec], list[Problem]]:
     return menus, problems
 
 
-def _cross_check(doc: Document, spec: IvrSpec, menus: dict[str, MenuSpec],
+_DEST = TypeAdapter(Dest)
+
+
+def _destination_or_none(raw: Any) -> DestinationSpec | None:
+    """A destination that passes the schema, or None (its errors are reported by the schema pass)."""
+    try:
+        return _DEST.validate_python(raw)
+    except ValidationError:
+        return None
+
+
+def _digits_or_none(raw: Any) -> int | None:
+    return raw if isinstance(raw, int) and not isinstance(raw, bool) and 1 <= raw <= 8 else None
+
+
+@dataclass(frozen=True)
+class _DefaultsView:
+    max_digits: int
+    after_retries: DestinationSpec | None
+
+
+@dataclass(frozen=True)
+class _MenuView:
+    """What the cross-checks need of one menu, taken from whatever of it is valid."""
+
+    max_digits: int | None
+    options: dict[str, DestinationSpec | None]
+    after_retries: DestinationSpec | None
+
+
+def _defaults_view(raw: Any) -> _DefaultsView:
+    raw = raw if isinstance(raw, dict) else {}
+    return _DefaultsView(_digits_or_none(raw.get("max_digits", 1)) or 1,
+                         _destination_or_none(raw.get("after_retries", "route")))
+
+
+def _menu_views(doc: Document) -> dict[str, _MenuView]:
+    raw = doc.data.get("menus")
+    views = {}
+    for menu_id, body in (raw.items() if isinstance(raw, dict) else ()):
+        body = body if isinstance(body, dict) else {}
+        options = body.get("options")
+        views[menu_id] = _MenuView(
+            _digits_or_none(body.get("max_digits")),
+            {key: _destination_or_none(dest) for key, dest in (options.items() if isinstance(options, dict) else ())},
+            _destination_or_none(body["after_retries"]) if body.get("after_retries") is not None else None)
+    return views
+
+
+def _cross_check(doc: Document, defaults: _DefaultsView, menus: dict[str, _MenuView],
                  table: RoutingTable | None) -> list[Problem]:
-    """`menus`: the menus that passed the schema; the others count as defined (their errors are reported)."""
+    """Every menu as written counts as defined; each option is checked if its destination is valid."""
     out: list[Problem] = []
     queues = set(table.queues) if table is not None else None
 
-    def check_destination(dest: DestinationSpec, where: tuple[Any, ...]) -> None:
+    def check_destination(dest: DestinationSpec | None, where: tuple[Any, ...]) -> None:
+        if dest is None:
+            return
         kind = dest.kind()
-        if kind is Kind.MENU and dest.menu not in spec.menus:
+        if kind is Kind.MENU and dest.menu not in menus:
             out.append(doc.problem(where + ("menu",), f"menu '{dest.menu}' is not defined under menus"))
         if kind in (Kind.QUEUE, Kind.CALLBACK) and queues is not None:
             queue = dest.queue or dest.callback
@@ -297,15 +361,16 @@ def _cross_check(doc: Document, spec: IvrSpec, menus: dict[str, MenuSpec],
                 out.append(doc.problem(where + (kind.value,),
                                        f"queue '{queue}' is not in the routing table ({table.source})"))
 
-    defaults_after = spec.defaults.after_retries
-    if defaults_after.kind() in (Kind.REPEAT, Kind.PREVIOUS, Kind.LANGUAGE):
-        out.append(doc.problem(("defaults", "after_retries"),
-                               "after_retries must lead somewhere: menu, route, queue, callback or hangup"))
-    check_destination(defaults_after, ("defaults", "after_retries"))
+    def check_after_retries(dest: DestinationSpec | None, where: tuple[Any, ...]) -> None:
+        if dest is not None and dest.kind() in (Kind.REPEAT, Kind.PREVIOUS, Kind.LANGUAGE):
+            out.append(doc.problem(where, "after_retries must lead somewhere: menu, route, queue, callback or "
+                                          "hangup"))
+        check_destination(dest, where)
 
+    check_after_retries(defaults.after_retries, ("defaults", "after_retries"))
     for menu_id, menu in menus.items():
         here = ("menus", menu_id)
-        max_digits = menu.max_digits or spec.defaults.max_digits
+        max_digits = menu.max_digits or defaults.max_digits
         for key, dest in menu.options.items():
             key_text = str(key)
             if not key_text or any(ch not in DTMF_KEYS for ch in key_text):
@@ -318,32 +383,28 @@ def _cross_check(doc: Document, spec: IvrSpec, menus: dict[str, MenuSpec],
                 out.append(doc.problem(here + ("options", key), f"option '{key_text}': # ends the input in a "
                                        "menu with max_digits > 1, so it cannot be part of a key", key=True))
             check_destination(dest, here + ("options", key))
-        if menu.after_retries is not None:
-            if menu.after_retries.kind() in (Kind.REPEAT, Kind.PREVIOUS, Kind.LANGUAGE):
-                out.append(doc.problem(here + ("after_retries",), "after_retries must lead somewhere: menu, "
-                                       "route, queue, callback or hangup"))
-            check_destination(menu.after_retries, here + ("after_retries",))
+        check_after_retries(menu.after_retries, here + ("after_retries",))
 
     out += _dead_loops(doc, menus)
 
     if table is not None:
         for line in table.lines.values():
             for rule in line.rules:
-                if rule.menu is not None and rule.menu not in spec.menus:
+                if rule.menu is not None and rule.menu not in menus:
                     out.append(Problem(table.source, rule.source_line or 1, 1,
                                        f"rule '{rule.id}' of line {line.number} names menu '{rule.menu}', "
                                        f"which {doc.file} does not define"))
     return out
 
 
-def _dead_loops(doc: Document, menus: dict[str, MenuSpec]) -> list[Problem]:
+def _dead_loops(doc: Document, menus: dict[str, _MenuView]) -> list[Problem]:
     """Submenu loops the caller can never leave by choice (only by failing): an admin's mistake.
 
     Repeat, previous and language are normal and not exits; after_retries is a fallback, not a choice.
     A loop is a strongly connected set of menus joined by submenu options (or a menu naming itself).
     """
-    edges = {m: [d.menu for d in menus[m].options.values() if d.kind() is Kind.MENU and d.menu in menus]
-             for m in menus}
+    edges = {m: [d.menu for d in menus[m].options.values() if d is not None and d.kind() is Kind.MENU
+                 and d.menu in menus] for m in menus}
     out = []
     for component in _strongly_connected(edges):
         members = set(component)
@@ -351,7 +412,7 @@ def _dead_loops(doc: Document, menus: dict[str, MenuSpec]) -> list[Problem]:
         if not cyclic:
             continue
         has_exit = any(
-            d.kind() in TERMINAL_KINDS or (d.kind() is Kind.MENU and d.menu not in members)
+            d is None or d.kind() in TERMINAL_KINDS or (d.kind() is Kind.MENU and d.menu not in members)
             for m in members for d in menus[m].options.values())
         if not has_exit:
             ordered = sorted(members, key=lambda m: doc.key_position(("menus", m)))

@@ -48,7 +48,7 @@ def load_table_with_warnings(path: str | Path, *, text: str | None = None, now: 
         doc = load_document(path, text)
     except SourceError as exc:
         raise TableError(exc.problems) from None
-    problems = list(doc.duplicates)
+    problems = list(doc.problems)
     spec, schema_problems = _validate_salvaging(doc.data)
     problems += [p for e in schema_problems for p in problems_from(doc, e)]
     if spec is None:

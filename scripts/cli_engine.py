@@ -133,14 +133,18 @@ def reload(pid_file: Path, pid: int | None) -> None:
     """Validate the routing table and menus, then ask a running `hotline serve` to load them (SIGHUP).
 
     A broken file is reported here and nothing is sent; the server would refuse it anyway and keep running
-    its current table."""
-    from ivr.engine import ConfigError, load_config
+    its current table. The check is the server's own: a bounded child process, with the same limits."""
+    from ivr.configcheck import read_pair, validate_in_child
+    from routing.yamlsource import SourceError
 
     settings = load_settings()
     try:
-        load_config(settings.routing_table, settings.ivr_menus)
-    except ConfigError as exc:
-        _print_problems(exc.problems)
+        table_text, menus_text = read_pair(settings.routing_table, settings.ivr_menus)
+        problems = validate_in_child((settings.routing_table, table_text), (settings.ivr_menus, menus_text))
+    except SourceError as exc:
+        problems = exc.problems
+    if problems:
+        _print_problems(problems)
         click.echo("not reloaded: the running engine keeps its current table", err=True)
         raise SystemExit(1)
     if pid is None:

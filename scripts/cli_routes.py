@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 
 from routing.decide import decide, next_change, rule_in_force
 from routing.checks import Resolver
 from routing.loader import LoadResult, TableError, load_table_with_warnings
 from routing.model import CallerHistory, Route, RoutingTable
 from routing.privacy import mask_number
+from routing.yamlsource import SourceError, load_document
 from scripts.dnscheck import system_resolver
 from scripts.settings import load_settings
 
@@ -33,9 +33,9 @@ def parse_instant(text: str | None, table: RoutingTable) -> datetime:
 
 def menu_references(path: Path) -> set[str]:
     """Every plain value of the IVR menus file: queues it names count as reached."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+    try:  # the bounded loader: a hostile menus file cannot make `routes check` expand an alias bomb
+        data = load_document(path).data
+    except SourceError:
         return set()
     found: set[str] = set()
 
