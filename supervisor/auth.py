@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import secrets
 import sys
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
@@ -115,29 +116,41 @@ def load_users(environ: Mapping[str, str], announce: Callable[[str], None] | Non
 
 
 class LoginThrottle:
-    """After `max_failures` failed logins within `window` seconds for a name (or an address), refuse that name
-    (or address) for `lockout` seconds. Pure: the time is passed in."""
+    """Exponential back-off per (name, address): slows a guesser without handing him a denial of service.
 
-    def __init__(self, max_failures: int = 5, window: float = 900, lockout: float = 60) -> None:
-        self.max_failures, self.window, self.lockout = max_failures, window, lockout
-        self._failures: dict[str, list[float]] = {}
-        self._locked_until: dict[str, float] = {}
+    The key is the pair, so nobody can lock `admin` out from his own address, and five typos behind one NAT
+    slow only that name from that address. `free` attempts may fail; then each further attempt must wait
+    `base` s, doubled per failure, at most `cap` s. `attempt()` checks and counts in one step, *before* the slow
+    hash: a login is counted as a failure from the moment it is let through and only `succeeded()` takes the
+    count back, so guesses sent in parallel cannot all slip past the check. Pure: the time is passed in.
+    """
 
-    def wait_for(self, keys: list[str], now: float) -> float:
-        """Seconds until these keys may try again (0 when they may now)."""
-        return max([self._locked_until.get(k, 0.0) - now for k in keys] + [0.0])
+    def __init__(self, free: int = 4, base: float = 2.0, cap: float = 300.0, forget_after: float = 3600.0,
+                 max_entries: int = 10000) -> None:
+        self.free, self.base, self.cap = free, base, cap
+        self.forget_after, self.max_entries = forget_after, max_entries
+        self._entries: OrderedDict[tuple[str, str], tuple[int, float]] = OrderedDict()  # failures, last try
 
-    def failed(self, keys: list[str], now: float) -> None:
-        for key in keys:
-            recent = [t for t in self._failures.get(key, []) if t > now - self.window] + [now]
-            self._failures[key] = recent
-            if len(recent) >= self.max_failures:
-                self._locked_until[key] = now + self.lockout
-                self._failures[key] = []
-        if len(self._failures) > 10000:  # a spray of names must not grow memory without end
-            self._failures.clear()
+    def delay(self, failures: int) -> float:
+        """How long after the last try the next one may come, with `failures` counted."""
+        if failures < self.free:
+            return 0.0
+        return min(self.cap, self.base * 2.0 ** (failures - self.free))
 
-    def succeeded(self, keys: list[str]) -> None:
-        for key in keys:
-            self._failures.pop(key, None)
-            self._locked_until.pop(key, None)
+    def attempt(self, name: str, address: str, now: float) -> float:
+        """0: go ahead (the attempt is counted already); otherwise the seconds left before the next try."""
+        key = (name, address)
+        failures, last = self._entries.get(key, (0, now))
+        if now - last > self.forget_after:
+            failures = 0
+        wait = last + self.delay(failures) - now
+        if wait > 0:
+            return wait
+        self._entries[key] = (failures + 1, now)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:  # a spray of names must not grow memory without end
+            self._entries.popitem(last=False)
+        return 0.0
+
+    def succeeded(self, name: str, address: str) -> None:
+        self._entries.pop((name, address), None)
