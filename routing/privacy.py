@@ -13,9 +13,10 @@ import hmac
 import re
 
 # A digit or an earlier mask star, then more of them across any separators that are not letters. Stars count
-# as places, so masking twice changes nothing and `138*0013*8000` is one number, not three short ones.
-_NUMBER = re.compile(r"[\d*](?:(?:[^\w*]|_)*[\d*])*")
-_PLACE = re.compile(r"[\d*]")
+# as places, so masking twice changes nothing and `138*0013*8000` is one number, not three short ones. A leading
+# `+` counts as a place too, so `+8613812345678` keeps `+86` as its visible head.
+_NUMBER = re.compile(r"\+?[\d*](?:(?:[^\w*]|_)*[\d*])*")
+_PLACE = re.compile(r"^\+|[\d*]")
 SHORT_KEPT = 6      # service numbers (110, 12345, 95555) are not personal data and stay readable
 MAX_VISIBLE_RUN = 4  # no more than this many consecutive digits of a longer number are ever shown
 
