@@ -1,10 +1,10 @@
 """The supervisors' web view: an ASGI app (Starlette), served by uvicorn.
 
-Login with roles, a server-side session (supervisor.sessions: the cookie is a random id, revocable, with an idle
-and an absolute lifetime), a CSRF token in the session that every POST must echo (X-CSRF-Token header or
-csrf_token form field; before login a double-submit cookie), a login back-off per name and address, masked caller numbers for every role
-but admin (masked in the data sent, not in the browser), live updates by server-sent events, actions sent
-through the AmiClient and audited. Everything (HTML, JS, CSS) is served from this package: no CDN.
+Login with roles and a back-off per name and address, a server-side session (supervisor.sessions: the cookie is
+a random id, revocable, with an idle and an absolute lifetime), a CSRF token in the session that every POST must
+echo (X-CSRF-Token header or csrf_token form field; before login a double-submit cookie), masked caller numbers
+for every role but admin (masked in the data sent, not in the browser), live updates by server-sent events,
+actions sent through the AmiClient and audited. Everything (HTML, JS, CSS) is served from this package: no CDN.
 """
 from __future__ import annotations
 
@@ -155,7 +155,7 @@ def create_app(hub: SupervisorHub, users: Mapping[str, User], *, secure_cookie: 
         wait = throttle.attempt(name, address, time.monotonic())
         if wait > 0:
             seconds = max(1, int(wait + 0.999))
-            log.warning("supervisor.login_throttled", user=name, address=address, wait=seconds)
+            log.debug("supervisor.login_throttled", user=name, address=address, wait=seconds)  # cheap, so many
             return login_page(request, f"Too many failed logins for this name from your address; "
                                        f"try again in {seconds} s.", 429, {"Retry-After": str(seconds)})
         user = await asyncio.to_thread(authenticate, users, name, password) if name and password else None
