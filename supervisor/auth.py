@@ -1,9 +1,9 @@
-"""Web users, roles and password hashes (stdlib scrypt), loaded once at start.
+"""Web users, roles and password hashes (stdlib scrypt), and the login back-off.
 
 Users come from the file named by HOTLINE_WEB_USERS (`name:role:hash[:phone]` lines, `#` comments; make hashes
-with `hotline web hash-password`), or else two embedded accounts, `admin` and `supervisor`, whose passwords come
-from HOTLINE_WEB_ADMIN_PASSWORD / HOTLINE_WEB_SUPERVISOR_PASSWORD; when those are unset a random password is
-generated at start and printed once to the console. Nothing secret is ever stored in git.
+with `hotline web hash-password`; read again whenever it changes), or else two embedded accounts, `admin` and
+`supervisor`, whose passwords come from HOTLINE_WEB_ADMIN_PASSWORD / HOTLINE_WEB_SUPERVISOR_PASSWORD; when those
+are unset a random password is generated at start and printed once to the console. Nothing secret is ever stored in git.
 """
 from __future__ import annotations
 
@@ -12,10 +12,13 @@ import hashlib
 import hmac
 import secrets
 import sys
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Iterator, Mapping
+
+import structlog
 
 ROLES = ("admin", "supervisor", "viewer")
 # What each role may do. Only admins see caller numbers in full; viewers watch and act on nothing.
@@ -26,6 +29,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "viewer": frozenset(),
 }
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2 ** 14, 8, 1
+log = structlog.get_logger(__name__)
 
 
 class UsersFileError(ValueError):
@@ -98,11 +102,54 @@ def parse_users(text: str, source: str = "users file") -> dict[str, User]:
     return users
 
 
-def load_users(environ: Mapping[str, str], announce: Callable[[str], None] | None = None) -> dict[str, User]:
+class UsersFile(Mapping[str, User]):
+    """The users file, read again whenever it changes (a stat per look-up): a changed password or a removed
+    user takes effect at once, and the sessions opened with the old password end (supervisor.sessions). A file
+    that no longer parses keeps the users as they were, with an error logged, until it is fixed."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+        self._stamp = self._stat()
+        self._text = self.path.read_text(encoding="utf-8")
+        self._users = parse_users(self._text, path)
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size, st.st_ino
+
+    def _current(self) -> dict[str, User]:
+        stamp = self._stat()
+        # a rewrite within one timestamp tick keeps mtime and size: while the file is that fresh, read it
+        fresh = stamp is not None and time.time() - stamp[0] / 1e9 < 2.0
+        if stamp is not None and (stamp != self._stamp or fresh):
+            self._stamp = stamp
+            try:
+                text = self.path.read_text(encoding="utf-8")
+                if text != self._text:
+                    self._users, self._text = parse_users(text, str(self.path)), text
+                    log.info("supervisor.users_reloaded", path=str(self.path), users=len(self._users))
+            except (OSError, UnicodeDecodeError, UsersFileError) as exc:
+                log.error("supervisor.users_file_invalid", path=str(self.path), error=str(exc))
+        return self._users
+
+    def __getitem__(self, name: str) -> User:
+        return self._current()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._current())
+
+    def __len__(self) -> int:
+        return len(self._current())
+
+
+def load_users(environ: Mapping[str, str], announce: Callable[[str], None] | None = None) -> Mapping[str, User]:
     """The users file if HOTLINE_WEB_USERS names one, else the embedded admin and supervisor accounts."""
     path = environ.get("HOTLINE_WEB_USERS")
     if path:
-        return parse_users(Path(path).read_text(encoding="utf-8"), path)
+        return UsersFile(path)
     announce = announce or (lambda text: print(text, file=sys.stderr, flush=True))
     users = {}
     for name in ("admin", "supervisor"):

@@ -4,8 +4,8 @@ A session ends at logout, when its user's password changes (the session remember
 was opened with), after `idle` s without a request (an open event stream counts: the page is being watched),
 and in any case `lifetime` s after login, however busy. The cookie is set once, at login, and never re-signed.
 
-Kept in memory, in the one process that serves the view (`hotline web`, or beside the engine): a restart ends
-every login, which is also what a changed users file needs. Pure apart from the clock, which is injected.
+Kept in memory, in the one process that serves the view (`hotline web`, or beside the engine; never several
+workers): a restart ends every login. Pure apart from the clock, which is injected.
 """
 from __future__ import annotations
 

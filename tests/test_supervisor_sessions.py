@@ -13,8 +13,9 @@ import re
 
 import httpx
 
+from supervisor.auth import hash_password
 from tests.test_supervisor_web import (PASSWORDS, emulator, http, login, queue_of, read_sse_until,  # noqa: F401
-                                       view)
+                                       start_view, view)
 
 __all__ = ["emulator", "view"]  # the fixtures, imported for pytest
 
@@ -148,3 +149,28 @@ async def test_numbers_with_separators_and_a_callers_own_line_tag_are_masked_for
     assert {(c["line"], c["name"]) for c in shown["callers"]} == {
         ("12320", "Wang 138 **** 8000"), ("12320", "138-****-8000"), ("12320", "138.****.8000"), ("138****8000", "x")}
     assert "138****8000" in {row["line"] for row in shown["lines"]}
+
+
+async def test_a_password_changed_in_the_users_file_ends_that_users_sessions(emulator, tmp_path):
+    users = tmp_path / "users"
+    users.write_text(f"ann:supervisor:{hash_password('ann-password-1')}\n"
+                     f"bob:supervisor:{hash_password('bob-password-1')}\n")
+    service = await start_view(emulator, tmp_path, {"HOTLINE_WEB_USERS": str(users)})
+    try:
+        async with http(service) as ann, http(service) as bob:
+            await login(ann, "ann", "ann-password-1")
+            await login(bob, "bob", "bob-password-1")
+            assert (await ann.get("/api/state")).status_code == 200
+            users.write_text(f"ann:supervisor:{hash_password('ann-password-2')}\n"
+                             f"bob:supervisor:{bob_hash(users)}\n")
+            assert (await ann.get("/api/state")).status_code == 401      # opened with the old password
+            assert (await bob.get("/api/state")).status_code == 200      # bob's password did not change
+            await login(ann, "ann", "ann-password-2")
+            users.write_text("ann:supervisor:not-a-hash\n")              # a broken file keeps the users
+            assert (await ann.get("/api/state")).status_code == 200
+    finally:
+        await service.stop()
+
+
+def bob_hash(users) -> str:
+    return next(line.split(":", 2)[2] for line in users.read_text().splitlines() if line.startswith("bob:"))
