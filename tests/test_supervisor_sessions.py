@@ -37,7 +37,9 @@ def from_address(service, address: str) -> httpx.AsyncClient:
 
 # ---- 7: parallel guesses ---------------------------------------------------------------------------------
 async def test_sixty_parallel_wrong_passwords_meet_the_back_off(view):
-    free = view.app.state.throttle.free
+    throttle = view.app.state.throttle
+    throttle.base = 30.0    # first wait 30 s, not 2: a loaded machine may take seconds to deliver all 60
+    free = throttle.free
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{view.port}", timeout=30,
                                  limits=httpx.Limits(max_connections=60)) as client:
         token = await login_token(client)
@@ -48,12 +50,13 @@ async def test_sixty_parallel_wrong_passwords_meet_the_back_off(view):
         r = await try_login(client, token, "admin", PASSWORDS["admin"])
         assert r.status_code == 429 and "Too many failed logins" in r.text
         seconds = int(r.headers["retry-after"])
-        assert 1 <= seconds <= 2 and f"try again in {seconds} s" in r.text
+        assert 1 <= seconds <= 30 and f"try again in {seconds} s" in r.text
         assert (await client.get("/api/state")).status_code == 401
 
 
 # ---- 10: per name + address --------------------------------------------------------------------------------
 async def test_back_off_slows_only_the_name_from_that_address(view):
+    view.app.state.throttle.base = 30.0
     free = view.app.state.throttle.free
     async with from_address(view, "127.0.0.1") as attacker:
         token = await login_token(attacker)
