@@ -1,9 +1,9 @@
-"""Web users, roles and password hashes (stdlib scrypt), loaded once at start.
+"""Web users, roles and password hashes (stdlib scrypt), and the login back-off.
 
 Users come from the file named by HOTLINE_WEB_USERS (`name:role:hash[:phone]` lines, `#` comments; make hashes
-with `hotline web hash-password`), or else two embedded accounts, `admin` and `supervisor`, whose passwords come
-from HOTLINE_WEB_ADMIN_PASSWORD / HOTLINE_WEB_SUPERVISOR_PASSWORD; when those are unset a random password is
-generated at start and printed once to the console. Nothing secret is ever stored in git.
+with `hotline web hash-password`; read again whenever it changes), or else two embedded accounts, `admin` and
+`supervisor`, whose passwords come from HOTLINE_WEB_ADMIN_PASSWORD / HOTLINE_WEB_SUPERVISOR_PASSWORD; when those
+are unset a random password is generated at start and printed once to the console. Nothing secret is ever stored in git.
 """
 from __future__ import annotations
 
@@ -12,9 +12,13 @@ import hashlib
 import hmac
 import secrets
 import sys
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Iterator, Mapping
+
+import structlog
 
 ROLES = ("admin", "supervisor", "viewer")
 # What each role may do. Only admins see caller numbers in full; viewers watch and act on nothing.
@@ -25,6 +29,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "viewer": frozenset(),
 }
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2 ** 14, 8, 1
+log = structlog.get_logger(__name__)
 
 
 class UsersFileError(ValueError):
@@ -97,11 +102,54 @@ def parse_users(text: str, source: str = "users file") -> dict[str, User]:
     return users
 
 
-def load_users(environ: Mapping[str, str], announce: Callable[[str], None] | None = None) -> dict[str, User]:
+class UsersFile(Mapping[str, User]):
+    """The users file, read again whenever it changes (a stat per look-up): a changed password or a removed
+    user takes effect at once, and the sessions opened with the old password end (supervisor.sessions). A file
+    that no longer parses keeps the users as they were, with an error logged, until it is fixed."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+        self._stamp = self._stat()
+        self._text = self.path.read_text(encoding="utf-8")
+        self._users = parse_users(self._text, path)
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size, st.st_ino
+
+    def _current(self) -> dict[str, User]:
+        stamp = self._stat()
+        # a rewrite within one timestamp tick keeps mtime and size: while the file is that fresh, read it
+        fresh = stamp is not None and time.time() - stamp[0] / 1e9 < 2.0
+        if stamp is not None and (stamp != self._stamp or fresh):
+            self._stamp = stamp
+            try:
+                text = self.path.read_text(encoding="utf-8")
+                if text != self._text:
+                    self._users, self._text = parse_users(text, str(self.path)), text
+                    log.info("supervisor.users_reloaded", path=str(self.path), users=len(self._users))
+            except (OSError, UnicodeDecodeError, UsersFileError) as exc:
+                log.error("supervisor.users_file_invalid", path=str(self.path), error=str(exc))
+        return self._users
+
+    def __getitem__(self, name: str) -> User:
+        return self._current()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._current())
+
+    def __len__(self) -> int:
+        return len(self._current())
+
+
+def load_users(environ: Mapping[str, str], announce: Callable[[str], None] | None = None) -> Mapping[str, User]:
     """The users file if HOTLINE_WEB_USERS names one, else the embedded admin and supervisor accounts."""
     path = environ.get("HOTLINE_WEB_USERS")
     if path:
-        return parse_users(Path(path).read_text(encoding="utf-8"), path)
+        return UsersFile(path)
     announce = announce or (lambda text: print(text, file=sys.stderr, flush=True))
     users = {}
     for name in ("admin", "supervisor"):
@@ -115,29 +163,41 @@ def load_users(environ: Mapping[str, str], announce: Callable[[str], None] | Non
 
 
 class LoginThrottle:
-    """After `max_failures` failed logins within `window` seconds for a name (or an address), refuse that name
-    (or address) for `lockout` seconds. Pure: the time is passed in."""
+    """Exponential back-off per (name, address): slows a guesser without handing him a denial of service.
 
-    def __init__(self, max_failures: int = 5, window: float = 900, lockout: float = 60) -> None:
-        self.max_failures, self.window, self.lockout = max_failures, window, lockout
-        self._failures: dict[str, list[float]] = {}
-        self._locked_until: dict[str, float] = {}
+    The key is the pair, so nobody can lock `admin` out from his own address, and five typos behind one NAT
+    slow only that name from that address. `free` attempts may fail; then each further attempt must wait
+    `base` s, doubled per failure, at most `cap` s. `attempt()` checks and counts in one step, *before* the slow
+    hash: a login is counted as a failure from the moment it is let through and only `succeeded()` takes the
+    count back, so guesses sent in parallel cannot all slip past the check. Pure: the time is passed in.
+    """
 
-    def wait_for(self, keys: list[str], now: float) -> float:
-        """Seconds until these keys may try again (0 when they may now)."""
-        return max([self._locked_until.get(k, 0.0) - now for k in keys] + [0.0])
+    def __init__(self, free: int = 4, base: float = 2.0, cap: float = 300.0, forget_after: float = 3600.0,
+                 max_entries: int = 10000) -> None:
+        self.free, self.base, self.cap = free, base, cap
+        self.forget_after, self.max_entries = forget_after, max_entries
+        self._entries: OrderedDict[tuple[str, str], tuple[int, float]] = OrderedDict()  # failures, last try
 
-    def failed(self, keys: list[str], now: float) -> None:
-        for key in keys:
-            recent = [t for t in self._failures.get(key, []) if t > now - self.window] + [now]
-            self._failures[key] = recent
-            if len(recent) >= self.max_failures:
-                self._locked_until[key] = now + self.lockout
-                self._failures[key] = []
-        if len(self._failures) > 10000:  # a spray of names must not grow memory without end
-            self._failures.clear()
+    def delay(self, failures: int) -> float:
+        """How long after the last try the next one may come, with `failures` counted."""
+        if failures < self.free:
+            return 0.0
+        return min(self.cap, self.base * 2.0 ** (failures - self.free))
 
-    def succeeded(self, keys: list[str]) -> None:
-        for key in keys:
-            self._failures.pop(key, None)
-            self._locked_until.pop(key, None)
+    def attempt(self, name: str, address: str, now: float) -> float:
+        """0: go ahead (the attempt is counted already); otherwise the seconds left before the next try."""
+        key = (name, address)
+        failures, last = self._entries.get(key, (0, now))
+        if now - last > self.forget_after:
+            failures = 0
+        wait = last + self.delay(failures) - now
+        if wait > 0:
+            return wait
+        self._entries[key] = (failures + 1, now)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:  # a spray of names must not grow memory without end
+            self._entries.popitem(last=False)
+        return 0.0
+
+    def succeeded(self, name: str, address: str) -> None:
+        self._entries.pop((name, address), None)

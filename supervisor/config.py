@@ -36,7 +36,6 @@ class AmiServer:
 @dataclass(frozen=True)
 class WebOptions:
     service_level: int = DEFAULT_SERVICE_LEVEL
-    session_key: str | None = None  # HOTLINE_WEB_SESSION_KEY; random per start if unset (logins then end on restart)
     secure_cookie: bool = False  # HOTLINE_WEB_SECURE_COOKIE=1 behind HTTPS
     metrics_token: str | None = None  # HOTLINE_METRICS_TOKEN: require "Authorization: Bearer <token>" on /metrics
     audit_path: Path = VAR_DIR / "supervisor-audit.jsonl"
@@ -95,7 +94,6 @@ def web_options(environ: Mapping[str, str] | None = None) -> WebOptions:
     audit = env.get("HOTLINE_SUPERVISOR_AUDIT")
     return WebOptions(
         service_level=service_level,
-        session_key=env.get("HOTLINE_WEB_SESSION_KEY") or None,
         secure_cookie=env.get("HOTLINE_WEB_SECURE_COOKIE", "").lower() in ("1", "true", "yes"),
         metrics_token=env.get("HOTLINE_METRICS_TOKEN") or None,
         audit_path=Path(audit) if audit else WebOptions.audit_path,

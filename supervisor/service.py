@@ -38,7 +38,7 @@ class SupervisorService:
     def __init__(self, hub: SupervisorHub, users: Mapping[str, User], options: WebOptions, host: str,
                  port: int) -> None:
         self.hub, self.host, self.port = hub, host, port
-        self.app = create_app(hub, users, session_key=options.session_key, secure_cookie=options.secure_cookie,
+        self.app = create_app(hub, users, secure_cookie=options.secure_cookie,
                               metrics_token=options.metrics_token)
         config = uvicorn.Config(self.app, host=host, port=port, log_config=None, access_log=False,
                                 lifespan="off", timeout_graceful_shutdown=2)

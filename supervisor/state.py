@@ -27,7 +27,7 @@ from datetime import date, datetime, timezone
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo
 
-from routing.privacy import mask_number
+from routing.privacy import mask_number, mask_text
 
 DEFAULT_SERVICE_LEVEL = 15  # seconds: the national 12345 standard asks for an answer within 15 s
 HOTLINE_TZ = ZoneInfo("Asia/Shanghai")
@@ -39,7 +39,6 @@ _RINGING_STATES = {6, 7}
 MEMBER_STATES = ("free", "busy", "paused", "unavailable")
 
 _LINE_PREFIX = re.compile(r"^\[(?P<line>[0-9A-Za-z+*#-]{1,24})\]\s*(?P<name>.*)$")
-_LONG_DIGITS = re.compile(r"\d{5,}")
 _RECENT_MAX = 2000  # callers that left the queue, remembered for the AgentConnect that follows
 ABANDON_GRACE = 1.0  # s: a Hangup this soon after a pending QueueCallerAbandon makes it an abandon
 QUEUE_LEFT_EVENT = "HotlineQueueLeft"  # the generated dialplan's UserEvent (dialplan/extensions.py, _queue)
@@ -52,11 +51,6 @@ def split_line(callerid_name: str | None) -> tuple[str, str]:
         return "", ""
     m = _LINE_PREFIX.match(name)
     return (m["line"], m["name"].strip()) if m else ("", name)
-
-
-def mask_text(text: str) -> str:
-    """Mask any run of 5+ digits in free text (a caller name may be the number itself)."""
-    return _LONG_DIGITS.sub(lambda m: mask_number(m.group()), text)
 
 
 def _int(value: Any, default: int = 0) -> int:
@@ -451,6 +445,7 @@ class LiveState:
         lines: dict[str, dict[str, int]] = {}
 
         def bump(line: str, key: str, n: int) -> None:
+            line = line if full else mask_text(line)  # a caller's own "[number] name" can become the line
             for table in (lines, all_lines):
                 row = table.setdefault(line or "?", {"waiting": 0, "answered": 0, "abandoned": 0,
                                                      "overflowed": 0, "answered_in_sl": 0})
@@ -472,7 +467,7 @@ class LiveState:
                 "id": c.uniqueid,
                 "number": c.number if full else mask_number(c.number),
                 "name": c.name if full else mask_text(c.name),
-                "line": c.line, "wait": round(w), "position": c.position,
+                "line": c.line if full else mask_text(c.line), "wait": round(w), "position": c.position,
             } for c, w in zip(callers, waits)],
             "members": members,
             "members_by_state": by_state,

@@ -1,9 +1,10 @@
 """The supervisors' web view: an ASGI app (Starlette), served by uvicorn.
 
-Login with roles, a signed session cookie (itsdangerous via SessionMiddleware), a CSRF token in the session
-that every POST must echo (X-CSRF-Token header or csrf_token form field), masked caller numbers for every role
-but admin (masked in the data sent, not in the browser), live updates by server-sent events, actions sent
-through the AmiClient and audited. Everything (HTML, JS, CSS) is served from this package: no CDN.
+Login with roles and a back-off per name and address, a server-side session (supervisor.sessions: the cookie is
+a random id, revocable, with an idle and an absolute lifetime), a CSRF token in the session that every POST must
+echo (X-CSRF-Token header or csrf_token form field; before login a double-submit cookie), masked caller numbers
+for every role but admin (masked in the data sent, not in the browser), live updates by server-sent events,
+actions sent through the AmiClient and audited. Everything (HTML, JS, CSS) is served from this package: no CDN.
 """
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ from urllib.parse import parse_qs, urlsplit
 import structlog
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import (HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response,
                                  StreamingResponse)
@@ -30,12 +30,14 @@ from supervisor import metrics
 from supervisor.actions import ACTIONS
 from supervisor.auth import LoginThrottle, User, authenticate
 from supervisor.hub import SupervisorHub
+from supervisor.sessions import Session, SessionStore
 
 log = structlog.get_logger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 MAX_BODY = 16 * 1024
-SESSION_MAX_AGE = 12 * 3600  # one shift
+SESSION_COOKIE = "hotline_session"
+LOGIN_COOKIE = "hotline_login"  # the login form's CSRF token (double submit), before there is a session
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
                                "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
@@ -71,21 +73,24 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def create_app(hub: SupervisorHub, users: Mapping[str, User], *, session_key: str | None = None,
-               secure_cookie: bool = False, metrics_token: str | None = None) -> Starlette:
+def create_app(hub: SupervisorHub, users: Mapping[str, User], *, secure_cookie: bool = False,
+               metrics_token: str | None = None, sessions: SessionStore | None = None,
+               throttle: LoginThrottle | None = None) -> Starlette:
     registry = metrics.make_registry(hub.state, hub.clock)
-    throttle = LoginThrottle()
+    sessions = sessions or SessionStore()
+    throttle = throttle or LoginThrottle()
 
     # ---- session helpers ------------------------------------------------------------------------------
-    def current_user(request: Request) -> User | None:
-        name = request.session.get("user")
-        return users.get(name) if isinstance(name, str) else None
+    def current(request: Request) -> tuple[Session, User] | None:
+        return sessions.get(request.cookies.get(SESSION_COOKIE), users)
 
-    def csrf_token(request: Request) -> str:
-        token = request.session.get("csrf")
-        if not isinstance(token, str) or len(token) < 32:
-            token = request.session["csrf"] = secrets.token_urlsafe(32)
-        return token
+    def current_user(request: Request) -> User | None:
+        found = current(request)
+        return found[1] if found else None
+
+    def set_cookie(response: Response, name: str, value: str, max_age: float | None, path: str = "/") -> None:
+        response.set_cookie(name, value, max_age=None if max_age is None else int(max_age), path=path,
+                            httponly=True, samesite="strict", secure=secure_cookie)
 
     def same_origin(request: Request) -> bool:
         origin = request.headers.get("origin")
@@ -109,11 +114,14 @@ def create_app(hub: SupervisorHub, users: Mapping[str, User], *, session_key: st
         parsed = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
         return {k: v[-1] for k, v in parsed.items()}
 
-    def csrf_ok(request: Request, form: Mapping[str, str]) -> bool:
-        expected = request.session.get("csrf")
+    def csrf_ok(request: Request, form: Mapping[str, str], expected: str | None) -> bool:
         given = request.headers.get("x-csrf-token") or form.get("csrf_token") or ""
         return (isinstance(expected, str) and len(expected) >= 32 and secrets.compare_digest(expected, given)
                 and same_origin(request))
+
+    def session_csrf(request: Request) -> str | None:
+        found = current(request)
+        return found[0].csrf if found else None
 
     def unauthorised(request: Request) -> Response:
         if request.url.path.startswith("/api/"):
@@ -121,11 +129,16 @@ def create_app(hub: SupervisorHub, users: Mapping[str, User], *, session_key: st
         return RedirectResponse("/login", status_code=303)
 
     # ---- pages ----------------------------------------------------------------------------------------
-    def login_page(request: Request, message: str = "", status: int = 200) -> Response:
+    def login_page(request: Request, message: str = "", status: int = 200,
+                   headers: Mapping[str, str] | None = None) -> Response:
+        token = request.cookies.get(LOGIN_COOKIE, "")
+        if len(token) < 32:
+            token = secrets.token_urlsafe(32)
         body = (TEMPLATES_DIR / "login.html").read_text(encoding="utf-8")
-        body = body.replace("{{csrf}}", html.escape(csrf_token(request))).replace(
-            "{{message}}", html.escape(message))
-        return HTMLResponse(body, status_code=status)
+        body = body.replace("{{csrf}}", html.escape(token)).replace("{{message}}", html.escape(message))
+        response = HTMLResponse(body, status_code=status, headers=dict(headers or {}))
+        set_cookie(response, LOGIN_COOKIE, token, None, path="/login")
+        return response
 
     async def login_get(request: Request) -> Response:
         if current_user(request):
@@ -134,38 +147,48 @@ def create_app(hub: SupervisorHub, users: Mapping[str, User], *, session_key: st
 
     async def login_post(request: Request) -> Response:
         form = await read_form(request)
-        if form is None or not csrf_ok(request, form):
+        if form is None or not csrf_ok(request, form, request.cookies.get(LOGIN_COOKIE)):
             return login_page(request, "Your login form expired; please try again.", 403)
         name, password = form.get("username", "").strip()[:64], form.get("password", "")[:256]
-        keys = [f"user:{name}", f"addr:{request.client.host if request.client else '?'}"]
-        wait = throttle.wait_for(keys, time.monotonic())
+        address = request.client.host if request.client else "?"
+        # checked and counted in one step before the slow hash: parallel guesses cannot all get through
+        wait = throttle.attempt(name, address, time.monotonic())
         if wait > 0:
-            return login_page(request, f"Too many failed logins; try again in {wait:.0f} s.", 429)
+            seconds = max(1, int(wait + 0.999))
+            log.debug("supervisor.login_throttled", user=name, address=address, wait=seconds)  # cheap, so many
+            return login_page(request, f"Too many failed logins for this name from your address; "
+                                       f"try again in {seconds} s.", 429, {"Retry-After": str(seconds)})
         user = await asyncio.to_thread(authenticate, users, name, password) if name and password else None
         if user is None:
-            throttle.failed(keys, time.monotonic())
-            log.warning("supervisor.login_failed", user=name)
+            log.warning("supervisor.login_failed", user=name, address=address)
             return login_page(request, "Wrong name or password.", 401)
-        throttle.succeeded(keys)
+        throttle.succeeded(name, address)
         log.info("supervisor.login", user=user.name, role=user.role)
-        request.session.clear()  # a fresh session (and CSRF token) at every login
-        request.session["user"] = user.name
-        csrf_token(request)
-        return RedirectResponse("/", status_code=303)
+        sessions.end(request.cookies.get(SESSION_COOKIE))  # a fresh session (and CSRF token) at every login
+        session = sessions.open(user)
+        response = RedirectResponse("/", status_code=303)
+        set_cookie(response, SESSION_COOKIE, session.id, sessions.lifetime)
+        return response
 
     async def logout(request: Request) -> Response:
         form = await read_form(request) or {}
-        if not csrf_ok(request, form):
+        found = current(request)
+        if found is not None and not csrf_ok(request, form, found[0].csrf):
             return PlainTextResponse("CSRF token missing or wrong", status_code=403)
-        request.session.clear()
-        return RedirectResponse("/login", status_code=303)
+        if found is not None:
+            sessions.end(found[0].id)  # the id is dead on the server: a copy of the cookie opens nothing
+            log.info("supervisor.logout", user=found[1].name)
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=secure_cookie)
+        return response
 
     async def index(request: Request) -> Response:
-        user = current_user(request)
-        if user is None:
+        found = current(request)
+        if found is None:
             return unauthorised(request)
+        session, user = found
         body = (TEMPLATES_DIR / "index.html").read_text(encoding="utf-8")
-        for key, value in {"csrf": csrf_token(request), "user": user.name, "role": user.role,
+        for key, value in {"csrf": session.csrf, "user": user.name, "role": user.role,
                            "phone": user.phone, "sl": str(hub.state.service_level)}.items():
             body = body.replace("{{" + key + "}}", html.escape(value))
         return HTMLResponse(body)
@@ -194,13 +217,15 @@ def create_app(hub: SupervisorHub, users: Mapping[str, User], *, session_key: st
                              "series": hub.history.series(hub.clock(), hours * 3600)})
 
     async def api_events(request: Request) -> Response:
-        user = current_user(request)
-        if user is None:
+        found = current(request)
+        if found is None:
             return unauthorised(request)
+        session_id, user = found[0].id, found[1]
 
         async def stream():
             yield "retry: 2000\n\n"
-            while True:
+            # the stream lives as long as its session: logout, a password change or expiry end it too
+            while sessions.get(session_id, users) is not None:
                 version = hub.state.version
                 yield f"event: state\ndata: {json.dumps(view_for(user), separators=(',', ':'))}\n\n"
                 # wake on the next AMI change (or one that came while sending); otherwise once a second so
@@ -218,7 +243,7 @@ def create_app(hub: SupervisorHub, users: Mapping[str, User], *, session_key: st
         form = await read_form(request)
         if form is None:
             return JSONResponse({"ok": False, "message": "unreadable request"}, status_code=400)
-        if not csrf_ok(request, form):
+        if not csrf_ok(request, form, session_csrf(request)):
             return JSONResponse({"ok": False, "message": "CSRF token missing or wrong"}, status_code=403)
         kind = request.path_params["kind"]
         result = await hub.perform(user, kind, form)
@@ -260,10 +285,6 @@ def create_app(hub: SupervisorHub, users: Mapping[str, User], *, session_key: st
         Route("/healthz", healthz),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
-    middleware = [
-        Middleware(SecurityHeaders),
-        Middleware(SessionMiddleware, secret_key=session_key or secrets.token_urlsafe(32),
-                   session_cookie="hotline_session", max_age=SESSION_MAX_AGE, same_site="strict",
-                   https_only=secure_cookie),
-    ]
-    return Starlette(routes=routes, middleware=middleware)
+    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
+    app.state.sessions, app.state.throttle = sessions, throttle
+    return app

@@ -150,18 +150,57 @@ def test_metrics_labels_by_server_and_queue():
     assert 'hotline_queue_overflowed_today{queue="minors-protection",server="sanya"} 1.0' in text
 
 
-def test_login_throttle_locks_a_name_after_repeated_failures():
+def test_login_back_off_doubles_per_failure_up_to_a_cap_per_name_and_address():
     from supervisor.auth import LoginThrottle
-    throttle = LoginThrottle(max_failures=3, window=60, lockout=30)
-    keys = ["user:admin", "addr:10.0.0.1"]
-    for t in (0, 1):
-        throttle.failed(keys, t)
-    assert throttle.wait_for(keys, 2) == 0
-    throttle.failed(keys, 2)
-    assert throttle.wait_for(["user:admin"], 3) == 29
-    assert throttle.wait_for(["user:other"], 3) == 0
-    assert throttle.wait_for(keys, 33) == 0
-    throttle.failed(["user:bob"], 0)
-    throttle.failed(["user:bob"], 100)  # outside the window: the count starts again
-    throttle.failed(["user:bob"], 101)
-    assert throttle.wait_for(["user:bob"], 102) == 0
+    throttle = LoginThrottle(free=3, base=2, cap=30, forget_after=600)
+    for t in (0, 0, 0):
+        assert throttle.attempt("admin", "10.0.0.1", t) == 0        # counted as it is let through
+    assert throttle.attempt("admin", "10.0.0.1", 0.5) == 1.5       # 2 s after the last try
+    assert throttle.attempt("bob", "10.0.0.1", 0.5) == 0           # another name from that address
+    assert throttle.attempt("admin", "10.0.0.2", 0.5) == 0         # the same name from elsewhere
+    t = 0.0
+    waits = []
+    for _ in range(6):
+        t += throttle.attempt("admin", "10.0.0.1", t)
+        assert throttle.attempt("admin", "10.0.0.1", t) == 0
+        waits.append(throttle.delay(3 + len(waits) + 1))
+    assert waits == [4, 8, 16, 30, 30, 30]                         # doubled, then capped
+    assert throttle.attempt("admin", "10.0.0.1", t + 601) == 0      # forgotten after a quiet while
+    throttle.succeeded("admin", "10.0.0.1")
+    for _ in range(3):
+        assert throttle.attempt("admin", "10.0.0.1", t + 602) == 0  # a success takes the count back
+
+
+def test_login_back_off_memory_is_bounded():
+    from supervisor.auth import LoginThrottle
+    throttle = LoginThrottle(free=1, max_entries=100)
+    for i in range(1000):
+        throttle.attempt(f"name{i}", "10.0.0.1", 0)
+    assert len(throttle._entries) == 100
+
+
+def test_session_store_ends_sessions_on_password_change_idle_and_lifetime():
+    from supervisor.auth import User, hash_password
+    from supervisor.sessions import SessionStore
+    now = [0.0]
+    store = SessionStore(idle=100, lifetime=1000, clock=lambda: now[0])
+    users = {"ann": User("ann", "supervisor", hash_password("first-password"))}
+    session = store.open(users["ann"])
+    assert store.get(session.id, users)[1].name == "ann"
+    assert store.get("forged", users) is None and store.get(None, users) is None
+    changed = {"ann": User("ann", "supervisor", hash_password("second-password"))}
+    assert store.get(session.id, changed) is None                  # the password changed: it is gone
+    assert store.get(session.id, users) is None and len(store) == 0
+    session = store.open(users["ann"])
+    now[0] = 99
+    assert store.get(session.id, users) is not None
+    now[0] = 199
+    assert store.get(session.id, users) is None                    # idle for 100 s
+    session = store.open(users["ann"])
+    while now[0] < 199 + 990:
+        now[0] += 90
+        assert store.get(session.id, users) is not None
+    now[0] = 199 + 1000
+    assert store.get(session.id, users) is None                    # the absolute lifetime
+    store.open(users["ann"])
+    assert store.get(store.open(users["ann"]).id, {}) is None      # a user no longer listed
