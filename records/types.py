@@ -161,7 +161,7 @@ class TableVersion:
     loaded_by: str
     loaded_at: datetime
     source: str
-    content: str | None = None           # the text put in force, personal data masked (see routing.snapshot)
+    content: str | None = None           # the text put in force, personal data masked (see records.audit_text)
 
     def __post_init__(self) -> None:
         _require_aware("loaded_at", self.loaded_at)

@@ -3,8 +3,9 @@
 One rule for every caller-controlled text (the caller number, a caller name, a note): every *number* in it is
 masked, where a number is a run of digits that may be broken up by separators, i.e. anything but a letter
 (`138 0013 8000`, `138-0013-8000`, `(0898) 6612 345`, `138*0013*8000`). Logs (scripts/logsetup.py), records
-(records/rows.py), the table audit (routing/snapshot.py) and the supervisors' view (supervisor/state.py) all
-call this module, so what is hidden is the same everywhere.
+(records/rows.py), the table audit (records/audit_text.py, which finds the phone-like runs in the admin's YAML
+itself so that times, dates and ports stay readable, then masks them here) and the supervisors' view
+(supervisor/state.py) all call this module, so what is hidden is the same everywhere.
 """
 from __future__ import annotations
 
