@@ -4,14 +4,12 @@ cut mid-IVR keeps the route and path known at the cut. Real TCP on loopback, rea
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
 import struct
 import time
 from pathlib import Path
 
 import pytest
-import structlog
 from sqlalchemy import create_engine, select
 
 from ivr.emulator import asterisk_env, env_block
@@ -19,24 +17,12 @@ from ivr.engine import ConfigHolder, Engine
 from ivr.fastagi import ServerLimits, build_server, parse_allow
 from records.recorder import CallRecorder
 from records.schema import calls
-from tests.test_fastagi_support import MENUS, TABLE, WORKDAY_10H, call, running_engine, shipped_config
+from tests.test_fastagi_support import (MENUS, TABLE, WORKDAY_10H, call, events,  # noqa: F401 (fixture)
+                                       running_engine, shipped_config)
 
 KEY = b"test-caller-hash-key"
 
 
-@pytest.fixture
-def events():
-    captured: list[dict] = []
-
-    def sink(_logger, _name, event):
-        captured.append(dict(event))
-        raise structlog.DropEvent
-    old = structlog.get_config()
-    structlog.configure(processors=[structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
-                                    sink], wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
-                        cache_logger_on_first_use=False)
-    yield captured
-    structlog.configure(**old)
 
 
 @pytest.fixture

@@ -2,37 +2,19 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import shutil
 import signal
 import subprocess
 
 import pytest
-import structlog
 
 from ivr.emulator import asterisk_env, env_block
 from ivr.engine import ConfigHolder
 from ivr.fastagi import ServerLimits
-from tests.test_fastagi_support import MENUS, TABLE, WORKDAY_10H, call, running_engine
+from tests.test_fastagi_support import MENUS, TABLE, WORKDAY_10H, call, events, running_engine  # noqa: F401
 
 FAST = ServerLimits(env_timeout=0.3, reply_timeout=0.3, drain_timeout=2, max_sessions=50)
-
-
-@pytest.fixture
-def events():
-    """Log events as dicts, with the contextvars merged in (the uniqueid binding is what we check)."""
-    captured: list[dict] = []
-
-    def sink(_logger, _name, event):
-        captured.append(dict(event))
-        raise structlog.DropEvent
-    old = structlog.get_config()
-    structlog.configure(processors=[structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
-                                    sink], wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
-                        cache_logger_on_first_use=False)
-    yield captured
-    structlog.configure(**old)
 
 
 async def _open(port):

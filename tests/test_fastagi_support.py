@@ -1,11 +1,15 @@
 """Shared harness for the FastAGI/engine tests (no tests here): a real server on 127.0.0.1:0 with the shipped
-table and menus, and the Asterisk emulator as the caller."""
+table and menus, the Asterisk emulator as the caller, and the `events` fixture (log events as dicts)."""
 from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 from pathlib import Path
 from typing import Any, AsyncIterator
+
+import pytest
+import structlog
 
 from ivr.emulator import CallTranscript, place_call
 from ivr.engine import Config, ConfigHolder, Engine, load_config
@@ -47,3 +51,19 @@ async def call(server: FastAgiServer, dialed: str, dtmf: list[str] | tuple[str, 
         variables["HOTLINE_AT"] = at
     return await place_call("127.0.0.1", server.port, dialed=dialed, dtmf=dtmf, variables=variables,
                             timeout=kw.pop("timeout", CALL_TIMEOUT), **kw)
+
+
+@pytest.fixture
+def events():
+    """Log events as dicts, with the contextvars merged in (the uniqueid binding is what we check)."""
+    captured: list[dict] = []
+
+    def sink(_logger, _name, event):
+        captured.append(dict(event))
+        raise structlog.DropEvent
+    old = structlog.get_config()
+    structlog.configure(processors=[structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
+                                    sink], wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
+                        cache_logger_on_first_use=False)
+    yield captured
+    structlog.configure(**old)
