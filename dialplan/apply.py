@@ -27,6 +27,8 @@ INCLUDED_FROM: dict[str, str] = {
     QUEUES: "queues.conf",
 }
 
+INCLUDES: dict[str, str] = {admin: ours for ours, admin in INCLUDED_FROM.items()}   # admin file -> ours
+
 # The AMI action that makes Asterisk read each file again (tests/transcripts/NOTES-2.md "Reload": `dialplan
 # reload` answers Output "Dialplan reloaded." and no event; Reload Module answers "Module Reloaded").
 # Order: trunks and the AMI user first, the dialplan last, so the dialplan never points at a queue not loaded yet.
@@ -84,7 +86,8 @@ def plan(rendered: Mapping[str, str], installed: Mapping[str, str | None],
     absent, created with only the include). A module is reloaded when its file's settings or its include
     changed: a file whose only change is a comment (the table version in every header) is installed, not reloaded."""
     ours = {name: text for name, text in rendered.items() if installed.get(name) != text}
-    meaningful = {name for name in ours if installed.get(name) is None or _settings(installed[name]) != _settings(ours[name])}
+    meaningful = {name for name, text in ours.items()
+                  if installed.get(name) is None or _settings(installed[name]) != _settings(text)}
     edits: dict[str, str] = {}
     for name in rendered:
         admin_name = INCLUDED_FROM[name]

@@ -55,9 +55,9 @@ def _ami_options(func):
     func = click.option("--timeout", type=click.FloatRange(min=0.5), default=10, show_default=True,
                         help="Seconds for the AMI login and each action.")(func)
     func = click.option("--ami-secret-env", default="HOTLINE_AMI_ADMIN_SECRET", show_default=True, metavar="VAR",
-                        help="Environment variable holding the admin AMI user's secret (never on the command line).")(func)
+                        help="Environment variable holding the admin AMI user's secret (never an argument).")(func)
     func = click.option("--ami-user", default="admin", show_default=True,
-                        help="An admin AMI user of yours with write=system,config,command (reload, dialplan show).")(func)
+                        help="Your admin AMI user, write=system,config,command (reload, dialplan show).")(func)
     func = click.option("--ami-port", type=int, default=5038, show_default=True)(func)
     func = click.option("--ami-host", default="127.0.0.1", show_default=True,
                         help="Asterisk's AMI. Another host: reload and check only; install the files there by "
@@ -243,7 +243,7 @@ def apply_command(table_path, agi, agi_hosts, hagi, secrets_file, strict, no_dns
     todo = ap.plan(rendered, installed, admin)
     sys.stdout.write(diff_files(rendered, confdir))
     for name in sorted(todo.admin):
-        click.echo(f"{confdir / name}: add the line `#include {next(o for o, a in ap.INCLUDED_FROM.items() if a == name)}`"
+        click.echo(f"{confdir / name}: add the line `#include {ap.INCLUDES[name]}`"
                    + (" (new file)" if admin[name] is None else ""))
     reload_text = ", ".join(f"{name} ({_describe(ap.RELOADS[name])})" for name in todo.reloads) or "nothing"
     if missing_secrets:
@@ -254,6 +254,7 @@ def apply_command(table_path, agi, agi_hosts, hagi, secrets_file, strict, no_dns
     if dry_run:
         click.echo(f"dry run: would install {', '.join(todo.touched)} and reload {reload_text}; nothing changed")
         return
+    click.echo(f"will install {', '.join(todo.touched)} and reload {reload_text}")
     secret = _admin_secret(ami_secret_env)
     raise SystemExit(asyncio.run(_apply(table.version, rendered, todo, confdir, ami_host, ami_port, ami_user, secret,
                                         timeout, options.secrets.get(options.ami_secret_env), db_url)))
@@ -282,7 +283,7 @@ async def _apply(version, rendered, todo: ap.Plan, confdir: Path, host, port, us
         if not problems:
             problems = await _checks(client, rendered, host, port, hotline_secret, timeout)
         if not problems:
-            click.echo(f"applied table {version}: reloaded {', '.join(todo.reloads)}; checks passed")
+            click.echo(f"applied table {version}: reloaded {', '.join(todo.reloads) or 'nothing'}; checks passed")
             log.info("asterisk.applied", table_version=version, files=todo.touched, reloaded=todo.reloads)
             _audit(db_url, params, "ok", "")
             return 0
