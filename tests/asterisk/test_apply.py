@@ -14,6 +14,7 @@ import sys
 
 import pytest
 
+from dialplan import apply as ap
 from tests.asterisk import harness
 from tests.asterisk.harness import Ami, Asterisk, Engine, place_call, vars_after_engine
 
@@ -146,6 +147,27 @@ def test_a_change_reloads_only_its_module(site):
     assert "reloaded manager_hotline.conf;" in res.stdout
     assert not any(m.startswith(("app_queue", "res_pjsip", "features")) for m in reloads), reloads
     assert "permit=127.0.0.2" in (site.pbx.confdir / "manager_hotline.conf").read_text()
+
+
+def test_a_table_change_reloads_only_what_changed(site):
+    """A queue setting changes: app_queue and the dialplan (it checks the table version) are reloaded; the other
+    files only get the new version in their header comment, installed but not reloaded."""
+    text = site.table.read_text(encoding="utf-8")
+    site.table.write_text(text.replace("member_timeout: 15", "member_timeout: 12", 1), encoding="utf-8")
+
+    async def run():
+        async with site.ami() as ami:
+            res = await asyncio.to_thread(site.hotline, "apply", *PERMITS)
+            await ami.wait("Reload", Module="app_queue")
+            await asyncio.sleep(0.5)
+            return res, _reloads(ami)
+    res, reloads = asyncio.run(run())
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "reloaded queues_hotline.conf, extensions_hotline.conf;" in res.stdout
+    assert reloads == ["app_queue"], reloads
+    versions = {ap.table_version((site.pbx.confdir / n).read_text()) for n in ap.INCLUDED_FROM}
+    assert len(versions) == 1 and versions != {None}
+    assert "timeout=12" in (site.pbx.confdir / "queues_hotline.conf").read_text()
 
 
 def test_a_failing_check_rolls_back_to_the_previous_files(site):
