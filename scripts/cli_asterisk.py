@@ -93,10 +93,11 @@ class Snapshot:
         return cls({p: (p.read_bytes(), p.stat().st_mode & 0o777) if p.exists() else None for p in paths})
 
     def restore(self) -> None:
+        """Write back only what differs (a file never written stays untouched, even in a read-only dir)."""
         for path, old in self.files.items():
             if old is None:
                 path.unlink(missing_ok=True)
-            else:
+            elif not path.exists() or path.read_bytes() != old[0] or (path.stat().st_mode & 0o777) != old[1]:
                 _write_atomic(path, old[0], old[1])
 
 
@@ -274,14 +275,22 @@ async def _apply(version, rendered, todo: ap.Plan, confdir: Path, host, port, us
               "ami": f"{host}:{port}"}
     try:
         snapshot = Snapshot.take([confdir / name for name in todo.touched])
-        write_files(todo.ours, confdir)
-        for name, text in todo.admin.items():
-            path = confdir / name
-            _write_atomic(path, text.encode("utf-8"), snapshot.files[path][1] if snapshot.files[path] else 0o644)
+        try:   # ours first, then the includes: an #include of a missing file invalidates the admin's whole file
+            write_files(todo.ours, confdir)
+            for name, text in todo.admin.items():
+                path = confdir / name
+                _write_atomic(path, text.encode("utf-8"), snapshot.files[path][1] if snapshot.files[path] else 0o644)
+        except OSError as exc:
+            snapshot.restore()
+            click.echo(f"error: cannot write in {confdir}: {exc} (nothing changed, nothing reloaded)", err=True)
+            return 2
         click.echo(f"installed {', '.join(todo.touched)}")
-        problems = [p for name in todo.reloads if (p := await _reload(client, name))]
-        if not problems:
-            problems = await _checks(client, rendered, host, port, hotline_secret, timeout)
+        try:
+            problems = [p for name in todo.reloads if (p := await _reload(client, name))]
+            if not problems:
+                problems = await _checks(client, rendered, host, port, hotline_secret, timeout)
+        except AmiError as exc:   # the link died or timed out mid-way: what runs is unknown, so roll back
+            problems = [f"AMI: {exc}"]
         if not problems:
             click.echo(f"applied table {version}: reloaded {', '.join(todo.reloads) or 'nothing'}; checks passed")
             log.info("asterisk.applied", table_version=version, files=todo.touched, reloaded=todo.reloads)

@@ -67,3 +67,38 @@ def test_what_the_checks_read_from_asterisk_answers():
     assert ap.engine_table_in_dialplan(show) == "abc123"
     queue_show = "general-12345 has 0 calls (max unlimited) in 'rrmemory' strategy\n   No Members\n"
     assert ap.missing_queues(queue_show, ["general-12345", "expert-12320"]) == ["expert-12320"]
+
+
+def test_a_failed_write_puts_everything_back_and_reloads_nothing(tmp_path, monkeypatch):
+    """Our files are written, then the admin's file cannot be (disk full, permissions): exit 2, our new files
+    removed again, the admin's file as it was, AMI never asked to reload."""
+    import asyncio
+
+    from scripts import cli_asterisk
+
+    conf = tmp_path / "etc"
+    conf.mkdir()
+    (conf / "extensions.conf").write_text("[general]\n")
+    files = _rendered()
+    todo = ap.plan(files, {n: None for n in files}, {"extensions.conf": "[general]\n"})
+    sent = []
+
+    class FakeClient:
+        async def action(self, fields, timeout=None):
+            sent.append(fields)
+            raise AssertionError("no AMI action after a failed write")
+
+        async def close(self):
+            pass
+
+    async def login(*_a, **_k):
+        return FakeClient()
+
+    def no_space(path, data, mode):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(cli_asterisk, "_login", login)
+    monkeypatch.setattr(cli_asterisk, "_write_atomic", no_space)
+    code = asyncio.run(cli_asterisk._apply("v1", files, todo, conf, "127.0.0.1", 1, "admin", "x", 1, None, None))
+    assert code == 2 and sent == []
+    assert sorted(p.name for p in conf.iterdir()) == ["extensions.conf"]
+    assert (conf / "extensions.conf").read_text() == "[general]\n"
