@@ -9,7 +9,8 @@ apply logs in with an AMI user the admin gives (--ami-user, its secret in the va
 Command and Reload need the system/config/command write classes, which the generated least-privilege `hotline`
 user does not have.
 
-Exit codes: 0 applied (or nothing to do, or --dry-run), 2 bad input (table, options, no AMI secret), 3 --strict
+Exit codes: 0 applied (or nothing to do, or --dry-run), 2 bad input (table, options, no AMI secret) or a
+confdir that cannot be written (the previous files put back, nothing reloaded), 3 --strict
 (as render), 4 a reload or check failed and the previous files were restored, 5 AMI unreachable or login
 refused (nothing written). check: 0 all good, 1 problems found, 5 AMI unreachable.
 """
