@@ -16,7 +16,7 @@ SUBCOMMANDS: dict[str, str] = {
     "menus": "scripts.cli_menus:menus",
     "web": "scripts.cli_supervisor:web",
     "queues": "scripts.cli_supervisor:queues",
-    "dialplan": "scripts.cli_dialplan:dialplan",
+    "dialplan": "scripts.cli_dialplan:dialplan", "asterisk": "scripts.cli_asterisk:asterisk",
     "db": "scripts.cli_records:db", "records": "scripts.cli_records:records",
     "report": "scripts.cli_records:report", "workorders": "scripts.cli_records:workorders_group",
     "callbacks": "scripts.cli_records:callbacks_group",
