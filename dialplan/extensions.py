@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 
+from dialplan.agents import FILENAME as AGENTS_FILENAME
 from dialplan.common import RenderError, comment_text, header, join_lines
 from dialplan.conftext import Exten, Section, document
 from dialplan.facts import Facts, TransferTarget
@@ -97,7 +98,9 @@ def render_extensions(facts: Facts, options: RenderOptions) -> str:
         "; extensions, so ids with '-' are compared in GotoIf chains and used in context names (the one",
         "; exception, hotline-escalate, checks at render time that no two ids differ only by '-').",
     ]
-    return join_lines(document(head, sections))
+    agents = ["", "; Agent login/logout codes (context hotline-agents): a file of their own, 0600, as it holds the PINs.",
+              f"#include {AGENTS_FILENAME}"]
+    return join_lines(document(head, sections) + agents)
 
 
 def _carrier(facts: Facts, options: RenderOptions) -> Section:

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from routing.agents import Roster
+
 DEFAULT_AGI = "agi://127.0.0.1:4573"
 AGI_SCRIPT = "route"                      # the FastAGI script name of the contract
 AMI_SECRET_ENV = "HOTLINE_AMI_SECRET"
@@ -38,6 +40,12 @@ class RenderOptions:
     ami_permit: tuple[str, ...] = ("127.0.0.1/255.255.255.255",)
     announce_frequency: int = 60          # seconds between position/hold-time announcements
     prompt_all_busy: str = "hotline/all-agents-busy"
+    prompt_agent_pin: str = "hotline/agent-pin"
+    prompt_agent_logged_in: str = "hotline/agent-logged-in"
+    prompt_agent_logged_out: str = "hotline/agent-logged-out"
+    prompt_agent_refused: str = "hotline/agent-refused"
+    # The agents file (routing.agents): their login/logout codes; their PINs are secrets, named by pin_env.
+    agents: Roster | None = None
     # The emergency retry (attempts, pace, bound, announcement, next route) is the table's `emergency` section.
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 

@@ -14,6 +14,7 @@ from typing import Mapping
 
 import structlog
 
+from dialplan.agents import FILENAME as AGENTS, render_agents
 from dialplan.extensions import FILENAME as EXTENSIONS, render_extensions
 from dialplan.facts import Facts, gather
 from dialplan.features import FILENAME as FEATURES, render_features
@@ -25,12 +26,13 @@ from routing.model import RoutingTable
 
 log = structlog.get_logger()
 
-FILES = (EXTENSIONS, FEATURES, MANAGER, PJSIP, QUEUES)
-SECRET_FILES = frozenset({PJSIP, MANAGER})     # may hold a password: written 0600
+FILES = (EXTENSIONS, AGENTS, FEATURES, MANAGER, PJSIP, QUEUES)
+SECRET_FILES = frozenset({PJSIP, MANAGER, AGENTS})     # may hold a password or PINs: written 0600
 MASK = "********"
 
 _RENDERERS = {
     EXTENSIONS: render_extensions,
+    AGENTS: render_agents,
     FEATURES: render_features,
     MANAGER: render_manager,
     PJSIP: render_pjsip,
@@ -39,8 +41,9 @@ _RENDERERS = {
 
 
 def required_secrets(table: RoutingTable, options: RenderOptions) -> list[str]:
-    """Variable names the rendered files need: trunk secrets (Trunk.secret_env) and the AMI secret."""
-    return sorted(set(trunk_secret_names(gather(table))) | {options.ami_secret_env})
+    """Variable names the rendered files need: trunk secrets (Trunk.secret_env), the AMI secret, agents' PINs."""
+    pins = set(options.agents.pin_names()) if options.agents else set()
+    return sorted(set(trunk_secret_names(gather(table))) | {options.ami_secret_env} | pins)
 
 
 def missing_secrets(table: RoutingTable, options: RenderOptions) -> list[str]:
@@ -114,6 +117,12 @@ def diff_files(files: Mapping[str, str], out_dir: str | Path) -> str:
 _SECRET_LINE = re.compile(r"^([ \t]*(?:password|secret|md5_cred)[ \t]*=>?[ \t]*)\S.*$", re.MULTILINE | re.IGNORECASE)
 
 
+# An agent's PIN stands in its login/logout extension's comparison (dialplan/agents.py).
+_PIN_COMPARE = re.compile(r'(\$\{HOTLINE_PIN\}\)\}" = ")[^"]*(")')
+
+
 def mask_secrets(text: str) -> str:
-    """Every password=/secret=/md5_cred= value masked, whatever it is (the file on disk may hold an older one)."""
-    return _SECRET_LINE.sub(lambda m: m.group(1) + MASK, text)
+    """Every password=/secret=/md5_cred= value and agent PIN masked, whatever it is (the file on disk may hold
+    an older one)."""
+    text = _SECRET_LINE.sub(lambda m: m.group(1) + MASK, text)
+    return _PIN_COMPARE.sub(lambda m: m.group(1) + MASK + m.group(2), text)

@@ -88,7 +88,7 @@ def parse(text: str) -> Dialplan:
     current: list[Step] | None = None
     for number, raw in enumerate(text.splitlines(), start=1):
         line = re.split(r"(?<!\\);", raw, maxsplit=1)[0].strip()
-        if not line:
+        if not line or line.startswith("#include"):   # an included file is another text: parse it along if needed
             continue
         if line.startswith("[") and line.endswith("]"):
             context = line[1:-1]

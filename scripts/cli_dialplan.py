@@ -17,6 +17,7 @@ import structlog
 from dialplan.common import RenderError
 from dialplan.options import OptionsError, RenderOptions, collect_secrets, engines_from, read_secrets_file
 from dialplan.render import diff_files, missing_secrets, render, required_secrets, write_files
+from routing.agents import AgentsError, default_agents_path, load_agents
 from routing.loader import TableError, load_table_with_warnings
 from scripts.dnscheck import system_resolver
 from scripts.settings import CONF_DIR
@@ -25,6 +26,9 @@ log = structlog.get_logger()
 
 
 def _options(func):
+    func = click.option("--agents", "agents_path", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+                        default=None, show_default="agents.yaml beside the table, if there is one",
+                        help="Agents file: their login/logout codes (extensions_hotline_agents.conf).")(func)
     func = click.option("--ami-permit", multiple=True, metavar="ADDR[/MASK]",
                         help="Address allowed to log in as the AMI user (repeat; default 127.0.0.1 only).")(func)
     func = click.option("--transport", default="transport-udp", show_default=True,
@@ -55,11 +59,13 @@ def _options(func):
 
 def _prepare(table_path: Path, agi: str | None, agi_hosts: str | None, hagi: str | None,
              secrets_file: Path | None, engine_timeout: int, transport: str, ami_permit: tuple[str, ...],
-             no_dns: bool = False, emergency_engine_timeout: int = 10):
+             no_dns: bool = False, emergency_engine_timeout: int = 10, agents_path: Path | None = None):
     try:
         loaded = load_table_with_warnings(table_path, resolve=None if no_dns else system_resolver())
         table = loaded.table
-    except TableError as exc:
+        agents_path = agents_path or default_agents_path(table_path)
+        roster = load_agents(agents_path, table) if agents_path else None
+    except (TableError, AgentsError) as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
         raise SystemExit(2) from None
@@ -71,7 +77,7 @@ def _prepare(table_path: Path, agi: str | None, agi_hosts: str | None, hagi: str
         engines = engines_from(agi=agi, agi_hosts=agi_hosts, hagi=hagi)
         file_values = read_secrets_file(secrets_file) if secrets_file else {}
         shape = RenderOptions(engines=engines, engine_timeout=engine_timeout, transport=transport,
-                              emergency_engine_timeout=emergency_engine_timeout,
+                              emergency_engine_timeout=emergency_engine_timeout, agents=roster,
                               **({"ami_permit": ami_permit} if ami_permit else {}))
         names = required_secrets(table, shape)
         options = dataclasses.replace(shape, secrets=collect_secrets(names, os.environ, file_values))
@@ -87,11 +93,11 @@ def dialplan() -> None:
 
 
 def _rendered(table_path, agi, agi_hosts, hagi, secrets_file, strict, engine_timeout, transport, ami_permit,
-              no_dns=False, emergency_engine_timeout=10):
+              no_dns=False, emergency_engine_timeout=10, agents_path=None):
     """The rendered files with their table and options; exit 3 under --strict when a secret is missing or a
     trunk host is unusable. Host problems are printed either way, as file:line warnings."""
     table, options, hosts = _prepare(table_path, agi, agi_hosts, hagi, secrets_file, engine_timeout, transport,
-                                     ami_permit, no_dns, emergency_engine_timeout)
+                                     ami_permit, no_dns, emergency_engine_timeout, agents_path)
     for problem in hosts:
         click.echo(str(problem), err=True)
     missing = missing_secrets(table, options)
@@ -112,11 +118,11 @@ def _rendered(table_path, agi, agi_hosts, hagi, secrets_file, strict, engine_tim
 @dialplan.command("render")
 @_options
 def render_command(table_path, out_dir, agi, agi_hosts, hagi, secrets_file, strict, no_dns, engine_timeout,
-                   emergency_engine_timeout, transport, ami_permit) -> None:
+                   emergency_engine_timeout, transport, ami_permit, agents_path) -> None:
     """Write the *_hotline.conf files into --out (pjsip and manager mode 0600: they hold secrets)."""
     table, _options_used, files, missing = _rendered(table_path, agi, agi_hosts, hagi, secrets_file, strict,
                                                       engine_timeout, transport, ami_permit, no_dns,
-                                                      emergency_engine_timeout)
+                                                      emergency_engine_timeout, agents_path)
     changed = write_files(files, out_dir)
     log.info("dialplan.written", out=str(out_dir), changed=changed, table_version=table.version)
     click.echo(f"{len(changed)} of {len(files)} files changed in {out_dir}" +
@@ -128,11 +134,11 @@ def render_command(table_path, out_dir, agi, agi_hosts, hagi, secrets_file, stri
 @dialplan.command("diff")
 @_options
 def diff_command(table_path, out_dir, agi, agi_hosts, hagi, secrets_file, strict, no_dns, engine_timeout,
-                 emergency_engine_timeout, transport, ami_permit) -> None:
+                 emergency_engine_timeout, transport, ami_permit, agents_path) -> None:
     """Show what a render would change in --out (secret values masked). Exit 0: no change, 1: changes."""
     _table, _options_used, files, _missing = _rendered(table_path, agi, agi_hosts, hagi, secrets_file, strict,
                                                  engine_timeout, transport, ami_permit, no_dns,
-                                                 emergency_engine_timeout)
+                                                 emergency_engine_timeout, agents_path)
     text = diff_files(files, out_dir)
     if text:
         sys.stdout.write(text)

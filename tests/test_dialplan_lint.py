@@ -19,6 +19,7 @@ import pytest
 
 from dialplan.options import RenderOptions
 from dialplan.render import render, write_files
+from routing.agents import load_agents
 from routing.loader import load_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,6 +56,8 @@ OPTION_SETS = {
     "engine-list-and-secrets": RenderOptions(
         engines=("agi://10.1.0.5:4573", "agi://10.1.0.6:4573", "hagi://engines.hotline.invalid"),
         secrets={"TRUNK_SEAT_12348_SECRET": "pa;ss", "TRUNK_SEAT_12333_SECRET": "x", "HOTLINE_AMI_SECRET": "y"}),
+    "agents": RenderOptions(agents=load_agents(ROOT / "conf" / "agents.yaml", load_table(ROOT / "conf" / "routing.yaml")),
+                            secrets={"HOTLINE_AGENT_1001_PIN": "1234"}),   # 1002 without a PIN: the refusing variant
 }
 
 
@@ -73,6 +76,16 @@ def test_dialplan_check_would_catch_a_broken_goto(tmp_path: Path) -> None:
     path = staged / "extensions_hotline.conf"
     path.write_text(path.read_text().replace("Goto(hotline-queue-general-12345,s,1)",
                                              "Goto(hotline-queue-nowhere,s,1)", 1))
+    done = subprocess.run([str(ASTERISKLINT), "dialplan-check", "extensions.conf"], cwd=staged, env=_env(),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "E_DP_GOTO_NOCONTEXT" in done.stderr
+
+
+def test_dialplan_check_follows_the_agents_include(tmp_path: Path) -> None:
+    """extensions_hotline_agents.conf is linted too (included from extensions_hotline.conf)."""
+    staged = _stage(tmp_path, OPTION_SETS["agents"])
+    path = staged / "extensions_hotline_agents.conf"
+    path.write_text(path.read_text().replace("Goto(hotline-agents,refused,1)", "Goto(hotline-nowhere,refused,1)", 1))
     done = subprocess.run([str(ASTERISKLINT), "dialplan-check", "extensions.conf"], cwd=staged, env=_env(),
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "E_DP_GOTO_NOCONTEXT" in done.stderr

@@ -1,0 +1,84 @@
+"""extensions_hotline_agents.conf: agents log in to and out of their queues from their phone, with a PIN.
+
+`*91<agent>` logs the agent in (AddQueueMember to each of its queues, with its penalty, name and state
+interface), `*92<agent>` logs it out (RemoveQueueMember); both ask for the PIN first (Read, ends with #).
+The PIN each extension compares with comes from the secrets (the agent's pin_env), so this file is written
+0600 like pjsip_hotline.conf; extensions_hotline.conf includes it. An agent whose PIN is not set cannot log in.
+
+Membership survives an Asterisk restart through app_queue itself: with `persistentmembers=yes` in queues.conf
+[general], every dynamic member added or removed is stored in the astdb (Queue/PersistentMembers/<queue>)
+and added back when app_queue loads.
+Phones reach the codes when their context has `include => hotline-agents`.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import PurePath
+
+from dialplan.common import RenderError, comment_text, header, join_lines
+from dialplan.conftext import Exten, Section, document
+from dialplan.facts import Facts
+from dialplan.options import RenderOptions
+from routing.agents import Agent
+
+FILENAME = "extensions_hotline_agents.conf"
+CTX_AGENTS = "hotline-agents"
+LOGIN, LOGOUT = "*91", "*92"
+PIN = re.compile(r"^[0-9]{4,12}$")
+PIN_WAIT_SECONDS = 8
+
+
+def render_agents(facts: Facts, options: RenderOptions) -> str:
+    roster = options.agents
+    head = header(FILENAME, facts.table, f"Agent login ({LOGIN}<agent>) and logout ({LOGOUT}<agent>) with a PIN. "
+                  "Included by extensions_hotline.conf. Holds the PINs: mode 0600.")
+    ctx = Section(CTX_AGENTS)
+    ctx.comment("include => hotline-agents from the agents' phone context. persistentmembers=yes in queues.conf")
+    ctx.comment("keeps logged-in agents across an Asterisk restart (app_queue stores them in the astdb).")
+    if roster is None:
+        ctx.comment("No agents file was given to the render: every code is refused.")
+    else:
+        ctx.comment(f"Agents file {comment_text(PurePath(roster.source).name)} version {roster.version}.")
+        for agent in roster.agents:
+            pin = options.secrets.get(agent.pin_env)
+            if pin is not None and not PIN.match(pin):
+                raise RenderError(f"{agent.pin_env} (agent {agent.number}'s PIN) must be 4 to 12 digits")
+            ctx.exten(_code(LOGIN, agent, pin, options))
+            ctx.exten(_code(LOGOUT, agent, pin, options))
+    ctx.note("A wrong or missing PIN: a pause against guessing, the announcement, hang up.")
+    ctx.exten(Exten("refused")
+              .add("NoOp(hotline: agent ${HOTLINE_AGENT} ${HOTLINE_AGENT_CODE} refused)")
+              .add("Wait(2)")
+              .add(f"Playback({options.prompt_agent_refused})")
+              .add("Hangup()"))
+    ctx.exten(Exten("i").add("Playback(pbx-invalid)").add("Hangup()"))
+    return join_lines(document(head, [ctx]))
+
+
+def _code(code: str, agent: Agent, pin: str | None, options: RenderOptions) -> Exten:
+    login = code == LOGIN
+    what = "login" if login else "logout"
+    exten = Exten(f"{code}{agent.number}")
+    exten.add(f"NoOp(hotline: agent {agent.number} {what})")
+    exten.add(f"Set(HOTLINE_AGENT={agent.number})")
+    exten.add(f"Set(HOTLINE_AGENT_CODE={what})")
+    exten.add("Answer()")
+    if pin is None:
+        exten.add(f"NoOp(hotline: {agent.pin_env} was not set at render time: agent {agent.number} cannot log in)")
+        return exten.add(f"Goto({CTX_AGENTS},refused,1)")
+    exten.add(f"Read(HOTLINE_PIN,{options.prompt_agent_pin},12,,1,{PIN_WAIT_SECONDS})")
+    # Compared inside the expression, so the verbose log shows its result (0 or 1), never a PIN.
+    exten.add(f'GotoIf($["${{FILTER(0-9,${{HOTLINE_PIN}})}}" = "{pin}"]?ok)')
+    exten.add("Set(HOTLINE_PIN=)")
+    exten.add(f"Goto({CTX_AGENTS},refused,1)")
+    exten.add("Set(HOTLINE_PIN=)", label="ok")
+    for queue, penalty in agent.queues:
+        if login:
+            state = f",{agent.state_interface}" if agent.state_interface else ""
+            exten.add(f"AddQueueMember({queue},{agent.interface},{penalty},,{agent.name}{state})")
+            exten.add(f"NoOp(hotline: agent {agent.number} {queue} ${{AQMSTATUS}})")
+        else:
+            exten.add(f"RemoveQueueMember({queue},{agent.interface})")
+            exten.add(f"NoOp(hotline: agent {agent.number} {queue} ${{RQMSTATUS}})")
+    exten.add(f"Playback({options.prompt_agent_logged_in if login else options.prompt_agent_logged_out})")
+    return exten.add("Hangup()")
