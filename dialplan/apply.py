@@ -15,6 +15,7 @@ from typing import Mapping
 from dialplan.extensions import CTX_ENGINE, FILENAME as EXTENSIONS
 from dialplan.features import FILENAME as FEATURES
 from dialplan.manager import FILENAME as MANAGER
+from dialplan.agents import FILENAME as AGENTS
 from dialplan.pjsip import FILENAME as PJSIP
 from dialplan.queues import FILENAME as QUEUES
 
@@ -28,6 +29,10 @@ INCLUDED_FROM: dict[str, str] = {
 }
 
 INCLUDES: dict[str, str] = {admin: ours for ours, admin in INCLUDED_FROM.items()}   # admin file -> ours
+
+# Ours that another of ours includes (the agents' PINs, 0600): installed beside it and reloaded with its module;
+# the admin's files never name them.
+INCLUDED_BY_OURS: dict[str, str] = {AGENTS: EXTENSIONS}
 
 # The AMI action that makes Asterisk read each file again (tests/transcripts/NOTES-2.md "Reload": `dialplan
 # reload` answers Output "Dialplan reloaded." and no event; Reload Module answers "Module Reloaded").
@@ -90,11 +95,14 @@ def plan(rendered: Mapping[str, str], installed: Mapping[str, str | None],
                   if installed.get(name) is None or _settings(installed[name]) != _settings(text)}
     edits: dict[str, str] = {}
     for name in rendered:
+        if name in INCLUDED_BY_OURS:
+            continue
         admin_name = INCLUDED_FROM[name]
         new = with_include(admin.get(admin_name) or "", name)
         if new is not None:
             edits[admin_name] = new
-    changed = meaningful | {name for name in rendered if INCLUDED_FROM[name] in edits}
+    changed = ({INCLUDED_BY_OURS.get(name, name) for name in meaningful}
+               | {name for name in rendered if INCLUDED_FROM.get(name) in edits})
     return Plan(ours, edits, [name for name in RELOADS if name in changed])
 
 

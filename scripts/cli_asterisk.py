@@ -231,12 +231,12 @@ def _admin_secret(env_name: str) -> str:
 @click.option("--db-url", default=lambda: os.environ.get("HOTLINE_DB_URL") or None,
               help="Records database for the audit row (default $HOTLINE_DB_URL; none: no audit row).")
 def apply_command(table_path, agi, agi_hosts, hagi, secrets_file, strict, no_dns, engine_timeout,
-                  emergency_engine_timeout, transport, ami_permit, confdir, ami_host, ami_port, ami_user,
-                  ami_secret_env, timeout, dry_run, db_url) -> None:
+                  emergency_engine_timeout, transport, ami_permit, agents_path, confdir, ami_host, ami_port,
+                  ami_user, ami_secret_env, timeout, dry_run, db_url) -> None:
     """Render, show the diff, install into --confdir, reload what changed over AMI, check; roll back on failure."""
     table, options, rendered, missing_secrets = _rendered(table_path, agi, agi_hosts, hagi, secrets_file, strict,
                                                           engine_timeout, transport, ami_permit, no_dns,
-                                                          emergency_engine_timeout)
+                                                          emergency_engine_timeout, agents_path)
     if not confdir.is_dir():
         click.echo(f"error: {confdir} is not a directory (Asterisk's config dir)", err=True)
         raise SystemExit(2)
@@ -314,12 +314,12 @@ async def _apply(version, rendered, todo: ap.Plan, confdir: Path, host, port, us
 @_render_options
 @_ami_options
 def check_command(table_path, agi, agi_hosts, hagi, secrets_file, strict, no_dns, engine_timeout,
-                  emergency_engine_timeout, transport, ami_permit, confdir, ami_host, ami_port, ami_user,
-                  ami_secret_env, timeout) -> None:
+                  emergency_engine_timeout, transport, ami_permit, agents_path, confdir, ami_host, ami_port,
+                  ami_user, ami_secret_env, timeout) -> None:
     """Say what is wrong with the running Asterisk's hotline config. Exit 0: nothing, 1: problems, 5: no AMI."""
     table, options, rendered, _missing = _rendered(table_path, agi, agi_hosts, hagi, secrets_file, strict,
                                                    engine_timeout, transport, ami_permit, no_dns,
-                                                   emergency_engine_timeout)
+                                                   emergency_engine_timeout, agents_path)
     problems: list[str] = []
     if confdir.is_dir():
         for ours, admin_name in ap.INCLUDED_FROM.items():

@@ -26,7 +26,16 @@ def test_first_apply_installs_everything_and_reloads_every_module_dialplan_last(
     files = _rendered()
     todo = ap.plan(files, {n: None for n in files}, {a: "[general]\n" for a in ap.INCLUDED_FROM.values()})
     assert set(todo.ours) == set(files) and set(todo.admin) == set(ap.INCLUDED_FROM.values())
-    assert todo.reloads[-1] == "extensions_hotline.conf" and set(todo.reloads) == set(files)
+    assert todo.reloads[-1] == "extensions_hotline.conf" and set(todo.reloads) == set(files) - set(ap.INCLUDED_BY_OURS)
+
+
+def test_the_agents_file_is_installed_with_the_dialplan_and_never_named_in_an_admin_file():
+    files = _rendered()
+    assert ap.AGENTS in files                       # the shipped conf/agents.yaml beside the table
+    admin = {a: f"#include {o}\n" for o, a in ap.INCLUDED_FROM.items()}
+    changed = dict(files, **{ap.AGENTS: files[ap.AGENTS] + "exten => 9,1,NoOp()\n"})
+    todo = ap.plan(changed, dict(files), admin)
+    assert set(todo.ours) == {ap.AGENTS} and todo.admin == {} and todo.reloads == ["extensions_hotline.conf"]
 
 
 def test_nothing_changed_means_nothing_to_do():
