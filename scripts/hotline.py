@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, str] = {
     "callbacks": "scripts.cli_records:callbacks_group",
     "serve": "scripts.cli_engine:serve", "reload": "scripts.cli_engine:reload", "call": "scripts.cli_engine:call",
     "ami": "scripts.cli_ami:ami", "transfer": "scripts.cli_ami:transfer",
+    "doctor": "scripts.cli_doctor:doctor",
 }
 
 
