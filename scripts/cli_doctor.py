@@ -129,7 +129,7 @@ def check_port(label: str, host: str, port: int) -> Check:
     ours = [(pid, args) for pid, args in holders if is_ours(args)]
     if ours:
         pid, args = ours[0]
-        return Check(name, OK, f"{host}:{port} held by our {args[args.index(_subcommand(args))]} (pid {pid})")
+        return Check(name, OK, f"{host}:{port} held by our {_subcommand(args)} (pid {pid})")
     if holders:
         pid, args = holders[0]
         return Check(name, FAIL, f"{host}:{port} held by another program (pid {pid}: {' '.join(args)[:80]})",

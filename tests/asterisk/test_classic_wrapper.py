@@ -1,4 +1,5 @@
-"""On the real Asterisk: the shipped classic-AGI wrapper (conf/asterisk/agi-bin/hotline-agi), symlinked into
+"""Services on the real Asterisk. The doctor's AMI check logs in as the hotline user of the rendered
+manager_hotline.conf (and FAILs with a wrong secret). The shipped classic-AGI wrapper (conf/asterisk/agi-bin/hotline-agi), symlinked into
 Asterisk's astagidir and run as AGI(hotline-agi,${EXTEN}), routes a call: Asterisk starts it with its own
 environment and working directory, writes the agi_* block and answers its commands; the decision reaches the
 channel and AGISTATUS is SUCCESS."""
@@ -10,6 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from pydantic import SecretStr
+
+from scripts.cli_doctor import check_asterisk
+from scripts.settings import Settings
+from tests.asterisk.harness import AMI_SECRET
 from tests.test_fastagi_support import WORKDAY_10H
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,3 +70,11 @@ async def test_wrapper_sends_an_emergency_call_to_its_trunk_without_answering(ri
     event = await classic_call(rig, "110")
     assert (event["Status"], event["Action"], event["Target"]) == ("SUCCESS", "dial", "emergency-110")
     assert not any("AGI Rx << ANSWER" in line for line in channel_lines(rig, "110"))
+
+
+def test_doctor_logs_in_to_asterisk_as_the_hotline_user(rig):
+    settings = Settings(ami_port=rig.pbx.ami_port, ami_user="hotline", ami_secret=SecretStr(AMI_SECRET))
+    ok = check_asterisk(settings, timeout=5)
+    assert ok.status == "OK" and "logged in as hotline" in ok.detail, ok
+    wrong = check_asterisk(settings.model_copy(update={"ami_secret": SecretStr("not-the-secret")}), timeout=5)
+    assert wrong.status == "FAIL" and "refused" in wrong.detail, wrong
