@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import click
 
+from dialplan.options import RenderOptions
 from ivr.menus import Kind, MenuError, Menus, load_menus
 from ivr.prompts import PromptTextError, State, load_prompt_texts, missing_tools, plan, survey
 from ivr.prompts import generate as generate_prompts
@@ -85,6 +87,12 @@ def show(file: Path | None, table_path: Path | None, menu_id: str | None) -> Non
         raise click.BadParameter(f"no menu '{menu_id}' (menus: {', '.join(loaded.menus)})")
 
 
+def dialplan_prompts() -> set[str]:
+    """The sounds the generated dialplan plays itself (all agents busy, emergency trunk unreachable)."""
+    defaults = RenderOptions()
+    return {getattr(defaults, f.name) for f in fields(RenderOptions) if f.name.startswith("prompt_")}
+
+
 def _describe(dest) -> str:
     text = dest.kind.value if dest.target is None else f"{dest.kind.value} {dest.target}"
     if dest.tags:
@@ -109,7 +117,7 @@ def prompts(file: Path | None, table_path: Path | None, sounds_dir: Path | None,
             generate: bool) -> None:
     """Every sound the menus, the routing table and the dialplan play (conf/prompts.txt says what each must say)."""
     loaded, table = _load(file, table_path, need_table=False)
-    names = set(loaded.prompt_files())
+    names = set(loaded.prompt_files()) | dialplan_prompts()
     if table is not None:
         names |= set(table.unknown_prompts) | set(table.abuse.prompts)
         names |= {p for q in table.queues.values() if q.when_closed for p in q.when_closed.prompts}
