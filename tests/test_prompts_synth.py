@@ -16,7 +16,8 @@ from scripts.hotline import cli
 ROOT = Path(__file__).resolve().parents[1]
 TEXTS = p.load_prompt_texts(ROOT / "conf" / "prompts.txt")
 TOOLS = p.missing_tools()
-needs_tools = pytest.mark.skipif(bool(TOOLS), reason=f"{' and '.join(TOOLS)} not installed (apt-get install espeak-ng sox)")
+needs_tools = pytest.mark.skipif(bool(TOOLS),
+                                 reason=f"{' and '.join(TOOLS)} not installed (apt-get install espeak-ng sox)")
 
 
 def fake_synth(calls: list):
@@ -49,7 +50,8 @@ def test_the_language_of_a_prompt_follows_its_name():
 def test_mandarin_prompts_say_the_chinese_text_and_their_english_words_in_the_english_voice():
     segs = p.segments(TEXTS["hotline/zh/main-menu"])
     assert [s.voice for s in segs] == [p.MANDARIN_VOICE, p.ENGLISH_VOICE]
-    assert segs[0].text.startswith("您好，欢迎致电海南1 2 3 4 5政务") and "(Mandarin)" not in "".join(s.text for s in segs)
+    assert segs[0].text.startswith("您好，欢迎致电海南1 2 3 4 5政务")
+    assert "(Mandarin)" not in "".join(s.text for s in segs)
     assert segs[1].text == "For English, press 9."
 
 
@@ -98,7 +100,8 @@ def test_classify():
 
 def test_plan_writes_missing_and_stale_removes_shadowed_and_never_touches_recordings():
     states = [p.SoundState("m", p.State.MISSING), p.SoundState("s", p.State.STALE, generated=("s.wav",)),
-              p.SoundState("g", p.State.GENERATED, generated=("g.wav",)), p.SoundState("r", p.State.RECORDED, ("r.wav",)),
+              p.SoundState("g", p.State.GENERATED, generated=("g.wav",)),
+              p.SoundState("r", p.State.RECORDED, ("r.wav",)),
               p.SoundState("rg", p.State.RECORDED, ("rg.gsm",), ("rg.wav",)),
               p.SoundState("n", p.State.MISSING, has_text=False)]
     assert p.plan(states) == p.Plan(write=("m", "s"), remove=("rg.wav",), untextable=("n",))
@@ -137,7 +140,8 @@ def test_a_changed_text_regenerates_only_generated_files(tmp_path):
     names = ["hotline/zh/no-input"]
     calls: list = []
     p.generate(tmp_path, p.plan(p.survey(tmp_path, names, TEXTS)), TEXTS, run=fake_synth(calls))
-    edited = dict(TEXTS, **{"hotline/zh/no-input": p.PromptText("hotline/zh/no-input", "请按键。", "(Mandarin) Press a key.")})
+    edited = dict(TEXTS)
+    edited["hotline/zh/no-input"] = p.PromptText("hotline/zh/no-input", "请按键。", "(Mandarin) Press a key.")
     assert p.survey(tmp_path, names, edited)[0].state is p.State.STALE
     calls.clear()
     p.generate(tmp_path, p.plan(p.survey(tmp_path, names, edited)), edited, run=fake_synth(calls))
@@ -198,4 +202,5 @@ def test_the_mandarin_voice_speaks_mandarin_not_pinyin_spelt_in_english():
 def test_the_generate_command_without_the_tools_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda tool: None)
     result = menus("--sounds-dir", str(tmp_path), "--generate")
-    assert result.exit_code == 1 and "espeak-ng and sox not installed (Debian: apt-get install espeak-ng sox)" in result.stderr
+    assert result.exit_code == 1
+    assert "espeak-ng and sox not installed (Debian: apt-get install espeak-ng sox)" in result.stderr
