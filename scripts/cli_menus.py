@@ -1,15 +1,20 @@
 """`hotline menus`: check the IVR menus (conf/ivr.yaml) against the routing table, show them, list their prompts."""
 from __future__ import annotations
 
+import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import click
 
+from dialplan.options import RenderOptions
 from ivr.menus import Kind, MenuError, Menus, load_menus
+from ivr.prompts import PromptTextError, State, load_prompt_texts, missing_tools, plan, survey
+from ivr.prompts import generate as generate_prompts
 from routing.loader import TableError, load_table
 from routing.model import RoutingTable
-from scripts.settings import load_settings
+from scripts.settings import CONF_DIR, load_settings
 
 menus_argument = click.argument("file", required=False, type=click.Path(path_type=Path))
 menus_option = click.option("--file", "-f", "file", type=click.Path(path_type=Path), default=None,
@@ -82,6 +87,12 @@ def show(file: Path | None, table_path: Path | None, menu_id: str | None) -> Non
         raise click.BadParameter(f"no menu '{menu_id}' (menus: {', '.join(loaded.menus)})")
 
 
+def dialplan_prompts() -> set[str]:
+    """The sounds the generated dialplan plays itself (all agents busy, emergency trunk unreachable)."""
+    defaults = RenderOptions()
+    return {getattr(defaults, f.name) for f in fields(RenderOptions) if f.name.startswith("prompt_")}
+
+
 def _describe(dest) -> str:
     text = dest.kind.value if dest.target is None else f"{dest.kind.value} {dest.target}"
     if dest.tags:
@@ -95,11 +106,18 @@ def _describe(dest) -> str:
 @menus_option
 @table_option
 @click.option("--sounds-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Asterisk's sounds directory: list only the prompts with no recording there (exit 1 if any).")
-def prompts(file: Path | None, table_path: Path | None, sounds_dir: Path | None) -> None:
-    """Every sound the menus and the routing table play (conf/prompts.txt says what each must say)."""
+              help="Asterisk's sounds directory: say of each prompt whether it is missing, generated or "
+                   "recorded there (exit 1 if any is missing).")
+@click.option("--texts", "texts_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="What each prompt says (default: conf/prompts.txt).")
+@click.option("--generate", is_flag=True,
+              help="With --sounds-dir: synthesize the missing prompts (espeak-ng + sox, 8 kHz .wav) and redo "
+                   "generated ones whose text changed; recordings are never touched.")
+def prompts(file: Path | None, table_path: Path | None, sounds_dir: Path | None, texts_path: Path | None,
+            generate: bool) -> None:
+    """Every sound the menus, the routing table and the dialplan play (conf/prompts.txt says what each must say)."""
     loaded, table = _load(file, table_path, need_table=False)
-    names = set(loaded.prompt_files())
+    names = set(loaded.prompt_files()) | dialplan_prompts()
     if table is not None:
         names |= set(table.unknown_prompts) | set(table.abuse.prompts)
         names |= {p for q in table.queues.values() if q.when_closed for p in q.when_closed.prompts}
@@ -108,11 +126,37 @@ def prompts(file: Path | None, table_path: Path | None, sounds_dir: Path | None)
             for rule in line.rules:
                 names |= set(rule.prompts) | set(rule.after_prompts)
     if sounds_dir is None:
+        if generate:
+            raise click.UsageError("--generate needs --sounds-dir (where Asterisk reads its sounds)")
         for name in sorted(names):
             click.echo(name)
         return
-    missing = [n for n in sorted(names) if not any((sounds_dir / n).parent.glob((sounds_dir / n).name + ".*"))]
-    for name in missing:
-        click.echo(name)
-    click.echo(f"{len(missing)} of {len(names)} prompts have no recording under {sounds_dir}", err=True)
-    sys.exit(1 if missing else 0)
+    try:
+        texts = load_prompt_texts(texts_path or CONF_DIR / "prompts.txt")
+        names |= set(texts)
+        states = survey(sounds_dir, names, texts)
+        if generate:
+            todo = plan(states)
+            if todo.write and (absent := missing_tools()):
+                click.echo(f"cannot generate: {' and '.join(absent)} not installed "
+                           "(Debian: apt-get install espeak-ng sox)", err=True)
+                sys.exit(1)
+            generate_prompts(sounds_dir, todo, texts,
+                             progress=lambda action, path: click.echo(f"{action} {sounds_dir / path}", err=True))
+            states = survey(sounds_dir, names, texts)
+    except PromptTextError as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        sys.exit(1)
+    except subprocess.CalledProcessError as exc:
+        click.echo(f"{exc.cmd[0]} failed ({exc.returncode}): {(exc.stderr or '').strip()}", err=True)
+        sys.exit(1)
+    counts = {state: 0 for state in State}
+    for s in states:
+        counts[s.state] += 1
+        files = ", ".join(s.recorded or s.generated)
+        note = "  (no text in prompts.txt)" if not s.has_text and s.state is State.MISSING else ""
+        click.echo(f"{s.name}  {s.state.value}{'  ' + files if files else ''}{note}")
+    click.echo(", ".join(f"{n} {state.value}" for state, n in counts.items())
+               + f" of {len(states)} prompts under {sounds_dir}", err=True)
+    sys.exit(1 if counts[State.MISSING] else 0)

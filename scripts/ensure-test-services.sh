@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Starts what the test suite needs when it is not running: PostgreSQL (the CI database), the real Asterisk 22
-# and Debian's chromium for the browser test. Idempotent; quiet when all is there.
+# Starts what the test suite needs when it is not running: PostgreSQL (the CI database), the real Asterisk 22,
+# Debian's chromium for the browser test, espeak-ng and sox for the prompts. Idempotent; quiet when all is there.
 set -euo pipefail
 
 if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
@@ -16,6 +16,14 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
   echo "installing Debian's chromium for the browser test"
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
     || echo "warning: chromium could not be installed; the browser test will be skipped" >&2
+fi
+
+# Debian's offline speech synthesizer and sox: `hotline menus prompts --generate` and its tests (they skip without)
+if { ! command -v espeak-ng >/dev/null 2>&1 || ! command -v sox >/dev/null 2>&1; } && [ "$(id -u)" = 0 ] \
+   && command -v apt-get >/dev/null 2>&1; then
+  echo "installing Debian's espeak-ng and sox for the prompt tests"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends espeak-ng sox \
+     >/dev/null) || echo "warning: espeak-ng/sox could not be installed; the prompt synthesis tests will be skipped" >&2
 fi
 
 # The real Asterisk 22 the tests marked `asterisk` run on (../shared/asterisk-22 beside the project, or an

@@ -56,4 +56,6 @@ def test_prompts_lists_menu_and_table_sounds_and_finds_missing_recordings(tmp_pa
             (tmp_path / (name + ".wav")).write_bytes(b"RIFF")
     missing = run("prompts", "--file", str(IVR_YAML), "--table", str(ROUTING_YAML), "--sounds-dir", str(tmp_path))
     assert missing.exit_code == 1
-    assert missing.output.split()[0] == "hotline/en/main-menu"
+    states = dict(line.split("  ")[:2] for line in missing.stdout.splitlines())
+    assert [name for name, state in states.items() if state == "missing"] == ["hotline/en/main-menu"]
+    assert states["hotline/zh/main-menu"] == "recorded"

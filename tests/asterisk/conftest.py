@@ -73,13 +73,16 @@ class Rig:
 @pytest.fixture(scope="session")
 def make_rig(workdir, prompts, far_end) -> Callable[..., Rig]:
     """make_rig(name, edit_table=None, engines=1, engine_args=(), engine_env={}, extra_extensions="",
-    render_args=(), start_engines=True, sounds=True, dead_engines=0, shipped_table=False) -> Rig; every rig is stopped at the end of the session
-    (or earlier with rig.stop())."""
+    render_args=(), start_engines=True, sounds=True, sounds_dir=None, dead_engines=0, shipped_table=False) -> Rig;
+    every rig is stopped at the end of the session (or earlier with rig.stop()). sounds=False: no hotline sounds
+    at all; sounds_dir: an Asterisk sounds directory whose hotline/ the PBX plays (e.g. one filled by `hotline
+    menus prompts --generate`) instead of the silent test prompts."""
     rigs: list[Rig] = []
 
     def make(name: str, edit_table=None, engines: int = 1, engine_args=(), engine_env=None,
              extra_extensions: str = "", extra_pjsip: str = "", render_args=(), start_engines: bool = True,
-             sounds: bool = True, dead_engines: int = 0, shipped_table: bool = False) -> Rig:
+             sounds: bool = True, sounds_dir: Path | None = None, dead_engines: int = 0,
+             shipped_table: bool = False) -> Rig:
         base = workdir / name
         if shipped_table:   # the table exactly as shipped (placeholder hosts), rendered without --strict
             base.mkdir(parents=True, exist_ok=True)
@@ -88,7 +91,8 @@ def make_rig(workdir, prompts, far_end) -> Callable[..., Rig]:
         else:
             table = harness.table_with_far_end(ROOT / "conf" / "routing.yaml", base / "routing.yaml",
                                                far_end.host, far_end.port, edit_table)
-        pbx = Asterisk.prepare(base / "pbx", sounds=prompts if sounds else None)
+        hotline_sounds = sounds_dir / "hotline" if sounds_dir is not None else prompts if sounds else None
+        pbx = Asterisk.prepare(base / "pbx", sounds=hotline_sounds)
         live = [Engine(base / f"engine{i}", table, args=tuple(engine_args), extra_env=dict(engine_env or {}))
                 for i in range(engines)]
         urls = [f"agi://127.0.0.1:{harness.free_port()}" for _ in range(dead_engines)] + [e.url for e in live]
