@@ -488,8 +488,9 @@ class Engine:
             return flow
         except (*SESSION_CUT, asyncio.CancelledError) as exc:
             # Stalled, reset, junk, or cut by the shutdown drain: the session is over on our side. The flow
-            # still ends (as on a dead channel) so the record keeps the route, target and path known now.
-            cut = type(exc).__name__
+            # still ends (as on a dead channel) so the record keeps the route, target and path known now. After
+            # Asterisk's HANGUP a reset is Asterisk leaving AGI (our next write met its close), not our cut.
+            cut = None if getattr(request, "hangup_seen", False) else type(exc).__name__
             raise
         finally:
             request.writer.close()                   # Asterisk continues the dialplan now; we record after

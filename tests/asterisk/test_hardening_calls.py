@@ -95,5 +95,8 @@ async def test_a_caller_hanging_up_mid_ivr_is_recorded_with_the_route_and_path_s
         await ami.action("Hangup", Channel=f"ph{tag}")
         await ami.wait("AGIExecEnd", timeout=15, Uniqueid=re.escape(tag))
     row = records(rig.engine.db_url, calls, [tag])[tag]
-    assert (row["action"], row["target"], row["ivr_path"], row["outcome"]) == ("callback", "general-12345",
-                                                                               "main>6", "ivr_hangup")
+    assert (row["action"], row["target"], row["ivr_path"]) == ("callback", "general-12345", "main>6")
+    # ivr_hangup when the engine read Asterisk's HANGUP, HANGUP, EOF; under load Asterisk may close while our
+    # GET DATA is still unread on its side, and the kernel's RST then reaches us before those lines: a reset we
+    # cannot tell from a cut, recorded with no outcome (AMI tells the end) but with the route and path kept
+    assert row["outcome"] in ("ivr_hangup", None), row
