@@ -79,17 +79,23 @@ def write_files(files: Mapping[str, str], out_dir: str | Path) -> list[str]:
         mode = file_mode(name)
         if target.exists() and target.read_bytes() == data and (target.stat().st_mode & 0o777) == mode:
             continue
-        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.")   # mkstemp creates it 0600
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.chmod(tmp, mode)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(target, data, mode)
         changed.append(name)
     return changed
+
+
+def write_atomic(path: Path, data: bytes, mode: int) -> None:
+    """Replace `path` with `data` at `mode` in one rename: Asterisk never reads half a file, nor a secret file
+    that is briefly world-readable (mkstemp creates it 0600)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def diff_files(files: Mapping[str, str], out_dir: str | Path) -> str:

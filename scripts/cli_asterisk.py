@@ -21,7 +21,6 @@ import getpass
 import os
 import socket
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,7 +34,7 @@ from dialplan.extensions import FILENAME as EXTENSIONS
 from dialplan.manager import FILENAME as MANAGER
 from dialplan.pjsip import FILENAME as PJSIP
 from dialplan.queues import FILENAME as QUEUES
-from dialplan.render import diff_files, file_mode, mask_secrets, write_files
+from dialplan.render import diff_files, file_mode, mask_secrets, write_atomic, write_files
 from ivr.ami.client import AmiClient, AmiError
 from scripts.cli_dialplan import _options, _rendered
 
@@ -72,18 +71,6 @@ def _read(path: Path) -> str | None:
     return path.read_text(encoding="utf-8") if path.exists() else None
 
 
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 @dataclass
 class Snapshot:
     """The bytes (and modes) of every file an apply touches, as they were: what a rollback writes back."""
@@ -99,7 +86,7 @@ class Snapshot:
             if old is None:
                 path.unlink(missing_ok=True)
             elif not path.exists() or path.read_bytes() != old[0] or (path.stat().st_mode & 0o777) != old[1]:
-                _write_atomic(path, old[0], old[1])
+                write_atomic(path, old[0], old[1])
 
 
 # --- AMI edge ---------------------------------------------------------------------------------------------------
@@ -280,7 +267,7 @@ async def _apply(version, rendered, todo: ap.Plan, confdir: Path, host, port, us
             write_files(todo.ours, confdir)
             for name, text in todo.admin.items():
                 path = confdir / name
-                _write_atomic(path, text.encode("utf-8"), snapshot.files[path][1] if snapshot.files[path] else 0o644)
+                write_atomic(path, text.encode("utf-8"), snapshot.files[path][1] if snapshot.files[path] else 0o644)
         except OSError as exc:
             snapshot.restore()
             click.echo(f"error: cannot write in {confdir}: {exc} (nothing changed, nothing reloaded)", err=True)

@@ -106,7 +106,7 @@ def test_a_failed_write_puts_everything_back_and_reloads_nothing(tmp_path, monke
     def no_space(path, data, mode):
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(cli_asterisk, "_login", login)
-    monkeypatch.setattr(cli_asterisk, "_write_atomic", no_space)
+    monkeypatch.setattr(cli_asterisk, "write_atomic", no_space)
     code = asyncio.run(cli_asterisk._apply("v1", files, todo, conf, "127.0.0.1", 1, "admin", "x", 1, None, None))
     assert code == 2 and sent == []
     assert sorted(p.name for p in conf.iterdir()) == ["extensions.conf"]
