@@ -162,6 +162,10 @@ async def _serve(holder, settings, host, port, max_sessions, env_timeout, reply_
     clients = companions.ami_clients(settings) if ami else {}
     companions.feed_outcomes(clients, recorder)
     await companions.start_clients(clients)
+    if web:
+        from scripts.engine_metrics import CalendarCollector
+        from supervisor import metrics
+        metrics.process_collectors.append(CalendarCollector(holder))
     web_service = await companions.start_web(settings, clients) if web else None
     if web and web_service is None and dry_run:
         await companions.close_clients(clients)

@@ -15,6 +15,9 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 from pathlib import Path
 
 import pytest
@@ -110,6 +113,12 @@ def test_a_dry_run_beside_production_touches_nothing_of_it(site):
         agi_taken = run(["serve", "--dry-run", "--port", str(prod_port)], env)
         assert agi_taken.returncode == 2 and "Traceback" not in agi_taken.stderr
         assert f"FastAGI address 127.0.0.1:{prod_port} cannot be used" in agi_taken.stderr
+
+        # the running engine's metric: days of holiday data left per calendar in use (issue 11, item 6)
+        today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+        scraped = urllib.request.urlopen(f"http://127.0.0.1:{env['HOTLINE_WEB_PORT']}/metrics", timeout=10).read()
+        assert f'hotline_calendar_days_left{{calendar="cn-mainland"}} {float((date(2026, 12, 31) - today).days)}' \
+            in scraped.decode()
 
         dry = start(["serve", "--dry-run", "--drain-timeout", "2"], env, dry_pid)
         assert prod_pid.read_text().strip() == str(prod.pid)          # production's pid file untouched
