@@ -11,6 +11,7 @@ from typing import Callable, Iterable, Iterator
 from zoneinfo import ZoneInfo
 
 from routing.model import CallerId, EmergencyRetry
+from routing.suggest import did_you_mean
 from routing.schema import CalendarSpec, Dated, TableSpec, TrunkSpec
 from routing.yamlsource import Document, Problem
 
@@ -75,7 +76,8 @@ def _references(spec: TableSpec, doc: Document, present: dict[str, set[str]]) ->
         written = present.get(what + "s", set())
         if name is not None and name not in section and name not in written:
             known = ", ".join(sorted(section)) or "none defined"
-            out.append(doc.problem(path, f"{what} '{name}' is not defined (known: {known})"))
+            out.append(doc.problem(path, f"{what} '{name}' is not defined" + (did_you_mean(name, section)
+                                                                              or f" (known: {known})")))
 
     need(spec.queues, spec.general_queue, ("general_queue",), "queue")
     for qid, queue in spec.queues.items():

@@ -51,7 +51,7 @@ def load_table_with_warnings(path: str | Path, *, text: str | None = None, now: 
         raise TableError(exc.problems) from None
     problems = list(doc.problems)
     spec, schema_problems = _validate_salvaging(doc.data)
-    problems += [p for e in schema_problems for p in problems_from(doc, e)]
+    problems += [p for e in schema_problems for p in problems_from(doc, e, TableSpec)]
     if spec is None:
         raise TableError(problems)
     present = {section: set(doc.data.get(section) or {}) for section in SECTIONS} if isinstance(doc.data, dict) else {}

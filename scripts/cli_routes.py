@@ -10,13 +10,15 @@ from typing import Any
 
 import click
 
-from routing.decide import decide, next_change, rule_in_force
+from routing.decide import decide, next_change, normalize_number, rule_in_force
 from routing.hours import HoursExplanation, explain_hours
 from routing.checks import Resolver
 from routing.loader import LoadResult, TableError, load_table_with_warnings
 from routing.model import CallerHistory, Route, RoutingTable
 from routing.privacy import mask_number
 from routing.yamlsource import SourceError, load_document
+from routing.suggest import close_matches
+from scripts import cliopts
 from scripts.dnscheck import system_resolver
 from scripts.settings import load_settings
 
@@ -70,8 +72,7 @@ def load(file: Path | None, menus: Path | None = None, resolve: Resolver | None 
         sys.exit(1)
 
 
-table_option = click.option("--file", "-f", "file", type=click.Path(path_type=Path), default=None,
-                            help="Routing table (default: HOTLINE_ROUTING_TABLE or conf/routing.yaml).")
+table_option = cliopts.table_option("file")       # --table (old spelling -f/--file still works)
 
 
 @click.group()
@@ -81,6 +82,7 @@ def routes() -> None:
 
 @routes.command()
 @click.argument("file", required=False, type=click.Path(path_type=Path))
+@cliopts.table_option("table_path")
 @click.option("--menus", type=click.Path(path_type=Path), default=None,
               help="IVR menus whose queue references count as reached (default: conf/ivr.yaml).")
 @click.option("--no-dns", "no_dns", is_flag=True,
@@ -88,11 +90,13 @@ def routes() -> None:
 @click.option("--calendar-days", type=click.IntRange(min=0), default=None,
               help="Warn when a calendar in use has no holiday data this many days ahead "
                    "[HOTLINE_CALENDAR_WARN_DAYS, 60].")
-def check(file: Path | None, menus: Path | None, no_dns: bool, calendar_days: int | None) -> None:
-    """Validate FILE: exit 0 with a summary, or exit 1 with every error as file:line:column. Warnings too
+def check(file: Path | None, table_path: Path | None, menus: Path | None, no_dns: bool,
+          calendar_days: int | None) -> None:
+    """Validate the table (--table, or FILE): exit 0 with a summary, or exit 1 with every error as file:line:column. Warnings too
     (exit 0), among them trunk hosts that are placeholders (.invalid) or do not resolve here, and calendars
     whose holidays run out within --calendar-days."""
     days = load_settings().calendar_warn_days if calendar_days is None else calendar_days
+    file = cliopts.merge_positional(file, table_path, "--table")
     result = load(file, menus, None if no_dns else system_resolver(), calendar_days=days)
     for warning in result.warnings:
         click.echo(str(warning), err=True)
@@ -157,6 +161,10 @@ def explain(number: str, at_text: str | None, caller: str | None, recent_calls: 
                      + (f" (no answer in {transfer.no_answer_seconds}s: {transfer.on_no_answer})"
                         if transfer.kind.value in ("attended", "three_way") else ""))
     lines.append(f"  why:       {route.reason}")
+    if normalize_number(number) not in table.lines:
+        near = close_matches(normalize_number(number), table.lines)
+        if near:
+            lines.append("  did you mean: " + " or ".join(f"{n} ({table.lines[n].service})" for n in near) + "?")
     for queue_id, h in hours:
         lines += hours_lines(table, queue_id, h)
     if line is not None:
