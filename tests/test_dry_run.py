@@ -188,3 +188,29 @@ def test_reload_with_no_engine_and_with_a_stale_pid_file(site, tmp_path):
         sleeper.wait()
     gone = run(["reload"], env)
     assert gone.returncode == 2 and "which is gone (stale pid file)" in gone.stderr
+
+
+def test_reload_prints_the_engines_refusal_with_file_and_line(site):
+    """The engine's own check refuses (its file is broken, the one checked here is fine): the CLI says so from
+    the engine's answer, with the problems, and exit 1."""
+    tmp_path, env = site
+    pid_file = Path(env["HOTLINE_PID_FILE"])
+    engine = start(["serve", "--port", str(free_port()), "--no-records", "--no-ami", "--no-web",
+                    "--drain-timeout", "2"], env, pid_file)
+    try:
+        table = Path(env["HOTLINE_ROUTING_TABLE"])
+        good = table.read_text(encoding="utf-8")
+        table.write_text(good.replace("general_queue: general-12345", "general_queue: general-12346"),
+                         encoding="utf-8")
+        elsewhere = tmp_path / "checked-here.yaml"
+        elsewhere.write_text(good, encoding="utf-8")
+        refused = run(["reload"], dict(env, HOTLINE_ROUTING_TABLE=str(elsewhere)))
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert re.search(rf"{re.escape(str(table))}:\d+:\d+: queue 'general-12346' is not defined; did you mean "
+                         r"'general-12345'\?", refused.stderr), refused.stderr
+        assert f"refused by pid {engine.pid}: it keeps table " in refused.stderr
+        table.write_text(good + "\n# edited\n", encoding="utf-8")
+        ok = run(["reload"], env)
+        assert ok.returncode == 0 and re.search(rf"reloaded by pid {engine.pid}: table \w+ \(was \w+\)", ok.stdout)
+    finally:
+        stop(engine)
