@@ -50,7 +50,7 @@ def hash_password_cmd(name: str, role: str, phone: str, password_stdin: bool) ->
     if ":" in name or ":" in phone or not name.strip():
         raise click.BadParameter("a name (and phone) without ':', the users file's separator")
     if password_stdin:
-        password = click.get_text_stream("stdin").readline().rstrip("\n")
+        password = sys.stdin.readline().rstrip("\n")
     else:
         click.echo(f"password for {name} (at least {MIN_PASSWORD_LENGTH} characters)", err=True)
         password = getpass.getpass("password: ")
