@@ -406,6 +406,10 @@ def problems_from(doc: Document, error: ValidationError, model: Any = None) -> l
         if item["type"] == "extra_forbidden" and model is not None and loc:
             from routing.suggest import did_you_mean, keys_at
             message += did_you_mean(str(loc[-1]), keys_at(model, loc[:-1]))
+        elif item["type"] == "literal_error" and isinstance(item.get("input"), str):
+            # pydantic lists every allowed value; the near one is worth naming (strategy: rrmemroy)
+            from routing.suggest import did_you_mean
+            message += did_you_mean(item["input"], re.findall(r"'([^']*)'", str(item.get("ctx", {}).get("expected"))))
         if item["type"] == "missing":
             path = path[:-1]
         out.append(doc.problem(path, message, key=item["type"] == "extra_forbidden"))
