@@ -19,10 +19,15 @@ def web(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Serve the supervisors' live view (one AMI link per Asterisk server in HOTLINE_AMI_SERVERS)."""
     if ctx.invoked_subcommand is not None:
         return
+    from scripts.enginestate import port_problem
     from supervisor.config import ConfigError
     from supervisor.service import run_supervisor
+    settings = load_settings()
+    taken = port_problem(host or settings.web_host, settings.web_port if port is None else port, "web view address")
+    if taken:                 # uvicorn would sys.exit() from inside the event loop: a traceback, not a message
+        raise click.UsageError(taken)
     try:
-        asyncio.run(run_supervisor(load_settings(), host=host, port=port))
+        asyncio.run(run_supervisor(settings, host=host, port=port))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:

@@ -214,3 +214,15 @@ def test_reload_prints_the_engines_refusal_with_file_and_line(site):
         assert ok.returncode == 0 and re.search(rf"reloaded by pid {engine.pid}: table \w+ \(was \w+\)", ok.stdout)
     finally:
         stop(engine)
+
+
+def test_hotline_web_on_a_taken_port_says_so_without_a_traceback(site):
+    _, env = site
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        out = run(["web", "--port", str(port)], dict(env, HOTLINE_AMI_SECRET="s"))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert f"web view address 127.0.0.1:{port} cannot be used: Address already in use (held by pid {os.getpid()}" \
+        in out.stderr
