@@ -368,6 +368,10 @@ def workorders_dispatch(line, category, target, department, uniqueid, by, summar
     finally:
         engine.dispose()
     click.echo(show_order(order, tz, at))
+    if calendar is not None and calendar.covers_until and order.sign_deadline.astimezone(tz).date() > \
+            calendar.covers_until:
+        click.echo(f"note: the sign deadline lies past the holiday data of calendar {calendar.id} (it ends "
+                   f"{calendar.covers_until}): holidays there are not counted", err=True)
 
 
 def _transition(action, number: str, by: str, at_text: str | None, db_url: str | None) -> None:

@@ -212,7 +212,11 @@ def hours_lines(table: RoutingTable, queue_id: str, h: HoursExplanation) -> list
         out.append(f"  warning:   past the calendar's data (it ends {calendar.covers_until}): holidays after that "
                    "are not known, this day is taken as a plain " + ("weekday" if h.kind.working else "weekend"))
     if not h.open:
-        out.append(f"  opens:     {h.next_open:%Y-%m-%d %H:%M} ({table.timezone.key})" if h.next_open
+        calendar = table.calendars.get(h.calendar) if h.calendar else None
+        guessed = bool(h.next_open and calendar and calendar.covers_until
+                       and h.next_open.date() > calendar.covers_until)
+        out.append(f"  opens:     {h.next_open:%Y-%m-%d %H:%M} ({table.timezone.key})"
+                   + (" (past the calendar's data: holidays unknown)" if guessed else "") if h.next_open
                    else "  opens:     not within a year")
     return out
 

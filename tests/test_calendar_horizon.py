@@ -89,3 +89,18 @@ def test_the_engine_gauge_counts_days_left_from_the_table_in_force():
                                         clock=lambda: datetime(2026, 11, 30, 20, tzinfo=ZoneInfo("UTC"))))
     # 20:00 UTC on 30 Nov is 1 Dec in Hainan: 30 days to 2026-12-31
     assert 'hotline_calendar_days_left{calendar="cn-mainland"} 30.0' in generate_latest(registry).decode()
+
+
+def test_explain_and_work_orders_say_when_they_count_past_the_data(tmp_path):
+    night = explain("12320", "--at", "2026-12-31T19:00")
+    assert "opens:     2027-01-01 08:00 (Asia/Shanghai) (past the calendar's data: holidays unknown)" in night
+    from scripts.cli_records import workorders_group
+    runner = CliRunner()
+    db = f"sqlite:///{tmp_path / 'r.sqlite3'}"
+    args = ["dispatch", "--line", "12366", "--category", "subcenter", "--target", "subcenter-12366", "--db-url", db]
+    inside = runner.invoke(workorders_group, args + ["--at", "2026-12-01T10:00"])
+    assert inside.exit_code == 0 and "sign by 2026-12-02 10:00" in inside.output and "note:" not in inside.output
+    past = runner.invoke(workorders_group, args + ["--at", "2026-12-31T10:00"])
+    assert past.exit_code == 0 and "sign by 2027-01-01 10:00" in past.output
+    assert "note: the sign deadline lies past the holiday data of calendar cn-mainland (it ends 2026-12-31)" \
+        in past.output
