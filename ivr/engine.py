@@ -79,6 +79,7 @@ class ConfigHolder:
         self.table_path, self.menus_path = table_path, menus_path
         self.child_limits = child_limits or ChildLimits()
         self._lock = threading.Lock()        # one reload at a time (SIGHUP storms)
+        self.last_problems: list[str] = []   # why the last reload was refused (file:line: ...), for `hotline reload`
 
     @classmethod
     def from_files(cls, table_path: Path | str, menus_path: Path | str) -> "ConfigHolder":
@@ -109,16 +110,19 @@ class ConfigHolder:
                     raise ConfigError(problems)
                 new = load_config(self.table_path, self.menus_path, table_text=table_text, menus_text=menus_text)
             except ConfigError as exc:
+                self.last_problems = [str(p) for p in exc.problems]
                 for problem in exc.problems:
                     log.error("config.problem", problem=str(problem))
                 log.error("config.reload_refused", problems=len(exc.problems),
                           running_table=self._current.table.version)
                 return False
             except Exception as exc:        # unreadable file, bug in a loader: keep running all the same
+                self.last_problems = [f"{type(exc).__name__}: {exc}"]
                 log.exception("config.reload_refused", error=str(exc), running_table=self._current.table.version)
                 return False
             old = self._current
             self._current = new
+            self.last_problems = []
             log.info("config.reloaded", table=new.table.version, previous_table=old.table.version)
             return True
 

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal, Mapping
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from routing.model import RoutingTable
+from routing.suggest import did_you_mean
 from routing.yamlsource import Document, Problem, SourceError, load_document, problems_from
 
 LANGUAGES = ("zh", "en")
@@ -261,7 +262,7 @@ def load_menus(path: str | Path, table: RoutingTable | None = None, *, text: str
     try:
         spec = IvrSpec.model_validate(doc.data)
     except ValidationError as exc:
-        problems += problems_from(doc, exc)
+        problems += problems_from(doc, exc, IvrSpec)
     menus, menu_problems = _validate_menus(doc)
     problems += menu_problems
     problems += _cross_check(doc, _defaults_view(doc.data.get("defaults")), _menu_views(doc), table)
@@ -290,7 +291,7 @@ def _validate_menus(doc: Document) -> tuple[dict[str, MenuSpec], list[Problem]]:
         try:
             menus[menu_id] = _OneMenu.model_validate({"menus": {menu_id: body}}).menus[menu_id]
         except ValidationError as exc:
-            problems += problems_from(doc, exc)
+            problems += problems_from(doc, exc, _OneMenu)
     return menus, problems
 
 
@@ -354,12 +355,14 @@ def _cross_check(doc: Document, defaults: _DefaultsView, menus: dict[str, _MenuV
             return
         kind = dest.kind()
         if kind is Kind.MENU and dest.menu not in menus:
-            out.append(doc.problem(where + ("menu",), f"menu '{dest.menu}' is not defined under menus"))
+            out.append(doc.problem(where + ("menu",), f"menu '{dest.menu}' is not defined under menus"
+                                   + did_you_mean(dest.menu, menus)))
         if kind in (Kind.QUEUE, Kind.CALLBACK) and queues is not None:
             queue = dest.queue or dest.callback
             if queue not in queues:
                 out.append(doc.problem(where + (kind.value,),
-                                       f"queue '{queue}' is not in the routing table ({table.source})"))
+                                       f"queue '{queue}' is not in the routing table ({table.source})"
+                                       + did_you_mean(queue, queues)))
 
     def check_after_retries(dest: DestinationSpec | None, where: tuple[Any, ...]) -> None:
         if dest is not None and dest.kind() in (Kind.REPEAT, Kind.PREVIOUS, Kind.LANGUAGE):

@@ -102,7 +102,7 @@ def load_agents(path: str | Path, table: RoutingTable, *, text: str | None = Non
     try:
         spec = AgentsSpec.model_validate(doc.data)
     except ValidationError as exc:
-        raise AgentsError(problems + problems_from(doc, exc)) from None
+        raise AgentsError(problems + problems_from(doc, exc, AgentsSpec)) from None
     interfaces: dict[str, str] = {}
     raw_keys = {_as_text(k): k for k in doc.data["agents"]}
     for number, agent in spec.agents.items():

@@ -11,7 +11,8 @@ from typing import Callable, Iterable, Iterator
 from zoneinfo import ZoneInfo
 
 from routing.model import CallerId, EmergencyRetry
-from routing.schema import Dated, TableSpec, TrunkSpec
+from routing.suggest import did_you_mean
+from routing.schema import CalendarSpec, Dated, TableSpec, TrunkSpec
 from routing.yamlsource import Document, Problem
 
 ERROR, WARNING = "error", "warning"
@@ -47,9 +48,11 @@ def expand_days(first: date, last: date | None) -> Iterator[date]:
 
 
 def check_table(spec: TableSpec, doc: Document, now: datetime | None = None,
-                external_references: Iterable[str] = (), present: dict[str, set[str]] | None = None) -> list[Problem]:
+                external_references: Iterable[str] = (), present: dict[str, set[str]] | None = None,
+                calendar_days: int | None = None) -> list[Problem]:
     """`present`: names written in the file per section, valid or not; a reference to an entry that has its
-    own schema error is not reported a second time as undefined."""
+    own schema error is not reported a second time as undefined. `calendar_days` (with `now`): warn about a
+    calendar in use whose data ends within that many days."""
     tz = ZoneInfo(spec.timezone)
     found: list[Problem] = []
     found += _references(spec, doc, present or {})
@@ -61,6 +64,8 @@ def check_table(spec: TableSpec, doc: Document, now: datetime | None = None,
     found += _emergency_retry(spec, doc)
     if now is not None:
         found += _expired_listings(spec, doc, tz, now)
+        if calendar_days is not None:
+            found += _calendar_horizon(spec, doc, now.astimezone(tz).date(), calendar_days)
     return found
 
 
@@ -71,7 +76,8 @@ def _references(spec: TableSpec, doc: Document, present: dict[str, set[str]]) ->
         written = present.get(what + "s", set())
         if name is not None and name not in section and name not in written:
             known = ", ".join(sorted(section)) or "none defined"
-            out.append(doc.problem(path, f"{what} '{name}' is not defined (known: {known})"))
+            out.append(doc.problem(path, f"{what} '{name}' is not defined" + (did_you_mean(name, section)
+                                                                              or f" (known: {known})")))
 
     need(spec.queues, spec.general_queue, ("general_queue",), "queue")
     for qid, queue in spec.queues.items():
@@ -117,6 +123,40 @@ def _calendars(spec: TableSpec, doc: Document) -> list[Problem]:
             elif day.weekday() < 5:
                 out.append(doc.problem(path, f"{day} is a weekday already; adjusted working days (调休) are "
                                              "Saturdays or Sundays", WARNING))
+    return out
+
+
+def covered_until(calendar: CalendarSpec) -> date | None:
+    """The last day a calendar's holidays and adjusted working days are complete for: its `covers_until`, else
+    31 December of the year of the last day it lists (the State Council publishes one notice per year).
+    None: a calendar that lists nothing (every weekday a working day, for ever)."""
+    if calendar.covers_until is not None:
+        return calendar.covers_until
+    days = [h.to or h.from_ for h in calendar.holidays] + list(calendar.working_days)
+    return date(max(days).year, 12, 31) if days else None
+
+
+def calendars_in_use(spec: TableSpec) -> set[str]:
+    """Calendars a queue's opening hours depend on."""
+    schedules = {q.schedule for q in spec.queues.values() if q.schedule}
+    return {spec.schedules[s].calendar for s in schedules if s in spec.schedules and spec.schedules[s].calendar}
+
+
+def _calendar_horizon(spec: TableSpec, doc: Document, today: date, days: int) -> list[Problem]:
+    """A calendar that runs out makes every later holiday an ordinary working day: say so in advance."""
+    out: list[Problem] = []
+    for cid in sorted(calendars_in_use(spec)):
+        calendar = spec.calendars.get(cid)
+        last = covered_until(calendar) if calendar is not None else None
+        if last is None or (last - today).days >= days:
+            continue
+        left = (last - today).days
+        when = f"ran out {-left} days ago" if left < 0 else f"{left} days from today, {today}; warns at {days}"
+        out.append(doc.problem(("calendars", cid), f"calendar '{cid}' has holidays and adjusted working days only "
+                               f"until {last} ({when}). After that every weekday counts as a working day and every "
+                               "weekend as a rest day, so a public holiday would be served with working-day hours. "
+                               "Add the State Council's holiday notice for the next year (and its covers_until) when "
+                               "it is published; do not guess it", WARNING, key=True))
     return out
 
 

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from routing import model as m
-from routing.checks import (ERROR, Resolver, caller_id_of, check_table, end_bound, expand_days, trunk_host_problems,
+from routing.checks import (ERROR, Resolver, caller_id_of, check_table, covered_until, end_bound, expand_days, trunk_host_problems,
                             window_bounds)
 from routing.schema import ClosedSpec, RuleSpec, TableSpec
 from routing.yamlsource import Problem, SourceError, load_document, problems_from
@@ -41,7 +41,8 @@ def load_table(path: str | Path, *, text: str | None = None, now: datetime | Non
 
 
 def load_table_with_warnings(path: str | Path, *, text: str | None = None, now: datetime | None = None,
-                             external_references: Iterable[str] = (), resolve: Resolver | None = None) -> LoadResult:
+                             external_references: Iterable[str] = (), resolve: Resolver | None = None,
+                             calendar_days: int | None = None) -> LoadResult:
     """`now` only affects warnings ("this rule already ended"); the table itself answers for any instant.
     `resolve` (name -> resolves?, given by the CLIs) adds a warning for each trunk host name that does not."""
     try:
@@ -50,11 +51,11 @@ def load_table_with_warnings(path: str | Path, *, text: str | None = None, now: 
         raise TableError(exc.problems) from None
     problems = list(doc.problems)
     spec, schema_problems = _validate_salvaging(doc.data)
-    problems += [p for e in schema_problems for p in problems_from(doc, e)]
+    problems += [p for e in schema_problems for p in problems_from(doc, e, TableSpec)]
     if spec is None:
         raise TableError(problems)
     present = {section: set(doc.data.get(section) or {}) for section in SECTIONS} if isinstance(doc.data, dict) else {}
-    problems += check_table(spec, doc, now, external_references, present)
+    problems += check_table(spec, doc, now, external_references, present, calendar_days)
     hosts = trunk_host_problems(spec, doc, resolve)
     problems += hosts
     errors = [p for p in problems if p.severity == ERROR]
@@ -119,7 +120,7 @@ def build_table(spec: TableSpec, *, source: str, version: str, rule_lines: dict 
         cid: m.Calendar(
             cid,
             MappingProxyType({day: h.name for h in c.holidays for day in expand_days(h.from_, h.to)}),
-            frozenset(c.working_days))
+            frozenset(c.working_days), covered_until(c))
         for cid, c in spec.calendars.items()}
     schedules = {
         sid: m.Schedule(sid, s.always, s.calendar, tuple(_span(x) for x in s.workday), tuple(_span(x) for x in s.restday))

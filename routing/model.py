@@ -67,6 +67,7 @@ class Calendar:
     id: str
     holidays: Mapping[date, str] = field(default_factory=lambda: MappingProxyType({}))
     working_days: frozenset[date] = frozenset()
+    covers_until: date | None = None      # last day the data is complete for (routing.hours.covered_until)
 
     def is_working_day(self, day: date) -> bool:
         if day in self.working_days:

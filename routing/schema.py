@@ -68,6 +68,9 @@ class Holiday(Strict):
 class CalendarSpec(Strict):
     holidays: tuple[Holiday, ...] = ()
     working_days: tuple[date, ...] = ()  # 调休: weekend days that are working days
+    # The last day the lists are complete for (the notices entered so far); default: 31 December of the year
+    # of the last day listed. Past it, `routes check` warns (routing.hours).
+    covers_until: date | None = None
 
 
 class ScheduleSpec(Strict):

@@ -42,7 +42,7 @@ except AttributeError:  # pragma: no cover - PyYAML built without libyaml
 
 _scalars = yaml.constructor.SafeConstructor()
 _INT = re.compile(r"[-+]?(0|[1-9][0-9_]*)")
-_FLOAT = re.compile(r"[-+]?([0-9][0-9_]*)?\.[0-9_]+([eE][-+]?[0-9]+)?")
+_FLOAT = re.compile(r"[-+]?([0-9][0-9_]*)?\.(?=[0-9_]*[0-9])[0-9_]+([eE][-+]?[0-9]+)?")  # a digit after the dot: "._" is text
 _TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(([Tt]|[ \t]+)[0-9]{1,2}:[0-9]{2}:[0-9]{2}(\.[0-9]*)?"
                         r"([ \t]*(Z|[-+][0-9]{1,2}(:[0-9]{2})?))?)?")
 _NULLS = {"", "~", "null", "Null", "NULL"}
@@ -391,8 +391,9 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(out)
 
 
-def problems_from(doc: Document, error: ValidationError) -> list[Problem]:
-    """The errors of validating `doc.data` (or data with the same paths), each at its position."""
+def problems_from(doc: Document, error: ValidationError, model: Any = None) -> list[Problem]:
+    """The errors of validating `doc.data` (or data with the same paths), each at its position. With the
+    validated `model`, an unknown key names the near-miss it probably is (`overfow`: did you mean 'overflow'?)."""
     data = doc.data
     out = []
     for item in error.errors():
@@ -402,6 +403,13 @@ def problems_from(doc: Document, error: ValidationError) -> list[Problem]:
         else:
             path = _data_path(data, loc)
         message = _describe({**item, "loc": path})
+        if item["type"] == "extra_forbidden" and model is not None and loc:
+            from routing.suggest import did_you_mean, keys_at
+            message += did_you_mean(str(loc[-1]), keys_at(model, loc[:-1]))
+        elif item["type"] == "literal_error" and isinstance(item.get("input"), str):
+            # pydantic lists every allowed value; the near one is worth naming (strategy: rrmemroy)
+            from routing.suggest import did_you_mean
+            message += did_you_mean(item["input"], re.findall(r"'([^']*)'", str(item.get("ctx", {}).get("expected"))))
         if item["type"] == "missing":
             path = path[:-1]
         out.append(doc.problem(path, message, key=item["type"] == "extra_forbidden"))

@@ -14,11 +14,12 @@ from ivr.prompts import PromptTextError, State, load_prompt_texts, missing_tools
 from ivr.prompts import generate as generate_prompts
 from routing.loader import TableError, load_table
 from routing.model import RoutingTable
+from routing.suggest import did_you_mean
+from scripts import cliopts
 from scripts.settings import CONF_DIR, load_settings
 
 menus_argument = click.argument("file", required=False, type=click.Path(path_type=Path))
-menus_option = click.option("--file", "-f", "file", type=click.Path(path_type=Path), default=None,
-                            help="IVR menus (default: HOTLINE_IVR_MENUS or conf/ivr.yaml).")
+menus_option = cliopts.menus_option("file")    # --menus (old spelling -f/--file still works)
 table_option = click.option("--table", "table_path", type=click.Path(path_type=Path), default=None,
                             help="Routing table to check queues and menu names against "
                                  "(default: HOTLINE_ROUTING_TABLE or conf/routing.yaml).")
@@ -56,10 +57,12 @@ def menus() -> None:
 
 @menus.command()
 @menus_argument
+@cliopts.menus_option("menus_path")
 @table_option
-def check(file: Path | None, table_path: Path | None) -> None:
-    """Validate the menus; print every problem as file:line:column and exit 1 if there is any."""
-    loaded, table = _load(file, table_path)
+def check(file: Path | None, menus_path: Path | None, table_path: Path | None) -> None:
+    """Validate the menus (--menus, or FILE); print every problem as file:line:column and exit 1 if there is
+    any."""
+    loaded, table = _load(cliopts.merge_positional(file, menus_path, "--menus"), table_path)
     click.echo(f"{loaded.source}: OK, {len(loaded.menus)} menus ({', '.join(loaded.menus)}), "
                f"{len(loaded.prompt_files())} prompt files, version {loaded.version}; "
                f"checked against {table.source} (version {table.version})")
@@ -84,7 +87,8 @@ def show(file: Path | None, table_path: Path | None, menu_id: str | None) -> Non
             label = f"  # {dest.label}" if dest.label else ""
             click.echo(f"  {key:>3} -> {_describe(dest)}{label}")
     if menu_id and menu_id not in loaded:
-        raise click.BadParameter(f"no menu '{menu_id}' (menus: {', '.join(loaded.menus)})")
+        raise click.BadParameter(f"no menu '{menu_id}'" + (did_you_mean(menu_id, loaded.menus)
+                                                           or f" (menus: {', '.join(loaded.menus)})"))
 
 
 def dialplan_prompts() -> set[str]:

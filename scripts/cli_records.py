@@ -25,6 +25,7 @@ from records.keys import CALLBACK_KEY_FILE_NAME, KEY_FILE_NAME, existing_callbac
 from records.schema import table_versions
 from records.types import Outcome, WorkOrder
 from routing.model import Calendar, RoutingTable
+from scripts.cliopts import known_id
 from scripts.settings import VAR_DIR, load_settings
 
 DEFAULT_TZ = ZoneInfo("Asia/Shanghai")
@@ -150,7 +151,7 @@ def db_current(db_url: str | None) -> None:
 # --- hotline records -------------------------------------------------------------------------------
 def call_filters(func):
     for option in reversed([
-        click.option("--line", help="Legacy line that decided, e.g. 12320."),
+        click.option("--line", help="Legacy line that decided, e.g. 12320.", callback=known_id("line")),
         click.option("--since", help="From this date/instant (inclusive)."),
         click.option("--until", help="Up to this date/instant (exclusive)."),
         click.option("--caller", metavar="NUMBER", help="A caller's full number: looked up by keyed hash."),
@@ -318,11 +319,13 @@ def show_order(order: WorkOrder, tz: tzinfo, at: datetime) -> str:
 @click.option("--overdue", is_flag=True, help="Only orders past their sign deadline and not signed.")
 @click.option("--at", "at_text", default=None, help="As of this instant (default now).")
 @click.option("--status", type=click.Choice(["dispatched", "signed", "closed"]))
-@click.option("--line")
+@click.option("--line", help="Only orders from this legacy line, e.g. 12366.", callback=known_id("line"))
 @db_option
 @database_errors
 def workorders_list(overdue: bool, at_text: str | None, status: str | None, line: str | None,
                     db_url: str | None) -> None:
+    """Work orders with their status and sign deadline (working days of the table's calendar), oldest first;
+    OVERDUE marks those past the deadline and not signed."""
     ctx = Context(db_url)
     tz = ctx.tz()
     at = instant(at_text, tz) or now(tz)
@@ -337,7 +340,7 @@ def workorders_list(overdue: bool, at_text: str | None, status: str | None, line
 
 
 @workorders_group.command("dispatch")
-@click.option("--line", required=True, help="The legacy line the call came in on.")
+@click.option("--line", required=True, help="The legacy line the call came in on.", callback=known_id("line"))
 @click.option("--category", required=True, help="e.g. subcenter, retained_seat.")
 @click.option("--target", required=True, help="Sub-center trunk id or department id, e.g. subcenter-12366.")
 @click.option("--department")
@@ -351,6 +354,8 @@ def workorders_list(overdue: bool, at_text: str | None, status: str | None, line
 @database_errors
 def workorders_dispatch(line, category, target, department, uniqueid, by, summary, days, calendar_id, at_text,
                         db_url) -> None:
+    """Open a work order for a sub-center or department (e.g. a specialist question the agent cannot answer);
+    prints its number and the sign deadline, counted in working days of the table's calendar."""
     ctx = Context(db_url)
     tz = ctx.tz()
     at = instant(at_text, tz) or now(tz)
@@ -363,6 +368,10 @@ def workorders_dispatch(line, category, target, department, uniqueid, by, summar
     finally:
         engine.dispose()
     click.echo(show_order(order, tz, at))
+    if calendar is not None and calendar.covers_until and order.sign_deadline.astimezone(tz).date() > \
+            calendar.covers_until:
+        click.echo(f"note: the sign deadline lies past the holiday data of calendar {calendar.id} (it ends "
+                   f"{calendar.covers_until}): holidays there are not counted", err=True)
 
 
 def _transition(action, number: str, by: str, at_text: str | None, db_url: str | None) -> None:
@@ -384,16 +393,18 @@ def _transition(action, number: str, by: str, at_text: str | None, db_url: str |
 @db_option
 @database_errors
 def workorders_sign(number: str, by: str, at_text: str | None, db_url: str | None) -> None:
+    """The receiving desk confirms it has work order NUMBER (dispatched -> signed); who and when are kept on the order."""
     _transition(workorders.sign, number, by, at_text, db_url)
 
 
 @workorders_group.command("close")
 @click.argument("number")
-@click.option("--by", "by", required=True)
+@click.option("--by", "by", required=True, help="Who closes it.")
 @click.option("--at", "at_text", help="Instant (default now).")
 @db_option
 @database_errors
 def workorders_close(number: str, by: str, at_text: str | None, db_url: str | None) -> None:
+    """Work order NUMBER is dealt with (-> closed); who and when are kept on the order."""
     _transition(workorders.close, number, by, at_text, db_url)
 
 
@@ -410,7 +421,7 @@ def show_callback(cb: callbacks.Callback, tz: tzinfo) -> str:
 
 
 @callbacks_group.command("list")
-@click.option("--queue", help="Only this queue's requests.")
+@click.option("--queue", help="Only this queue's requests.", callback=known_id("queue"))
 @click.option("--status", default="pending", show_default=True,
               type=click.Choice([s.value for s in callbacks.CallbackStatus] + ["all"]))
 @click.option("--limit", type=int, default=None)

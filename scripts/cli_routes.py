@@ -10,12 +10,15 @@ from typing import Any
 
 import click
 
-from routing.decide import decide, next_change, rule_in_force
+from routing.decide import decide, next_change, normalize_number, rule_in_force
+from routing.hours import HoursExplanation, explain_hours
 from routing.checks import Resolver
 from routing.loader import LoadResult, TableError, load_table_with_warnings
 from routing.model import CallerHistory, Route, RoutingTable
 from routing.privacy import mask_number
 from routing.yamlsource import SourceError, load_document
+from routing.suggest import close_matches
+from scripts import cliopts
 from scripts.dnscheck import system_resolver
 from scripts.settings import load_settings
 
@@ -53,13 +56,15 @@ def menu_references(path: Path) -> set[str]:
     return found
 
 
-def load(file: Path | None, menus: Path | None = None, resolve: Resolver | None = None) -> LoadResult:
+def load(file: Path | None, menus: Path | None = None, resolve: Resolver | None = None,
+         calendar_days: int | None = None) -> LoadResult:
     settings = load_settings()
     path = file or settings.routing_table
     menus = menus or settings.ivr_menus
     try:
         return load_table_with_warnings(path, now=datetime.now(timezone.utc),
-                                        external_references=menu_references(menus), resolve=resolve)
+                                        external_references=menu_references(menus), resolve=resolve,
+                                        calendar_days=calendar_days)
     except TableError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
@@ -67,8 +72,7 @@ def load(file: Path | None, menus: Path | None = None, resolve: Resolver | None 
         sys.exit(1)
 
 
-table_option = click.option("--file", "-f", "file", type=click.Path(path_type=Path), default=None,
-                            help="Routing table (default: HOTLINE_ROUTING_TABLE or conf/routing.yaml).")
+table_option = cliopts.table_option("file")       # --table (old spelling -f/--file still works)
 
 
 @click.group()
@@ -78,14 +82,22 @@ def routes() -> None:
 
 @routes.command()
 @click.argument("file", required=False, type=click.Path(path_type=Path))
+@cliopts.table_option("table_path")
 @click.option("--menus", type=click.Path(path_type=Path), default=None,
               help="IVR menus whose queue references count as reached (default: conf/ivr.yaml).")
 @click.option("--no-dns", "no_dns", is_flag=True,
               help="Do not look trunk host names up (placeholder .invalid hosts are still reported).")
-def check(file: Path | None, menus: Path | None, no_dns: bool) -> None:
-    """Validate FILE: exit 0 with a summary, or exit 1 with every error as file:line:column. Warnings too
-    (exit 0), among them trunk hosts that are placeholders (.invalid) or do not resolve here."""
-    result = load(file, menus, None if no_dns else system_resolver())
+@click.option("--calendar-days", type=click.IntRange(min=0), default=None,
+              help="Warn when a calendar in use has no holiday data this many days ahead "
+                   "[HOTLINE_CALENDAR_WARN_DAYS, 60].")
+def check(file: Path | None, table_path: Path | None, menus: Path | None, no_dns: bool,
+          calendar_days: int | None) -> None:
+    """Validate the table (--table, or FILE): exit 0 with a summary, or exit 1 with every error as file:line:column. Warnings too
+    (exit 0), among them trunk hosts that are placeholders (.invalid) or do not resolve here, and calendars
+    whose holidays run out within --calendar-days."""
+    days = load_settings().calendar_warn_days if calendar_days is None else calendar_days
+    file = cliopts.merge_positional(file, table_path, "--table")
+    result = load(file, menus, None if no_dns else system_resolver(), calendar_days=days)
     for warning in result.warnings:
         click.echo(str(warning), err=True)
     t = result.table
@@ -122,9 +134,11 @@ def explain(number: str, at_text: str | None, caller: str | None, recent_calls: 
     at = parse_instant(at_text, table)
     history = CallerHistory(recent_calls) if recent_calls is not None else None
     route = decide(table, number, caller, at, history)
+    hours = hours_along(table, route, at)
     if as_json:
         click.echo(json.dumps({"at": at.isoformat(), "table": table.version, "caller": mask_number(caller),
-                               "route": route_dict(route)}, ensure_ascii=False, indent=2))
+                               "route": route_dict(route), "hours": [hours_dict(q, h) for q, h in hours]},
+                              ensure_ascii=False, indent=2))
         return
     line = table.lines.get(route.line)
     lines = [
@@ -147,11 +161,64 @@ def explain(number: str, at_text: str | None, caller: str | None, recent_calls: 
                      + (f" (no answer in {transfer.no_answer_seconds}s: {transfer.on_no_answer})"
                         if transfer.kind.value in ("attended", "three_way") else ""))
     lines.append(f"  why:       {route.reason}")
+    if normalize_number(number) not in table.lines:
+        near = close_matches(normalize_number(number), table.lines)
+        if near:
+            lines.append("  did you mean: " + " or ".join(f"{n} ({table.lines[n].service})" for n in near) + "?")
+    for queue_id, h in hours:
+        lines += hours_lines(table, queue_id, h)
     if line is not None:
         lines.append(f"  seed:      {line.seed}")
     for warning in route.warnings:
         lines.append(f"  warning:   {warning}")
     click.echo("\n".join(lines))
+
+
+def hours_along(table: RoutingTable, route: Route, at: datetime) -> list[tuple[str, HoursExplanation]]:
+    """The opening hours of each queue with a schedule the call met: where its rule (or the abuse rule, or
+    the general handling) sent it, then each closed queue's fallback, as decide() followed them."""
+    line = table.lines.get(route.line)
+    rule = rule_in_force(line, at) if line is not None else None
+    first = {"abuse": table.abuse.queue, "unknown-number": table.general_queue}.get(
+        route.rule_id, rule.queue if rule is not None else None)
+    out, seen, queue_id = [], set(), first
+    while queue_id and queue_id in table.queues and queue_id not in seen:
+        seen.add(queue_id)
+        queue = table.queues[queue_id]
+        if queue.schedule is None:
+            break
+        explained = explain_hours(table, queue.schedule, at)
+        out.append((queue_id, explained))
+        if explained.open or queue.when_closed is None:
+            break
+        queue_id = queue.when_closed.queue
+    return out
+
+
+def hours_dict(queue_id: str, h: HoursExplanation) -> dict[str, Any]:
+    return {"queue": queue_id, "schedule": h.schedule, "calendar": h.calendar, "day": h.kind.why,
+            "working_day": h.kind.working, "beyond_calendar_data": h.kind.beyond_data, "spans": h.spans,
+            "open": h.open, "next_open": _iso(h.next_open)}
+
+
+def hours_lines(table: RoutingTable, queue_id: str, h: HoursExplanation) -> list[str]:
+    queue = table.queues[queue_id]
+    hours = "working-day hours" if h.kind.working else "rest-day hours"
+    day = h.kind.why + (f" (calendar {h.calendar})" if h.calendar else "")
+    out = [f"  hours:     {queue.name} ({queue_id}) {'open' if h.open else 'closed'}: {day}, "
+           f"{hours} {h.spans} (schedule {h.schedule}, {table.timezone.key})"]
+    if h.kind.beyond_data:
+        calendar = table.calendars[h.calendar]
+        out.append(f"  warning:   past the calendar's data (it ends {calendar.covers_until}): holidays after that "
+                   "are not known, this day is taken as a plain " + ("weekday" if h.kind.working else "weekend"))
+    if not h.open:
+        calendar = table.calendars.get(h.calendar) if h.calendar else None
+        guessed = bool(h.next_open and calendar and calendar.covers_until
+                       and h.next_open.date() > calendar.covers_until)
+        out.append(f"  opens:     {h.next_open:%Y-%m-%d %H:%M} ({table.timezone.key})"
+                   + (" (past the calendar's data: holidays unknown)" if guessed else "") if h.next_open
+                   else "  opens:     not within a year")
+    return out
 
 
 @routes.command(name="list")

@@ -19,26 +19,54 @@ def web(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Serve the supervisors' live view (one AMI link per Asterisk server in HOTLINE_AMI_SERVERS)."""
     if ctx.invoked_subcommand is not None:
         return
+    from scripts.enginestate import port_problem
     from supervisor.config import ConfigError
     from supervisor.service import run_supervisor
+    settings = load_settings()
+    taken = port_problem(host or settings.web_host, settings.web_port if port is None else port, "web view address")
+    if taken:                 # uvicorn would sys.exit() from inside the event loop: a traceback, not a message
+        raise click.UsageError(taken)
     try:
-        asyncio.run(run_supervisor(load_settings(), host=host, port=port))
+        asyncio.run(run_supervisor(settings, host=host, port=port))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         pass
 
 
-@web.command("hash-password")
-def hash_password_cmd() -> None:
-    """Print an scrypt hash for a users file line (name:role:hash[:phone]); asks for the password."""
+MIN_PASSWORD_LENGTH = 10
+
+
+@web.command("hash-password", epilog="""\b
+Examples:
+  hotline web hash-password --name wang --role supervisor --phone PJSIP/8001
+  printf '%s\\n' "$PW" | hotline web hash-password --name li --role admin --password-stdin >> users.txt""")
+@click.option("--name", required=True, help="Login name (no ':').")
+@click.option("--role", required=True, type=click.Choice(["admin", "supervisor", "viewer"]),
+              help="admin: everything, audit and full numbers; supervisor: queue actions; viewer: read only.")
+@click.option("--phone", default="", help="The user's own phone, for listen/whisper/barge (e.g. PJSIP/8001).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin (scripts).")
+def hash_password_cmd(name: str, role: str, phone: str, password_stdin: bool) -> None:
+    """Print a ready-to-paste line of the users file (HOTLINE_WEB_USERS): name:role:scrypt-hash[:phone].
+
+    Asks for the password twice (at least 10 characters). Only the hash is printed, never
+    the password; the users file is read again by the running view whenever it changes."""
     from supervisor.auth import hash_password
-    password = getpass.getpass("password: ")
-    if password != getpass.getpass("again: "):
-        raise click.ClickException("the two passwords differ")
-    if len(password) < 10:
-        raise click.ClickException("use at least 10 characters")
-    click.echo(hash_password(password))
+    if ":" in name or ":" in phone or not name.strip():
+        raise click.BadParameter("a name (and phone) without ':', the users file's separator")
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        click.echo(f"password for {name} (at least {MIN_PASSWORD_LENGTH} characters)", err=True)
+        password = getpass.getpass("password: ")
+        if password != getpass.getpass("again: "):
+            raise click.ClickException("the two passwords differ")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise click.ClickException(f"the password has {len(password)} characters; use at least "
+                                   f"{MIN_PASSWORD_LENGTH}")
+    line = f"{name}:{role}:{hash_password(password)}" + (f":{phone}" if phone else "")
+    click.echo(line)
+    click.echo("append this line to the users file named by HOTLINE_WEB_USERS", err=True)
 
 
 @click.group()

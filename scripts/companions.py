@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import time
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -27,21 +28,30 @@ def operator_name() -> str:
     return os.environ.get("SUDO_USER") or getpass.getuser()
 
 
-def note_reload_request(path: Path = RELOAD_REQUEST) -> None:
-    """`hotline reload` leaves who asked, so the server's audit entry names a person rather than a signal."""
+def note_reload_request(path: Path = RELOAD_REQUEST) -> str:
+    """`hotline reload` leaves who asked, so the server's audit entry names a person rather than a signal, and
+    a request id the server's reload result answers to. Returns that id."""
+    request_id = uuid.uuid4().hex
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"by": operator_name(), "at": time.time()}), encoding="utf-8")
+    path.write_text(json.dumps({"by": operator_name(), "at": time.time(), "id": request_id}), encoding="utf-8")
+    return request_id
 
 
-def take_reload_request(path: Path = RELOAD_REQUEST, now: float | None = None) -> str:
+def take_reload_note(path: Path = RELOAD_REQUEST, now: float | None = None) -> tuple[str, str | None]:
+    """(who asked, request id) of the note `hotline reload` left; a plain SIGHUP (systemctl reload) has none."""
+    unknown = ("SIGHUP (sender unknown)", None)
     try:
         note = json.loads(path.read_text(encoding="utf-8"))
         path.unlink()
     except (OSError, ValueError):
-        return "SIGHUP (sender unknown)"
+        return unknown
     if (now or time.time()) - float(note.get("at", 0)) > RELOAD_REQUEST_MAX_AGE:
-        return "SIGHUP (sender unknown)"
-    return str(note.get("by") or "SIGHUP (sender unknown)")
+        return unknown
+    return str(note.get("by") or unknown[0]), note.get("id")
+
+
+def take_reload_request(path: Path = RELOAD_REQUEST, now: float | None = None) -> str:
+    return take_reload_note(path, now)[0]
 
 
 def loaded_text(source: str, version: str, mask: Any = None) -> str | None:

@@ -5,9 +5,12 @@ Groups are imported lazily so `hotline routes check` does not pay for the web st
 from __future__ import annotations
 
 import importlib
+import platform
+from importlib import metadata
 
 import click
 
+from scripts.cli_examples import add_examples, epilog_for
 from scripts.logsetup import configure_logging
 
 # name -> "module:attribute" of a click command or group. Each capability owns its module.
@@ -36,10 +39,19 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module, _, attr = target.partition(":")
-        return getattr(importlib.import_module(module), attr)
+        return add_examples(getattr(importlib.import_module(module), attr), name)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def package_version() -> str:
+    try:
+        return metadata.version("hotline12345")
+    except metadata.PackageNotFoundError:      # run from a checkout without `pip install -e .`
+        return "unknown (not installed)"
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=epilog_for(""))
+@click.version_option(package_version(), "--version", "-V", prog_name="hotline",
+                      message="%(prog)s %(version)s (Python " + platform.python_version() + ")")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]), help="Lowest log level printed.")
 @click.option("--log-format", default="auto", show_default=True, type=click.Choice(["auto", "json", "console"]),

@@ -23,6 +23,13 @@ class Settings(BaseSettings):
     ivr_menus: Path = CONF_DIR / "ivr.yaml"
     db_url: str = f"sqlite:///{VAR_DIR / 'hotline.sqlite3'}"
     spool_dir: Path = VAR_DIR / "spool"
+    pid_file: Path = VAR_DIR / "hotline.pid"
+    # A dry-run engine (`hotline serve --dry-run`) keeps all its state here and listens on its own port, so
+    # testing beside production never touches production's pid file, records or web port.
+    dry_run_dir: Path = VAR_DIR / "dry-run"
+    dry_run_port: int = 4599
+    # `routes check` and the engine's metric warn when a calendar in use has no data this many days ahead.
+    calendar_warn_days: int = 60
 
     agi_host: str = "127.0.0.1"
     agi_port: int = 4573

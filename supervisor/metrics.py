@@ -63,9 +63,16 @@ class QueueCollector(Collector):
                     abandoned, overflowed, connected)
 
 
+# Collectors of the process hosting the view (`hotline serve` adds the engine's, e.g. calendar data left),
+# registered by that host before the view starts and read at every scrape.
+process_collectors: list[Collector] = []
+
+
 def make_registry(state: LiveState, clock: Callable[[], float]) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(QueueCollector(state, clock))
+    for collector in process_collectors:
+        registry.register(collector)
     return registry
 
 

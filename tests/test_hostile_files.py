@@ -143,7 +143,7 @@ def test_a_key_with_a_bracket_is_reported_where_it_stands():
     text = SHIPPED_TABLE.replace("general_queue:", "general_[queue:", 1)
     line = text.splitlines().index(next(l for l in text.splitlines() if l.startswith("general_[queue:"))) + 1
     found = table_problems(text)
-    assert f"routing.yaml:{line}:1: unknown key 'general_[queue'" in found, found
+    assert f"routing.yaml:{line}:1: unknown key 'general_[queue'; did you mean 'general_queue'?" in found, found
     menus = SHIPPED_MENUS.replace("    label: 12345 main menu", "    la[bel: 12345 main menu", 1)
     assert any("unknown key 'la[bel'" in p for p in menus_problems(menus, SHIPPED))
 

@@ -134,7 +134,8 @@ def test_unknown_key_is_refused_at_the_key():
           timeout: 5
           options: {"1": route}
     """)
-    assert the_problem(text) == "ivr.yaml:13:5: unknown key 'timeout'"
+    assert the_problem(text) == ("ivr.yaml:13:5: unknown key 'timeout'; did you mean 'timeout_prompt' or "
+                                 "'timeout_seconds'?")
 
 
 def test_missing_prompt_is_reported_at_the_menu():
@@ -222,8 +223,8 @@ def test_a_queue_not_in_the_routing_table(table):
     """)
     found = [p for p in problems(text, table) if p.startswith("ivr.yaml")]
     assert found == [
-        "ivr.yaml:15:20: queue 'general-12346' is not in the routing table (conf/routing.yaml)".replace(
-            "conf/routing.yaml", table.source),
+        "ivr.yaml:15:20: queue 'general-12346' is not in the routing table (conf/routing.yaml); did you mean "
+        "'general-12345'?".replace("conf/routing.yaml", table.source),
         f"ivr.yaml:16:23: queue 'nowhere' is not in the routing table ({table.source})",
     ]
     load_menus("ivr.yaml", None, text=text)          # without a table the queues are not checked
