@@ -28,9 +28,10 @@ _RESULT_OF_OUTCOME = {"answered": ANSWERED, "abandoned": ABANDONED, "no_answer":
 
 
 def leg(queue: str, joined_at: datetime | None, left_at: datetime | None, wait: float | None,
-        result: str | None) -> dict[str, Any]:
-    """One queue on a call's way, JSON-safe (it is stored as is in calls.queue_legs)."""
-    return {"queue": queue, "joined_at": joined_at.isoformat() if joined_at else None,
+        result: str | None, server: str | None = None) -> dict[str, Any]:
+    """One queue on a call's way, JSON-safe (it is stored as is in calls.queue_legs). `server`: the Asterisk
+    server (AMI link name) whose queue it was; several boxes may have a queue of the same name."""
+    return {"queue": queue, "server": server, "joined_at": joined_at.isoformat() if joined_at else None,
             "left_at": left_at.isoformat() if left_at else None,
             "wait": round(wait, 3) if wait is not None else None, "result": result}
 
@@ -64,15 +65,15 @@ class CallFigures:
         return self.outcome is not None
 
 
-def legs_of(call: CallFigures) -> list[tuple[str, str]]:
-    """(queue, result) for every queue the call left with a result. Rows written before the call kept its
-    queues (or by the engine alone) count in their target queue, by their outcome."""
+def legs_of(call: CallFigures) -> list[tuple[str, str, str]]:
+    """(server, queue, result) for every queue the call left with a result (server "" when not known). Rows
+    written before calls kept their queues (or by the engine alone) count in their target queue, by outcome."""
     if call.queue_legs:
-        return [(str(item.get("queue") or ""), str(item["result"])) for item in call.queue_legs
-                if item.get("result") in (ANSWERED, ABANDONED, OVERFLOWED)]
+        return [(str(item.get("server") or ""), str(item.get("queue") or ""), str(item["result"]))
+                for item in call.queue_legs if item.get("result") in (ANSWERED, ABANDONED, OVERFLOWED)]
     result = _RESULT_OF_OUTCOME.get(call.outcome or "")
     if call.action == "queue" and call.target and result:
-        return [(call.target, result)]
+        return [("", call.target, result)]
     return []
 
 
@@ -110,9 +111,14 @@ class Tally:
 
 
 def contributions(call: CallFigures, service_level: int) -> list[tuple[str, Tally]]:
-    """The call's share of each queue's figures: the one place that says what counts."""
+    """The call's share of each queue's figures (by queue name): the one place that says what counts."""
+    return [(queue, share) for (_server, queue), share in server_contributions(call, service_level)]
+
+
+def server_contributions(call: CallFigures, service_level: int) -> list[tuple[tuple[str, str], Tally]]:
+    """The same, keyed by (server, queue): the live view's tiles are per Asterisk server."""
     out = []
-    for queue, result in legs_of(call):
+    for server, queue, result in legs_of(call):
         t = Tally()
         if result == ANSWERED:
             wait = call.wait_seconds or 0.0
@@ -122,30 +128,31 @@ def contributions(call: CallFigures, service_level: int) -> list[tuple[str, Tall
             t.abandoned = 1
         else:
             t.overflowed = 1
-        out.append((queue, t))
+        out.append(((server, queue), t))
     return out
 
 
 def answered_wait(call: CallFigures) -> float | None:
     """The wait that enters the average and the 90th percentile: answered calls only."""
-    if any(result == ANSWERED for _q, result in legs_of(call)):
+    if any(result == ANSWERED for _s, _q, result in legs_of(call)):
         return call.wait_seconds or 0.0
     return None
 
 
 @dataclass
 class Figures:
-    """Tallies per queue, per line and per (queue, line), summed from calls; `waits` for the percentiles."""
+    """Tallies per (server, queue), per line and per (server, queue, line), summed from calls."""
 
-    queues: dict[str, Tally] = field(default_factory=dict)
+    queues: dict[tuple[str, str], Tally] = field(default_factory=dict)
     lines: dict[str, Tally] = field(default_factory=dict)
-    queue_lines: dict[tuple[str, str], Tally] = field(default_factory=dict)
+    queue_lines: dict[tuple[str, str, str], Tally] = field(default_factory=dict)
 
-    def add_call(self, call: CallFigures, service_level: int, sign: int = 1) -> list[tuple[str, Tally]]:
-        parts = contributions(call, service_level)
-        for queue, t in parts:
-            for table, key in ((self.queues, queue), (self.lines, call.line or "?"),
-                               (self.queue_lines, (queue, call.line or "?"))):
+    def add_call(self, call: CallFigures, service_level: int, sign: int = 1
+                 ) -> list[tuple[tuple[str, str], Tally]]:
+        parts = server_contributions(call, service_level)
+        for (server, queue), t in parts:
+            for table, key in ((self.queues, (server, queue)), (self.lines, call.line or "?"),
+                               (self.queue_lines, (server, queue, call.line or "?"))):
                 table.setdefault(key, Tally()).add(t, sign)
         return parts
 
@@ -171,7 +178,9 @@ class DayFigures:
     """Today's figures, kept live: one row per call (by uniqueid), so a call seeded from SQL and seen again live
     is counted once; a row replaced takes its old share out of the tallies first. Pure: time passed in.
 
-    `totals` only ever grow (the Prometheus counters since start): live changes' positive shares per queue."""
+    `totals` only ever grow (the Prometheus counters since start): live changes' positive shares per queue.
+    A queue's figures are its server's legs; legs whose server is not known (rows of older records) count for
+    the queue of that name when the view has a single server (`sole_server`), else nowhere in the tiles."""
 
     def __init__(self, service_level: int, tz: Any) -> None:
         self.service_level, self.tz = service_level, tz
@@ -181,6 +190,7 @@ class DayFigures:
         self.totals: dict[str, Tally] = {}
         self.seeded_at: float | None = None     # when today's rows were last read from SQL (None: live only)
         self.seed_error: str | None = None
+        self.sole_server: str | None = None
 
     def start_day(self, day: Any) -> bool:
         """A new local day: figures start from zero (then the caller seeds that day's rows)."""
@@ -215,8 +225,25 @@ class DayFigures:
         self.seeded_at, self.seed_error = at, None
         return changed
 
-    def queue(self, name: str) -> Tally:
-        return self.figures.queues.get(name) or Tally()
+    def _servers(self, server: str) -> tuple[str, ...]:
+        return (server, "") if server == self.sole_server else (server,)
 
-    def queue_lines(self, name: str) -> dict[str, Tally]:
-        return {line: t for (queue, line), t in self.figures.queue_lines.items() if queue == name and not t.empty()}
+    def queue(self, server: str, name: str) -> Tally:
+        out = Tally()
+        for key in self._servers(server):
+            out.add(self.figures.queues.get((key, name)) or Tally())
+        return out
+
+    def queue_lines(self, server: str, name: str) -> dict[str, Tally]:
+        out: dict[str, Tally] = {}
+        servers = self._servers(server)
+        for (key, queue, line), t in self.figures.queue_lines.items():
+            if queue == name and key in servers and not t.empty():
+                out.setdefault(line, Tally()).add(t)
+        return out
+
+    def total(self, server: str, name: str) -> Tally:
+        out = Tally()
+        for key in self._servers(server):
+            out.add(self.totals.get((key, name)) or Tally())
+        return out

@@ -66,8 +66,10 @@ class _Queued:
     answered_at: datetime | None = None
     moved_on: bool = False                   # the dialplan's HotlineQueueLeft: the table moves the caller on
 
+    server: str | None = None                # the AMI server's name: its queue of that name
+
     def leg(self, left_at: datetime | None, wait: float | None, result: str | None) -> dict[str, Any]:
-        return leg(self.queue, self.queue_joined_at, left_at, wait, result)
+        return leg(self.queue, self.queue_joined_at, left_at, wait, result, self.server)
 
     def legs_with(self, current: dict[str, Any] | None) -> tuple[dict[str, Any], ...]:
         return tuple(self.legs) + ((current,) if current else ())
@@ -81,7 +83,8 @@ def _seconds(value: str | None) -> float | None:
 
 
 class QueueOutcomeTracker:
-    def __init__(self, max_age: timedelta = MAX_AGE) -> None:
+    def __init__(self, max_age: timedelta = MAX_AGE, server: str | None = None) -> None:
+        self._server = server
         self._calls: dict[str, _Queued] = {}
         self._channels: dict[str, _Channel] = {}     # insertion order is time order: evicted from the front
         self._max_age = max_age
@@ -120,7 +123,7 @@ class QueueOutcomeTracker:
             arrived = known.created_at if known and known.created_at else at
             call = _Queued(uniqueid=uniqueid, dialed=dialed, line=line,
                            caller=ev.get("CallerIDNum") or None, joined_at=arrived, queue=ev.get("Queue") or "",
-                           queue_joined_at=at, seen=at)
+                           queue_joined_at=at, seen=at, server=self._server)
             self._calls[uniqueid] = call
         else:   # overflow into the next queue: the wait goes on
             call.abandon_at = None              # an overflow (HotlineQueueLeft not seen: the join says it)

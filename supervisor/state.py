@@ -123,6 +123,7 @@ class QueueState:
     members: dict[str, Member] = field(default_factory=dict)
     day: date | None = None
     figures: DayFigures | None = field(default=None, repr=False)   # the LiveState's: shared by every queue
+    server: str = ""
 
     def roll_day(self, now: float) -> None:
         self.day = local_day(now)
@@ -131,15 +132,14 @@ class QueueState:
 
     @property
     def today(self) -> Tally:
-        return self.figures.queue(self.name) if self.figures is not None else Tally()
+        return self.figures.queue(self.server, self.name) if self.figures is not None else Tally()
 
     @property
     def lines_today(self) -> dict[str, Tally]:
-        return self.figures.queue_lines(self.name) if self.figures is not None else {}
+        return self.figures.queue_lines(self.server, self.name) if self.figures is not None else {}
 
     def _total(self, name: str) -> int:
-        totals = self.figures.totals.get(self.name) if self.figures is not None else None
-        return getattr(totals, name) if totals is not None else 0
+        return getattr(self.figures.total(self.server, self.name), name) if self.figures is not None else 0
 
     @property
     def answered_total(self) -> int:  # since this process started: Prometheus counters never go back
@@ -172,12 +172,15 @@ class ServerState:
     hanging_up: OrderedDict[str, float] = field(default_factory=OrderedDict)  # waiting callers' HangupRequest
     pending: OrderedDict[str, "PendingAbandon"] = field(default_factory=OrderedDict)  # abandon or overflow?
     figures: DayFigures | None = field(default=None, repr=False)
-    tracker: QueueOutcomeTracker = field(default_factory=QueueOutcomeTracker, repr=False)
+    tracker: QueueOutcomeTracker | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.tracker = self.tracker or QueueOutcomeTracker(server=self.name)
 
     def queue(self, name: str) -> QueueState:
         q = self.queues.get(name)
         if q is None:
-            q = self.queues[name] = QueueState(name, figures=self.figures)
+            q = self.queues[name] = QueueState(name, figures=self.figures, server=self.name)
         return q
 
 
@@ -192,6 +195,7 @@ class LiveState:
         s = self.servers.get(name)
         if s is None:
             s = self.servers[name] = ServerState(name, figures=self.today)
+            self.today.sole_server = name if len(self.servers) == 1 else None
         return s
 
     # ---- today's figures ----------------------------------------------------------------------------
@@ -404,7 +408,7 @@ class LiveState:
             kind = item.get("Event", "")
             name = item.get("Queue", "")
             if kind == "QueueParams":
-                fresh = QueueState(name, item.get("Strategy", ""), figures=s.figures)
+                fresh = QueueState(name, item.get("Strategy", ""), figures=s.figures, server=s.name)
                 fresh.roll_day(now)
                 seen[name] = fresh
             elif kind == "QueueMember" and name in seen:
