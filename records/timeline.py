@@ -81,7 +81,12 @@ def events(found: Mapping[str, Any], t: Translate, tz: tzinfo, *, line_names: Ma
     if call["outcome"] or call["ended_at"]:
         out.append((call["ended_at"], t("reports.timeline.ended", outcome=call["outcome"] or "-",
                                         cause=call["hangup_cause"] or "-")))
-    return sorted(out, key=lambda item: item[0] or arrived)     # stable: same instant keeps this order
+    # An event without its own instant stays after the one before it; the sort is stable.
+    keys, last = [], arrived
+    for at, _text in out:
+        last = at or last
+        keys.append(last)
+    return [item for _key, item in sorted(zip(keys, out), key=lambda pair: pair[0])]
 
 
 def format_text(found: Mapping[str, Any], t: Translate, tz: tzinfo, *, line_names: Mapping[str, str],
