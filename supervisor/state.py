@@ -459,6 +459,9 @@ class LiveState:
             "full_numbers": full_numbers,
             "servers": servers,
             "lines": [{"line": k, **v} for k, v in sorted(all_lines.items())],
+            # where today's figures come from: the SQL records (seeded_at) and live events, or live events only
+            "figures": {"day": self.today.day.isoformat() if self.today.day else None,
+                        "seeded_at": self.today.seeded_at, "seed_error": self.today.seed_error},
         }
 
     def _queue_view(self, s: ServerState, q: QueueState, now: float, full: bool,
