@@ -65,6 +65,8 @@ class _Queued:
     legs: list[dict[str, Any]] = field(default_factory=list)   # queues left so far (records.figures.leg)
     answered_at: datetime | None = None
     moved_on: bool = False                   # the dialplan's HotlineQueueLeft: the table moves the caller on
+    leg_answered: bool = False               # an agent of the current queue answered
+    leg_answered_at: datetime | None = None
 
     server: str | None = None                # the AMI server's name: its queue of that name
 
@@ -125,6 +127,12 @@ class QueueOutcomeTracker:
                            caller=ev.get("CallerIDNum") or None, joined_at=arrived, queue=ev.get("Queue") or "",
                            queue_joined_at=at, seen=at, server=self._server)
             self._calls[uniqueid] = call
+        elif call.leg_answered:     # answered here, then put into another queue (an escalation): a new leg
+            this_queue = (call.wait or 0.0) - call.waited
+            call.legs.append(call.leg(call.leg_answered_at, this_queue, ANSWERED))
+            call.waited = call.wait or call.waited
+            call.queue, call.queue_joined_at, call.left_after = ev.get("Queue") or call.queue, at, None
+            call.leg_answered = call.hanging_up = call.moved_on = False
         else:   # overflow into the next queue: the wait goes on
             call.abandon_at = None              # an overflow (HotlineQueueLeft not seen: the join says it)
             left = call.left_after if call.left_after is not None else (at - call.queue_joined_at).total_seconds()
@@ -149,7 +157,8 @@ class QueueOutcomeTracker:
         this_queue = hold if hold is not None else (at - call.queue_joined_at).total_seconds()
         call.wait = call.waited + this_queue
         call.answered_by = ev.get("Interface") or ev.get("MemberName") or ev.get("DestChannel")
-        call.answered_at = at
+        call.answered_at = call.answered_at or at
+        call.leg_answered, call.leg_answered_at = True, at
         call.left_after = None
         call.seen = at
 
@@ -222,10 +231,8 @@ class QueueOutcomeTracker:
     @staticmethod
     def _record(call: _Queued, outcome: Outcome | None, cause: str | None, ended: datetime | None) -> CallRecord:
         this_queue = (call.wait - call.waited) if call.wait is not None else None
-        # No answer: the table moved the caller on (HotlineQueueLeft), else someone redirected it out.
-        result = {Outcome.ANSWERED: ANSWERED, Outcome.ABANDONED: ABANDONED,
-                  Outcome.NO_ANSWER: OVERFLOWED if call.moved_on else LEFT}.get(outcome) if outcome else None
-        left = call.answered_at if outcome is Outcome.ANSWERED else ended
+        result = _leg_result(call, final=ended is not None)
+        left = call.leg_answered_at if result == ANSWERED else ended
         current = call.leg(left, this_queue if result else None, result)
         return CallRecord(uniqueid=call.uniqueid, dialed=call.dialed, line=call.line, caller=call.caller,
                           arrived_at=call.joined_at, action="queue", target=call.queue,
@@ -243,3 +250,17 @@ class QueueOutcomeTracker:
         stale = [u for u, c in self._calls.items() if at - c.seen > self._max_age]
         for uniqueid in stale:
             del self._calls[uniqueid]
+
+
+def _leg_result(call: _Queued, *, final: bool) -> str | None:
+    """How the call left its current queue: answered there, abandoned there (as soon as known), else at the
+    hang-up: moved on by the table (HotlineQueueLeft), taken out by someone (a Redirect), or hung up waiting."""
+    if call.leg_answered:
+        return ANSWERED
+    if call.abandoned:
+        return ABANDONED
+    if not final:
+        return None
+    if call.left_after is not None:
+        return OVERFLOWED if call.moved_on else LEFT
+    return ABANDONED

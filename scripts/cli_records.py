@@ -170,7 +170,8 @@ def build_filter(ctx: Context, line, since, until, caller, outcome, limit) -> re
                               outcome=outcome, limit=limit)
 
 
-@click.group("records")
+@click.group("records", epilog="\b\nExamples:\n  hotline records search --line 12320 --since 2021-09-17\n"
+                                "  hotline records show 1764122400.1")
 def records() -> None:
     """Call records: search and export. Caller numbers are stored masked plus a keyed hash, never in full."""
 
