@@ -14,6 +14,8 @@ from records.period_report import load as load_report
 from records.periods import period
 from records.recorder import CallRecorder
 from records.reports import day_rows
+from records.schema import calls as calls_table
+from sqlalchemy import select
 from supervisor import metrics, textview
 from supervisor.state import HOTLINE_TZ, LiveState
 from tests.db_fixtures import db_url  # noqa: F401
@@ -192,3 +194,21 @@ def test_midnight_in_shanghai_starts_the_figures_again(tmp_path):
     view = state.view(midnight + 1, full_numbers=False)
     assert all(q["answered"] == q["abandoned"] == q["overflowed"] == 0 for s in view["servers"] for q in s["queues"])
     assert view["lines"] == []
+
+
+def test_the_records_keep_each_calls_queue_legs(db_url, tmp_path):  # noqa: F811
+    _live_and_recorded(db_url, tmp_path)
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            rows = {r["uniqueid"]: r for r in conn.execute(select(calls_table)).mappings()}
+    finally:
+        engine.dispose()
+    legs = {uid: [(leg["server"], leg["queue"], leg["result"], leg["wait"]) for leg in row["queue_legs"]]
+            for uid, row in rows.items()}
+    assert legs["d0"] == [("hk", "minors-protection", "overflowed", 10.0), ("hk", "general-12345", "answered", 4.0)]
+    assert legs["e0"] == [("hk", "expert-12320", "overflowed", 20.0)]
+    assert legs["f0"] == [("hk", "general-12345", "left", 3.0)]
+    assert legs["c0"] == [("hk", "general-12345", "abandoned", 30.0)]
+    assert rows["d0"]["wait_seconds"] == 14.0
+    assert rows["a3"]["answered_at"] == datetime.fromtimestamp(T0 + 340, timezone.utc)
