@@ -64,3 +64,42 @@ async def test_watch_once_shows_todays_figures_from_the_records(tmp_path):
     doc = json.loads(result.stdout)
     queues = {r["key"]: (r["answered"], r["abandoned"], r["overflowed"], r["service_level"]) for r in doc["queues"]}
     assert queues == {"general-12345": (2, 1, 0, 0.3333), "expert-12320": (1, 0, 0, 1.0)}
+
+
+async def test_the_web_view_starts_with_todays_figures_and_adds_live_calls(tmp_path):
+    from supervisor.service import build_service
+    from scripts.settings import Settings
+    from ivr.ami.client import AmiClient
+    from tests.test_supervisor_web import PASSWORDS, SECRET, http, login, queue_of
+
+    url = f"sqlite:///{tmp_path / 'records.sqlite3'}"
+    _record_today(url, tmp_path)
+    emu = make_emulator()
+    await emu.start()
+    env = {"HOTLINE_WEB_ADMIN_PASSWORD": PASSWORDS["admin"], "HOTLINE_WEB_SUPERVISOR_PASSWORD":
+           PASSWORDS["supervisor"], "HOTLINE_SUPERVISOR_AUDIT": str(tmp_path / "audit.jsonl")}
+    client = AmiClient("127.0.0.1", emu.port, "hotline", SECRET, reconnect_first_delay=0.05)
+    service = build_service(Settings(db_url=url, spool_dir=tmp_path / "spool"), host="127.0.0.1", port=0,
+                            environ=env, clients={"haikou": client})
+    await service.start()
+    try:
+        async with http(service) as web:
+            await login(web, "supervisor")
+            state = (await web.get("/api/state")).json()
+            general = queue_of(state, "general-12345")
+            assert (general["answered"], general["abandoned"], general["answered_in_sl"]) == (2, 1, 1)
+            assert state["figures"]["seeded_at"] is not None and state["figures"]["seed_error"] is None
+            emu.answered_call("general-12345", "Local/agent2@queue-agents/n", caller_num="13812340000",
+                              dialed="12345")
+            for _ in range(100):
+                state = (await web.get("/api/state")).json()
+                if queue_of(state, "general-12345")["answered"] == 3:
+                    break
+                await asyncio.sleep(0.05)
+            assert queue_of(state, "general-12345")["answered"] == 3
+            metrics = (await web.get("/metrics")).text
+            assert 'hotline_queue_answered_today{queue="general-12345",server="haikou"} 3.0' in metrics
+            assert 'hotline_queue_answered_total{queue="general-12345",server="haikou"} 1.0' in metrics
+    finally:
+        await service.stop()
+        await emu.stop()
