@@ -8,8 +8,10 @@ from typing import Any, Callable, Mapping
 from sqlalchemy import Engine, select
 
 from records.schema import callback_requests, calls, transfers, work_orders
+from records.types import Outcome
 
 Translate = Callable[..., str]
+OUTCOMES = {o.value for o in Outcome}
 
 
 def load(engine: Engine, uniqueid: str) -> dict[str, Any] | None:
@@ -79,7 +81,8 @@ def events(found: Mapping[str, Any], t: Translate, tz: tzinfo, *, line_names: Ma
                                            status=wo["status"],
                                            deadline=f"{wo['sign_deadline'].astimezone(tz):%Y-%m-%d %H:%M}")))
     if call["outcome"] or call["ended_at"]:
-        out.append((call["ended_at"], t("reports.timeline.ended", outcome=call["outcome"] or "-",
+        outcome = t(f"reports.outcome.{call['outcome']}") if call["outcome"] in OUTCOMES else call["outcome"] or "-"
+        out.append((call["ended_at"], t("reports.timeline.ended", outcome=outcome,
                                         cause=call["hangup_cause"] or "-")))
     # An event without its own instant stays after the one before it; the sort is stable.
     keys, last = [], arrived
