@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 import json
 import sys
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import date, datetime, timezone, tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
