@@ -24,8 +24,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Mapping
+from typing import Any, Mapping
 
+from records.figures import ABANDONED, ANSWERED, LEFT, OVERFLOWED, leg
 from records.types import CallRecord, Outcome
 
 LINE_IN_NAME = re.compile(r"^\[(\d{3,6})\]")   # CALLERID(name) = "[<line>] <original name>" (engine contract)
@@ -61,6 +62,19 @@ class _Queued:
     hanging_up: bool = False                 # the caller's HangupRequest seen: an Abandon now is the caller's
     abandon_at: datetime | None = None       # a QueueCallerAbandon not yet known as abandon or overflow
     seen: datetime = field(default=None)     # type: ignore[assignment]
+    legs: list[dict[str, Any]] = field(default_factory=list)   # queues left so far (records.figures.leg)
+    answered_at: datetime | None = None
+    moved_on: bool = False                   # the dialplan's HotlineQueueLeft: the table moves the caller on
+    leg_answered: bool = False               # an agent of the current queue answered
+    leg_answered_at: datetime | None = None
+
+    server: str | None = None                # the AMI server's name: its queue of that name
+
+    def leg(self, left_at: datetime | None, wait: float | None, result: str | None) -> dict[str, Any]:
+        return leg(self.queue, self.queue_joined_at, left_at, wait, result, self.server)
+
+    def legs_with(self, current: dict[str, Any] | None) -> tuple[dict[str, Any], ...]:
+        return tuple(self.legs) + ((current,) if current else ())
 
 
 def _seconds(value: str | None) -> float | None:
@@ -71,7 +85,8 @@ def _seconds(value: str | None) -> float | None:
 
 
 class QueueOutcomeTracker:
-    def __init__(self, max_age: timedelta = MAX_AGE) -> None:
+    def __init__(self, max_age: timedelta = MAX_AGE, server: str | None = None) -> None:
+        self._server = server
         self._calls: dict[str, _Queued] = {}
         self._channels: dict[str, _Channel] = {}     # insertion order is time order: evicted from the front
         self._max_age = max_age
@@ -110,13 +125,21 @@ class QueueOutcomeTracker:
             arrived = known.created_at if known and known.created_at else at
             call = _Queued(uniqueid=uniqueid, dialed=dialed, line=line,
                            caller=ev.get("CallerIDNum") or None, joined_at=arrived, queue=ev.get("Queue") or "",
-                           queue_joined_at=at, seen=at)
+                           queue_joined_at=at, seen=at, server=self._server)
             self._calls[uniqueid] = call
+        elif call.leg_answered:     # answered here, then put into another queue (an escalation): a new leg
+            this_queue = (call.wait or 0.0) - call.waited
+            call.legs.append(call.leg(call.leg_answered_at, this_queue, ANSWERED))
+            call.waited = call.wait or call.waited
+            call.queue, call.queue_joined_at, call.left_after = ev.get("Queue") or call.queue, at, None
+            call.leg_answered = call.hanging_up = call.moved_on = False
         else:   # overflow into the next queue: the wait goes on
             call.abandon_at = None              # an overflow (HotlineQueueLeft not seen: the join says it)
+            left = call.left_after if call.left_after is not None else (at - call.queue_joined_at).total_seconds()
+            call.legs.append(call.leg(call.queue_joined_at + timedelta(seconds=left), left, OVERFLOWED))
             call.waited += call.left_after if call.left_after is not None else 0.0
             call.queue, call.queue_joined_at, call.left_after = ev.get("Queue") or call.queue, at, None
-            call.hanging_up = False
+            call.hanging_up = call.moved_on = False
         call.seen = at
 
     def _on_QueueCallerLeave(self, uniqueid: str, ev: Mapping[str, str], at: datetime) -> None:
@@ -134,6 +157,8 @@ class QueueOutcomeTracker:
         this_queue = hold if hold is not None else (at - call.queue_joined_at).total_seconds()
         call.wait = call.waited + this_queue
         call.answered_by = ev.get("Interface") or ev.get("MemberName") or ev.get("DestChannel")
+        call.answered_at = call.answered_at or at
+        call.leg_answered, call.leg_answered_at = True, at
         call.left_after = None
         call.seen = at
 
@@ -168,6 +193,7 @@ class QueueOutcomeTracker:
         if call is None or ev.get("UserEvent") != QUEUE_LEFT_EVENT or call.answered_by is not None:
             return
         call.abandon_at = None                  # an overflow: the table moves the caller on
+        call.moved_on = True
         if call.left_after is None:             # Queue() returned without a join (full, missing)
             call.left_after = (at - call.queue_joined_at).total_seconds()
         call.seen = at
@@ -190,12 +216,30 @@ class QueueOutcomeTracker:
             outcome = Outcome.ABANDONED
             call.wait = call.waited + (at - call.queue_joined_at).total_seconds()
         cause = " ".join(part for part in (ev.get("Cause"), ev.get("Cause-txt")) if part) or None
+        return self._record(call, outcome, cause, at)
+
+    def in_progress(self, uniqueid: str) -> CallRecord | None:
+        """What is known of a call still being tracked, for today's live figures: answered as soon as an agent
+        answered, the queues it overflowed from; no outcome yet otherwise. Never written to the records."""
+        call = self._calls.get(uniqueid)
+        if call is None:
+            return None
+        known = (Outcome.ANSWERED if call.answered_by is not None else
+                 Outcome.ABANDONED if call.abandoned else None)     # the caller's hang-up request came first
+        return self._record(call, known, None, None)
+
+    @staticmethod
+    def _record(call: _Queued, outcome: Outcome | None, cause: str | None, ended: datetime | None) -> CallRecord:
+        this_queue = (call.wait - call.waited) if call.wait is not None else None
+        result = _leg_result(call, final=ended is not None)
+        left = call.leg_answered_at if result == ANSWERED else ended
+        current = call.leg(left, this_queue if result else None, result)
         return CallRecord(uniqueid=call.uniqueid, dialed=call.dialed, line=call.line, caller=call.caller,
                           arrived_at=call.joined_at, action="queue", target=call.queue,
                           wait_seconds=max(0.0, call.wait) if call.wait is not None else None,
                           answered_by=call.answered_by, outcome=outcome,
-                          hangup_cause=cause,
-                          ended_at=at, revision=1)
+                          hangup_cause=cause, ended_at=ended, revision=1,
+                          queue_legs=call.legs_with(current), answered_at=call.answered_at)
 
     def _evict(self, at: datetime) -> None:
         while self._channels:
@@ -206,3 +250,17 @@ class QueueOutcomeTracker:
         stale = [u for u, c in self._calls.items() if at - c.seen > self._max_age]
         for uniqueid in stale:
             del self._calls[uniqueid]
+
+
+def _leg_result(call: _Queued, *, final: bool) -> str | None:
+    """How the call left its current queue: answered there, abandoned there (as soon as known), else at the
+    hang-up: moved on by the table (HotlineQueueLeft), taken out by someone (a Redirect), or hung up waiting."""
+    if call.leg_answered:
+        return ANSWERED
+    if call.abandoned:
+        return ABANDONED
+    if not final:
+        return None
+    if call.left_after is not None:
+        return OVERFLOWED if call.moved_on else LEFT
+    return ABANDONED

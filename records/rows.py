@@ -48,6 +48,8 @@ def call_row(rec: CallRecord, key: bytes) -> Row:
         "hangup_cause": rec.hangup_cause,
         "table_version": rec.table_version,
         "revision": rec.revision,
+        "queue_legs": [dict(leg) for leg in rec.queue_legs] or None,
+        "answered_at": _iso(rec.answered_at),
     }
 
 

@@ -66,6 +66,10 @@ calls = Table(
     Column("hangup_cause", String, nullable=True),
     Column("table_version", String, nullable=True),
     Column("revision", Integer, nullable=False, default=0),
+    # 0006: the queues the call went through, in order: [{queue, joined_at, left_at, wait, result}] (result
+    # answered | abandoned | overflowed), and when an agent answered. Filled from AMI (records.outcomes).
+    Column("queue_legs", JSON, nullable=True),
+    Column("answered_at", UtcDateTime, nullable=True),
     Index(None, "caller_hash", "arrived_at"),
     Index(None, "line", "arrived_at"),
     Index(None, "arrived_at"),

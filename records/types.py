@@ -88,12 +88,15 @@ class CallRecord:
     ended_at: datetime | None = None
     table_version: str | None = None
     revision: int = 0
+    queue_legs: tuple[Mapping[str, Any], ...] = ()   # records.figures.leg(): the queues joined, in order
+    answered_at: datetime | None = None
 
     def __post_init__(self) -> None:
         if not self.uniqueid:
             raise ValueError("uniqueid is required")
         _require_aware("arrived_at", self.arrived_at)
         _require_aware("ended_at", self.ended_at)
+        _require_aware("answered_at", self.answered_at)
         _coerce(self, "outcome", Outcome, optional=True)
         if self.wait_seconds is not None and self.wait_seconds < 0:
             raise ValueError(f"wait_seconds must not be negative, got {self.wait_seconds}")

@@ -8,8 +8,7 @@ from __future__ import annotations
 import difflib
 import json
 import sys
-from dataclasses import asdict
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import date, datetime, timezone, tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -172,7 +171,8 @@ def build_filter(ctx: Context, line, since, until, caller, outcome, limit) -> re
                               outcome=outcome, limit=limit)
 
 
-@click.group("records")
+@click.group("records", epilog="\b\nExamples:\n  hotline records search --line 12320 --since 2021-09-17\n"
+                                "  hotline records show 1764122400.1")
 def records() -> None:
     """Call records: search and export. Caller numbers are stored masked plus a keyed hash, never in full."""
 
@@ -206,13 +206,13 @@ def records_search(line, since, until, caller, outcome, limit, db_url, full) -> 
     click.echo(f"{len(rows)} call(s)", err=True)
 
 
-@records.command("export")
+@records.command("export", epilog="\b\nExamples:\n  hotline records export --csv calls.csv --since 2021-09-17")
 @click.option("--csv", "csv_file", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Output file ('-' for stdout).")
 @call_filters
 @database_errors
 def records_export(csv_file: Path, line, since, until, caller, outcome, limit, db_url) -> None:
-    """Export calls as CSV (masked callers, no hashes)."""
+    """Export calls as CSV (masked callers, no hashes; instants in the table's time zone, with the offset)."""
     ctx = Context(db_url)
     filt = build_filter(ctx, line, since, until, caller, outcome, limit)
     engine = ctx.engine()
@@ -221,11 +221,43 @@ def records_export(csv_file: Path, line, since, until, caller, outcome, limit, d
     finally:
         engine.dispose()
     if str(csv_file) == "-":
-        count = reports.write_csv(rows, sys.stdout)
+        count = reports.write_csv(rows, sys.stdout, ctx.tz())
     else:
         with open(csv_file, "w", newline="", encoding="utf-8") as out:
-            count = reports.write_csv(rows, out)
+            count = reports.write_csv(rows, out, ctx.tz())
     click.echo(f"exported {count} call(s) to {csv_file}", err=True)
+
+
+@records.command("show", epilog="\b\nExamples:\n  hotline records show 1764122400.1\n"
+                                 "  hotline records show 1764122400.1 --lang en --json")
+@click.argument("uniqueid")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="The call's records as JSON (masked numbers).")
+@click.option("--full", is_flag=True, help="(admin) Ask for the full caller number: refused, none is stored.")
+@db_option
+@database_errors
+def records_show(uniqueid: str, lang: str, as_json: bool, full: bool, db_url: str | None) -> None:
+    """One call's timeline: arrival, route and rule, IVR path, queues joined and left with their waits,
+    transfers, callbacks, work orders, outcome."""
+    from records import timeline
+
+    t = _translator(lang)
+    if full:
+        raise click.ClickException(t("reports.timeline.full_refused"))
+    ctx = Context(db_url)
+    engine = ctx.engine()
+    try:
+        found = timeline.load(engine, uniqueid)
+    finally:
+        engine.dispose()
+    if found is None:
+        raise click.ClickException(t("reports.timeline.not_found", uniqueid=uniqueid))
+    if as_json:
+        click.echo(json.dumps(found, ensure_ascii=False, indent=2,
+                              default=lambda v: v.astimezone(ctx.tz()).isoformat()))
+        return
+    line_names, queue_names, _sl = _names(ctx)
+    click.echo(timeline.format_text(found, t, ctx.tz(), line_names=line_names, queue_names=queue_names), nl=False)
 
 
 @records.command("versions")
@@ -272,34 +304,91 @@ def version_diff(rows, old: str, new: str) -> str:
 
 
 # --- hotline report --------------------------------------------------------------------------------
-@click.group("report")
+@click.group("report", epilog="\b\nExamples:\n  hotline report daily --date 2021-09-17\n"
+                               "  hotline report weekly --html week.html --lang en")
 def report() -> None:
-    """Traffic reports from the call records."""
+    """Traffic reports from the call records: per line, per queue, per hour (daily) or day, and totals."""
 
 
-@report.command("daily")
-@click.option("--date", "day", default=None, help="Day (YYYY-MM-DD) in the table's time zone; default yesterday.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@db_option
-@database_errors
-def report_daily(day: str | None, as_json: bool, db_url: str | None) -> None:
-    """Per legacy line: calls, answered share, average and 90th-percentile wait, transfers and outcomes."""
+def _translator(lang: str):
+    from supervisor import i18n
+
+    return lambda key, **params: i18n.text(key, lang, **params)
+
+
+def _names(ctx: Context) -> tuple[dict[str, str], dict[str, str], int]:
+    """Line services and queue names from the table (table order), and its service level threshold."""
+    table = ctx.table()
+    if table is None:
+        return {}, {}, 15
+    return ({number: line.service for number, line in table.lines.items()},
+            {qid: q.name for qid, q in table.queues.items()}, table.service_level_seconds)
+
+
+def _write(path: Path, write) -> None:
+    if str(path) == "-":
+        write(sys.stdout)
+        return
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        write(out)
+    click.echo(f"wrote {path}", err=True)
+
+
+def _run_report(kind: str, day: str | None, lang: str, as_json: bool, csv_file: Path | None,
+                html_file: Path | None, db_url: str | None) -> None:
+    from records import period_report, report_output
+    from records.periods import period, previous
+
     ctx = Context(db_url)
     tz = ctx.tz()
+    at = now(tz)
     try:
-        the_day = date.fromisoformat(day) if day else now(tz).date() - timedelta(days=1)
+        chosen = period(kind, date.fromisoformat(day), tz) if day else previous(kind, at.date(), tz)
     except ValueError:
         raise click.BadParameter(f"'{day}' is not a date (YYYY-MM-DD)", param_hint="--date") from None
+    line_names, queue_names, sl = _names(ctx)
     engine = ctx.engine()
     try:
-        result = reports.daily(engine, the_day, tz)
+        result = period_report.load(engine, chosen, as_of=at, service_level=sl, line_names=line_names,
+                                    queue_names=queue_names)
     finally:
         engine.dispose()
+    t = _translator(lang)
+    if csv_file is not None:
+        _write(csv_file, lambda out: report_output.write_csv(result, out))
+    if html_file is not None:
+        _write(html_file, lambda out: out.write(report_output.format_html(result, t, lang, at)))
     if as_json:
-        click.echo(json.dumps({"date": the_day.isoformat(), "timezone": str(tz),
-                               "lines": [asdict(r) for r in result], "total": asdict(reports.total(result))}, ensure_ascii=False, indent=2))
-    else:
-        click.echo(reports.format_daily(result, the_day))
+        click.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
+    elif csv_file is None and html_file is None:
+        click.echo(report_output.format_text(result, t), nl=False)
+
+
+def report_command(kind: str, what: str, default: str, example: str):
+    summary = (f"Figures of the {what} per line, per queue, per {'hour' if kind == 'daily' else 'day'} and in "
+               "total: offered, answered (within the service level), abandoned, overflowed, rates, waits, "
+               "callbacks, work orders. Times in the table's time zone.")
+
+    @report.command(kind, help=summary, epilog=f"\b\nExamples:\n  hotline report {kind}{example}")
+    @click.option("--date", "day", default=None,
+                  help=f"A day (YYYY-MM-DD) in the {what}, in the table's time zone; default {default}.")
+    @click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True,
+                  help="Language of the text and HTML.")
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
+    @click.option("--csv", "csv_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                  help="Write CSV: one row per line, queue, hour/day and the total ('-': stdout).")
+    @click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                  help="Write a self-contained HTML report with charts, to send on.")
+    @db_option
+    @database_errors
+    def command(day, lang, as_json, csv_file, html_file, db_url) -> None:
+        _run_report(kind, day, lang, as_json, csv_file, html_file, db_url)
+    return command
+
+
+report_daily = report_command("daily", "day", "yesterday", " --date 2021-09-17 --csv day.csv")
+report_weekly = report_command("weekly", "week (Monday to Sunday)", "last week", " --lang en --json")
+report_monthly = report_command("monthly", "month", "last month", " --date 2021-09-01 --html sept.html")
 
 
 # --- hotline workorders ----------------------------------------------------------------------------

@@ -93,10 +93,12 @@ def watch(once: bool, interval: float, full_numbers: bool, timeout: float) -> No
 
 async def _watch(once: bool, interval: float, full_numbers: bool, timeout: float) -> int:
     from supervisor.hub import SupervisorHub
-    from supervisor.service import make_clients
+    from supervisor.service import make_clients, records_loader
     from supervisor.textview import render
 
-    hub = SupervisorHub(make_clients(load_settings(), reconnect_max_delay=5))
+    settings = load_settings()
+    # Today's figures from the SQL records, as the web view has them (then kept live from AMI).
+    hub = SupervisorHub(make_clients(settings, reconnect_max_delay=5), records_loader=records_loader(settings))
     await hub.start()
     try:
         if once:

@@ -108,7 +108,7 @@ def feed_outcomes(clients: dict[str, Any], recorder: Any) -> None:
     from records.outcomes import QueueOutcomeTracker
 
     for name, client in clients.items():
-        tracker = QueueOutcomeTracker()
+        tracker = QueueOutcomeTracker(server=name)   # queue legs name their Asterisk server
 
         def on_event(event: dict[str, str], tracker: QueueOutcomeTracker = tracker) -> None:
             for record in tracker.feed(event, datetime.now(timezone.utc)):

@@ -3,6 +3,10 @@
 One AmiClient per Asterisk server. Every AMI event is folded into the LiveState as it arrives (sync callback,
 in order); after each (re)login a QueueStatus reply resynchronises that server. Watchers (the web event stream,
 the terminal view) wait on `wait_change()`, which wakes on the next change.
+
+Today's figures are seeded from the SQL records (`records_loader`: a local day -> that day's call rows) at
+start, again after midnight Asia/Shanghai, and every `reseed_interval` s (calls another engine recorded, or
+that ended while this view was away); live events keep them current in between.
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from supervisor import actions
 from supervisor.audit import AuditLog
 from supervisor.auth import User
 from supervisor.history import History
-from supervisor.state import HANDLED_EVENTS, LiveState
+from supervisor.state import HANDLED_EVENTS, LiveState, local_day
 
 log = structlog.get_logger(__name__)
 WATCHED_EVENTS = HANDLED_EVENTS
@@ -26,7 +30,8 @@ class SupervisorHub:
     def __init__(self, clients: Mapping[str, Any], *, state: LiveState | None = None,
                  history: History | None = None, audit: AuditLog | None = None,
                  clock: Callable[[], float] = time.time, sample_interval: float = 5.0,
-                 resync_timeout: float = 10.0, close_clients: bool = True) -> None:
+                 resync_timeout: float = 10.0, close_clients: bool = True,
+                 records_loader: Callable[[Any], list[Any]] | None = None, reseed_interval: float = 300.0) -> None:
         self.clients = dict(clients)
         self.close_clients = close_clients  # False when the clients are shared with the engine (transfers)
         self.state = state or LiveState()
@@ -35,6 +40,9 @@ class SupervisorHub:
         self.clock = clock
         self.sample_interval = sample_interval
         self.resync_timeout = resync_timeout
+        self.records_loader = records_loader
+        self.reseed_interval = reseed_interval
+        self._seeded_at = 0.0
         self._changed = asyncio.Event()
         self._synced: dict[str, asyncio.Event] = {name: asyncio.Event() for name in self.clients}
         self._unsubscribe: list[Callable[[], None]] = []
@@ -44,6 +52,7 @@ class SupervisorHub:
 
     # ---- life cycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
+        await self.seed()
         for name, client in self.clients.items():
             self._unsubscribe.append(client.on_event(self._event_handler(name), WATCHED_EVENTS))
             self._unsubscribe.append(client.on_connected(self._connected_handler(name)))
@@ -115,10 +124,32 @@ class SupervisorHub:
         log.info("supervisor.resynced", server=server, queues=len(self.state.servers[server].queues))
         self.notify()
 
+    async def seed(self) -> bool:
+        """Today's figures from the SQL records (off the event loop); False (figures live only) on trouble."""
+        if self.records_loader is None:
+            return False
+        now = self.clock()
+        self._seeded_at = now
+        try:
+            rows = await asyncio.to_thread(self.records_loader, local_day(now))
+        except Exception as exc:  # noqa: BLE001 - no database: the view still runs, on live events only
+            log.warning("supervisor.figures_not_seeded", error=f"{type(exc).__name__}: {str(exc)[:200]}",
+                        effect="today's figures count only calls seen live from now on")
+            self.state.seed_failed(f"{type(exc).__name__}")
+            self.notify()
+            return False
+        changed = self.state.seed(rows, self.clock())
+        log.info("supervisor.figures_seeded", calls=len(rows), changed=changed)
+        self.notify()
+        return True
+
     async def _tick(self) -> None:
         last_sample = 0.0
         while True:
             now = self.clock()
+            if self.state.roll_day(now) or (self.records_loader is not None
+                                            and now - self._seeded_at >= self.reseed_interval):
+                await self.seed()
             for name, client in self.clients.items():
                 if not client.connected and self.state.server(name).connected:
                     self.state.set_connected(name, False, now)

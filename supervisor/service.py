@@ -88,6 +88,22 @@ def make_clients(settings: Settings, environ: Mapping[str, str] | None = None, *
     return clients
 
 
+def records_loader(settings: Settings) -> Callable[[Any], list[Any]]:
+    """A local day -> that day's call rows from the SQL records, for seeding today's figures. One engine, made
+    on first use; a database that is away raises (the hub then counts live events only and tries again later)."""
+    from records.db import ready_engine
+    from records.reports import day_rows
+    from supervisor.state import HOTLINE_TZ
+
+    engine: list[Any] = []
+
+    def load(day: Any) -> list[Any]:
+        if not engine:
+            engine.append(ready_engine(settings.db_url))
+        return day_rows(engine[0], day, HOTLINE_TZ)
+    return load
+
+
 def build_service(settings: Settings, *, host: str | None = None, port: int | None = None,
                   environ: Mapping[str, str] | None = None, clients: Mapping[str, Any] | None = None,
                   announce: Callable[[str], None] | None = None,
@@ -101,7 +117,7 @@ def build_service(settings: Settings, *, host: str | None = None, port: int | No
                         state=LiveState(options.service_level), history=History(options.history_hours * 3600),
                         audit=AuditLog.for_settings(settings, options.audit_path),
                         sample_interval=options.sample_interval,
-                        close_clients=close_clients, **hub_kwargs)
+                        close_clients=close_clients, records_loader=records_loader(settings), **hub_kwargs)
     return SupervisorService(hub, users, options, host or settings.web_host,
                              settings.web_port if port is None else port)
 

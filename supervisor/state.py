@@ -3,11 +3,14 @@
 Several Asterisk servers feed one view, so everything is keyed by server name, then queue name.
 `apply()` takes the live events (QueueCallerJoin, AgentConnect, QueueMemberPause, ...); `resync()` takes
 a QueueStatus reply (QueueParams / QueueMember / QueueEntry), sent after every (re)connect, and replaces
-the queues' members and waiting callers with what Asterisk says now. Answered/abandoned/overflowed counts are our
-own (Asterisk's Completed/Abandoned run since its last reload, not since local midnight), kept per local day in
-Asia/Shanghai.
+the queues' members and waiting callers with what Asterisk says now.
 
-Abandoned vs overflowed: app_queue sends QueueCallerAbandon whenever a caller leaves without an answer, also on
+Today's figures (answered, abandoned, overflowed, service level, per queue and per line) are not Asterisk's
+(its Completed/Abandoned run since its last reload): they are records.figures over today's calls, seeded from the
+SQL records (`seed()`, at start and after the day rolls at midnight Asia/Shanghai) and kept live by the same
+records.outcomes tracker that writes each call's outcome to SQL, one row per uniqueid (never counted twice).
+
+Abandoned vs overflowed (records.outcomes decides, as described here): app_queue sends QueueCallerAbandon whenever a caller leaves without an answer, also on
 its timeout or leave-empty (the overflow path of the table). In a real abandon the caller's HangupRequest comes
 *before* QueueCallerAbandon (Asterisk 22: tests/transcripts/ami-abandon-while-ringing-local.txt), so that one
 counts at once. Any other QueueCallerAbandon is held as pending until what follows decides it: the generated
@@ -24,9 +27,11 @@ import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 from zoneinfo import ZoneInfo
 
+from records.figures import CallFigures, DayFigures, Tally
+from records.outcomes import QueueOutcomeTracker
 from routing.privacy import mask_number, mask_text
 
 DEFAULT_SERVICE_LEVEL = 15  # seconds: the national 12345 standard asks for an answer within 15 s
@@ -111,40 +116,42 @@ class Member:
 
 
 @dataclass
-class Tally:
-    answered: int = 0
-    answered_in_sl: int = 0
-    abandoned: int = 0
-    overflowed: int = 0  # moved on to the next queue by the table (timeout, nobody logged in): not offered here
-    hold_total: int = 0  # seconds, answered calls: for the average wait
-
-    def service_level(self) -> float | None:
-        """Share of offered calls answered within the threshold; abandons count against it. An overflowed call
-        is counted where it ends (answered or abandoned in the next queue), so it is not offered twice."""
-        offered = self.answered + self.abandoned
-        return self.answered_in_sl / offered if offered else None
-
-
-@dataclass
 class QueueState:
     name: str
     strategy: str = ""
     callers: dict[str, Caller] = field(default_factory=dict)
     members: dict[str, Member] = field(default_factory=dict)
     day: date | None = None
-    today: Tally = field(default_factory=Tally)
-    lines_today: dict[str, Tally] = field(default_factory=dict)
-    answered_total: int = 0  # since this process started: Prometheus counters never go back
-    abandoned_total: int = 0
-    overflowed_total: int = 0
+    figures: DayFigures | None = field(default=None, repr=False)   # the LiveState's: shared by every queue
+    server: str = ""
 
     def roll_day(self, now: float) -> None:
-        day = local_day(now)
-        if self.day != day:
-            self.day, self.today, self.lines_today = day, Tally(), {}
+        self.day = local_day(now)
+        if self.figures is not None:
+            self.figures.start_day(self.day)
 
-    def line_tally(self, line: str) -> Tally:
-        return self.lines_today.setdefault(line or "?", Tally())
+    @property
+    def today(self) -> Tally:
+        return self.figures.queue(self.server, self.name) if self.figures is not None else Tally()
+
+    @property
+    def lines_today(self) -> dict[str, Tally]:
+        return self.figures.queue_lines(self.server, self.name) if self.figures is not None else {}
+
+    def _total(self, name: str) -> int:
+        return getattr(self.figures.total(self.server, self.name), name) if self.figures is not None else 0
+
+    @property
+    def answered_total(self) -> int:  # since this process started: Prometheus counters never go back
+        return self._total("answered")
+
+    @property
+    def abandoned_total(self) -> int:
+        return self._total("abandoned")
+
+    @property
+    def overflowed_total(self) -> int:
+        return self._total("overflowed")
 
 
 @dataclass
@@ -164,11 +171,16 @@ class ServerState:
     recent: OrderedDict[str, Caller] = field(default_factory=OrderedDict)  # left the queue lately
     hanging_up: OrderedDict[str, float] = field(default_factory=OrderedDict)  # waiting callers' HangupRequest
     pending: OrderedDict[str, "PendingAbandon"] = field(default_factory=OrderedDict)  # abandon or overflow?
+    figures: DayFigures | None = field(default=None, repr=False)
+    tracker: QueueOutcomeTracker | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.tracker = self.tracker or QueueOutcomeTracker(server=self.name)
 
     def queue(self, name: str) -> QueueState:
         q = self.queues.get(name)
         if q is None:
-            q = self.queues[name] = QueueState(name)
+            q = self.queues[name] = QueueState(name, figures=self.figures, server=self.name)
         return q
 
 
@@ -177,12 +189,49 @@ class LiveState:
         self.service_level = service_level
         self.servers: dict[str, ServerState] = {}
         self.version = 0  # bumped on every change, so watchers know when to redraw
+        self.today = DayFigures(service_level, HOTLINE_TZ)   # today's figures, every server's calls
 
     def server(self, name: str) -> ServerState:
         s = self.servers.get(name)
         if s is None:
-            s = self.servers[name] = ServerState(name)
+            s = self.servers[name] = ServerState(name, figures=self.today)
+            self.today.sole_server = name if len(self.servers) == 1 else None
         return s
+
+    # ---- today's figures ----------------------------------------------------------------------------
+    def roll_day(self, now: float) -> bool:
+        """At midnight Asia/Shanghai the figures start again (True: a new day, seed it)."""
+        if self.today.start_day(local_day(now)):
+            self.version += 1
+            return True
+        return False
+
+    def seed(self, rows: Iterable[Any], now: float) -> int:
+        """Today's calls from the SQL records (records.reports.day_rows): the figures a restart keeps. A call
+        already known from live events is not counted again (one row per uniqueid)."""
+        self.roll_day(now)
+        changed = self.today.seed(rows, now)
+        self.version += 1
+        return changed
+
+    def seed_failed(self, error: str) -> None:
+        self.today.seed_error = error
+        self.version += 1
+
+    def _track(self, s: ServerState, event: Mapping[str, str], now: float) -> bool:
+        """The event through the outcome tracker (as the engine's records get it): the call's live row."""
+        at = datetime.fromtimestamp(now, timezone.utc)
+        self.roll_day(now)
+        changed = False
+        try:
+            for record in s.tracker.feed(event, at):
+                changed = self.today.put(CallFigures.of(record), live=True) or changed
+            current = s.tracker.in_progress(event.get("Uniqueid") or "")
+        except ValueError:      # a malformed event (e.g. a negative HoldTime): figures as they were
+            return changed
+        if current is not None:
+            changed = self.today.put(CallFigures.of(current), live=True) or changed
+        return changed
 
     # ---- connection -------------------------------------------------------------------------------
     def set_connected(self, server: str, connected: bool, now: float) -> None:
@@ -194,10 +243,13 @@ class LiveState:
     # ---- live events ------------------------------------------------------------------------------
     def apply(self, server: str, event: Mapping[str, str], now: float) -> bool:
         """Fold one AMI event in. Returns True when the view changed. Unknown events are ignored."""
-        handler = _HANDLERS.get(event.get("Event", ""))
-        if handler is None:
+        name = event.get("Event", "")
+        handler = _HANDLERS.get(name)
+        if handler is None and name not in TRACKED_EVENTS:
             return False
-        changed = handler(self, self.server(server), event, now)
+        s = self.server(server)
+        changed = self._track(s, event, now) if name in TRACKED_EVENTS else False
+        changed = (handler(self, s, event, now) if handler is not None else False) or changed
         if changed:
             self.version += 1
         return changed
@@ -249,15 +301,9 @@ class LiveState:
 
     def _settle(self, s: ServerState, uid: str, how: str, now: float) -> bool:
         """Count a pending QueueCallerAbandon as `how` (abandoned | overflowed | None: neither)."""
+        # The counting itself is records.outcomes' (LiveState._track): here only the pending state is let go.
         pending = s.pending.pop(uid, None)
-        if pending is None or how is None:
-            return False
-        q = s.queue(pending.queue)
-        q.roll_day(now)
-        for tally in (q.today, q.line_tally(pending.line)):
-            setattr(tally, how, getattr(tally, how) + 1)
-        setattr(q, f"{how}_total", getattr(q, f"{how}_total") + 1)
-        return True
+        return pending is not None and how is not None
 
     def _on_hangup_request(self, s: ServerState, ev: Mapping[str, str], now: float) -> bool:
         uid = ev.get("Uniqueid", "")
@@ -277,14 +323,6 @@ class LiveState:
         q.roll_day(now)
         uid = ev.get("Uniqueid", "")
         caller = q.callers.pop(uid, None) or s.recent.get(uid)
-        line = caller.line if caller else self._caller_line(s, ev)[0]
-        hold = _int(ev.get("HoldTime"))
-        for tally in (q.today, q.line_tally(line)):
-            tally.answered += 1
-            tally.hold_total += hold
-            if hold <= self.service_level:
-                tally.answered_in_sl += 1
-        q.answered_total += 1
         member = q.members.get(ev.get("Interface", ""))
         if member is not None:
             member.in_call, member.ringing_for = True, None
@@ -370,10 +408,7 @@ class LiveState:
             kind = item.get("Event", "")
             name = item.get("Queue", "")
             if kind == "QueueParams":
-                old = s.queues.get(name) or QueueState(name)
-                fresh = QueueState(name, item.get("Strategy", ""), day=old.day, today=old.today,
-                                   lines_today=old.lines_today, answered_total=old.answered_total,
-                                   abandoned_total=old.abandoned_total, overflowed_total=old.overflowed_total)
+                fresh = QueueState(name, item.get("Strategy", ""), figures=s.figures, server=s.name)
                 fresh.roll_day(now)
                 seen[name] = fresh
             elif kind == "QueueMember" and name in seen:
@@ -424,6 +459,9 @@ class LiveState:
             "full_numbers": full_numbers,
             "servers": servers,
             "lines": [{"line": k, **v} for k, v in sorted(all_lines.items())],
+            # where today's figures come from: the SQL records (seeded_at) and live events, or live events only
+            "figures": {"day": self.today.day.isoformat() if self.today.day else None,
+                        "seeded_at": self.today.seeded_at, "seed_error": self.today.seed_error},
         }
 
     def _queue_view(self, s: ServerState, q: QueueState, now: float, full: bool,
@@ -523,4 +561,7 @@ _HANDLERS = {
     "SoftHangupRequest": LiveState._on_hangup_request,
     "UserEvent": LiveState._on_user_event,
 }
-HANDLED_EVENTS = frozenset(_HANDLERS)  # what the AMI subscription needs to deliver
+# What records.outcomes needs for each call's row (Newchannel: the arrival).
+TRACKED_EVENTS = frozenset({"Newchannel", "QueueCallerJoin", "QueueCallerLeave", "AgentConnect",
+                            "QueueCallerAbandon", "HangupRequest", "SoftHangupRequest", "UserEvent", "Hangup"})
+HANDLED_EVENTS = frozenset(_HANDLERS) | TRACKED_EVENTS  # what the AMI subscription needs to deliver

@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def _env(port: int, tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
     env.update({"HOTLINE_AMI_SERVERS": f"haikou=127.0.0.1:{port}", "HOTLINE_AMI_SECRET": SECRET,
-                "HOTLINE_SUPERVISOR_AUDIT": str(tmp_path / "audit.jsonl"), "PYTHONPATH": str(ROOT), **extra})
+                "HOTLINE_SUPERVISOR_AUDIT": str(tmp_path / "audit.jsonl"), "PYTHONPATH": str(ROOT),
+                "HOTLINE_DB_URL": f"sqlite:///{tmp_path / 'records.sqlite3'}", **extra})
     return env
 
 

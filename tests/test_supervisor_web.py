@@ -44,7 +44,7 @@ async def start_view(emu: AmiEmulator, tmp_path: Path, extra_env: dict[str, str]
     env = {"HOTLINE_WEB_ADMIN_PASSWORD": PASSWORDS["admin"],
            "HOTLINE_WEB_SUPERVISOR_PASSWORD": PASSWORDS["supervisor"],
            "HOTLINE_SUPERVISOR_AUDIT": str(tmp_path / "audit.jsonl"), **(extra_env or {})}
-    service = build_service(Settings(), host="127.0.0.1", port=0, environ=env, clients={"haikou": client})
+    service = build_service(Settings(db_url=f"sqlite:///{tmp_path / 'records.sqlite3'}"), host="127.0.0.1", port=0, environ=env, clients={"haikou": client})
     await service.start()
     assert await service.hub.wait_synced(5)
     return service
@@ -453,7 +453,7 @@ async def test_two_asterisk_servers_feed_one_view_and_actions_go_to_the_right_on
                for name, emu in (("haikou", haikou), ("sanya", sanya))}
     env = {"HOTLINE_WEB_ADMIN_PASSWORD": PASSWORDS["admin"], "HOTLINE_WEB_SUPERVISOR_PASSWORD":
            PASSWORDS["supervisor"], "HOTLINE_SUPERVISOR_AUDIT": str(tmp_path / "audit.jsonl")}
-    service = build_service(Settings(), host="127.0.0.1", port=0, environ=env, clients=clients)
+    service = build_service(Settings(db_url=f"sqlite:///{tmp_path / 'records.sqlite3'}"), host="127.0.0.1", port=0, environ=env, clients=clients)
     await service.start()
     try:
         assert await service.hub.wait_synced(5)
@@ -485,7 +485,7 @@ async def test_run_beside_the_engine_sharing_its_ami_client(emulator, tmp_path):
     await shared.wait_connected(5)
     env = {"HOTLINE_WEB_ADMIN_PASSWORD": PASSWORDS["admin"], "HOTLINE_WEB_SUPERVISOR_PASSWORD":
            PASSWORDS["supervisor"], "HOTLINE_SUPERVISOR_AUDIT": str(tmp_path / "audit.jsonl")}
-    service = build_service(Settings(), host="127.0.0.1", port=0, environ=env, clients={"pbx": shared},
+    service = build_service(Settings(db_url=f"sqlite:///{tmp_path / 'records.sqlite3'}"), host="127.0.0.1", port=0, environ=env, clients={"pbx": shared},
                             close_clients=False)
     await service.start()
     try:

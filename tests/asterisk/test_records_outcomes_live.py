@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from records.outcomes import QueueOutcomeTracker
+from supervisor.state import LiveState
 from tests.asterisk import harness
 from tests.asterisk.harness import place_call
 
@@ -69,3 +70,11 @@ async def test_failed_open_queued_call_has_the_dialed_number_and_its_real_arriva
     joined = instant(join, start_mono, start_utc)
     assert (joined - record.arrived_at).total_seconds() >= ENGINE_TIMEOUT - 0.5   # the engine's wait, before the queue
     assert record.outcome.value == "abandoned"
+    # the queue it waited in, as Asterisk named it, and the live view's figures from the same events
+    assert [(leg["queue"], leg["result"]) for leg in record.queue_legs] == [(join["Queue"], "abandoned")]
+    state = LiveState()
+    for e in hotline.events:
+        state.apply("pbx", e, instant(e, start_mono, start_utc).timestamp())
+    (tile,) = [q for srv in state.view(record.ended_at.timestamp(), full_numbers=False)["servers"]
+               for q in srv["queues"] if q["name"] == join["Queue"]]
+    assert (tile["answered"], tile["abandoned"], tile["overflowed"]) == (0, 1, 0)
