@@ -15,15 +15,17 @@ from typing import Any
 import structlog
 
 log = structlog.get_logger(__name__)
-_GLOSS = re.compile(r"^(?P<head>.*?[\u3400-\u9fff].*?)\s*[(（][^()（）]*[)）]\s*$")
+_CJK = "\u3400-\u9fff"
+_GLOSS = re.compile(r"\s*[(（][^(（)）" + _CJK + r"]*[)）]")  # a bracketed gloss without Chinese in it
+_TRAILING_EN = re.compile(r"(?<=[" + _CJK + r"])\s+[A-Za-z][A-Za-z0-9 ,;.'/-]*$")  # "… inside 12345"
 
 
 def localised(name: str, lang: str) -> str:
     """The table's bilingual name as a reader of `lang` wants it."""
-    if lang == "zh":
-        m = _GLOSS.match(name)
-        return m["head"].strip() if m else name
-    return name
+    if lang != "zh" or not re.search("[" + _CJK + "]", name):
+        return name
+    short = _TRAILING_EN.sub("", _GLOSS.sub("", name).replace("->", "→")).strip()
+    return short or name
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,7 @@ async def test_supervisor_in_a_real_browser(tmp_path):
         async with async_playwright() as pw:
             context = await pw.chromium.launch_persistent_context(
                 str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
-                viewport={"width": 1440, "height": 900})
+                viewport={"width": 1440, "height": 900}, locale="zh-CN")  # a zh-CN browser gets Chinese
             try:
                 page = context.pages[0] if context.pages else await context.new_page()
                 page.set_default_timeout(10_000)
@@ -91,11 +91,13 @@ async def test_supervisor_in_a_real_browser(tmp_path):
                 # pause Wang Fang with a reason; the row turns paused when Asterisk says so
                 member = '.tile[data-queue="general-12345"] .member[data-interface="PJSIP/7001"]'
                 await page.click(f"{member} button.pause")
-                await page.select_option("#dialog select[name=reason_choice]", "lunch")
+                await page.select_option("#dialog select[name=reason_choice]", "午餐")
                 await page.click("#dialog-ok")
                 paused = await page.wait_for_selector(f'{member}[data-state="paused"]', timeout=5000)
-                assert "lunch" in await paused.inner_text()
-                assert any(a.get("Action") == "QueuePause" and a.get("Reason") == "lunch" for a in emu.received)
+                assert "午餐" in await paused.inner_text()
+                assert any(a.get("Action") == "QueuePause" and a.get("Reason") == "午餐" for a in emu.received)
+                toast = await page.wait_for_selector("#toast.show")
+                assert await toast.inner_text() == "已暂停 Wang Fang（12345 综合受理）。"  # our words, the table's name
                 assert view.hub.audit.tail(1)[0]["action"] == "pause"
 
                 # the queues move on for a few seconds, so the charts have something to show
@@ -114,6 +116,7 @@ async def test_supervisor_in_a_real_browser(tmp_path):
                 assert problems == []
                 ARTIFACTS.mkdir(exist_ok=True)
                 await page.screenshot(path=str(ARTIFACTS / "supervisor.png"), full_page=True)
+                await page.screenshot(path="/tmp/supervisor-zh.png", full_page=True)
             finally:
                 await context.close()
     finally:

@@ -171,7 +171,7 @@ function tile(server, q) {
   const title = el("h2", {}, q.title || q.name);
   article.append(
     el("header", {}, title, el("span", { class: "server" }, q.title && q.title !== q.name ? `${q.name} · ${server.name}` : server.name)),
-    server.connected ? null : el("p", { class: "stale-note" }, t("view.stale", { server: server.name })),
+    server.connected ? "" : el("p", { class: "stale-note" }, t("view.stale", { server: server.name })),
     el("div", { class: "kpis" },
       kpi(t("view.kpi.waiting"), q.waiting, q.waiting ? "warn" : ""),
       kpi(t("view.kpi.longest_short"), dur(q.longest_wait), hot ? "bad" : ""),
