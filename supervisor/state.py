@@ -21,9 +21,12 @@ the table's names (supervisor.names.Directory); a server whose link is down is r
 dropped (its wait clocks stop: the figures are frozen, not live), flagged with since when.
 
 Callers in the IVR are counted from AMI, not from the engine's memory, so several engines behind one Asterisk
-and several Asterisk servers add up: the generated dialplan sets HOTLINE_DIALED as a call enters the engine's
-context (VarSet), the engine sets HOTLINE_ACTION last, when it has decided (VarSet again); the call is in the
-IVR in between (or until it joins a queue or hangs up). A call whose end we missed (link down) ages out.
+and several Asterisk servers add up (an in-process count would see one engine only). Our AMI user reads the
+call, agent and user classes (dialplan/manager.py), so no VarSet or Newexten reaches it: a call enters with its
+Newchannel in the carriers' context (hotline-from-carrier, where every trunk delivers and which goes straight
+to the engine) and is "in the IVR" until it joins a queue, starts a Dial (transfer, emergency), enters a
+bridge or hangs up. With read=all (VarSet) the engine's HOTLINE_ACTION, set when it has decided, ends it too.
+A call whose end we missed (link down) ages out after IVR_MAX_AGE; a full resync starts the count afresh.
 """
 from __future__ import annotations
 
@@ -50,7 +53,7 @@ _LINE_PREFIX = re.compile(r"^\[(?P<line>[0-9A-Za-z+*#-]{1,24})\]\s*(?P<name>.*)$
 _RECENT_MAX = 2000  # callers that left the queue, remembered for the AgentConnect that follows
 ABANDON_GRACE = 1.0  # s: a Hangup this soon after a pending QueueCallerAbandon makes it an abandon
 QUEUE_LEFT_EVENT = "HotlineQueueLeft"  # the generated dialplan's UserEvent (dialplan/extensions.py, _queue)
-IVR_ENTERED_VAR = "HOTLINE_DIALED"  # set by the dialplan as the call enters the engine (dialplan/extensions.py)
+INBOUND_CONTEXT = "hotline-from-carrier"  # dialplan.extensions.CTX_CARRIER (a test keeps them equal)
 IVR_DECIDED_VAR = "HOTLINE_ACTION"  # set by the engine last, when the IVR has decided
 IVR_MAX_AGE = 900.0  # s: a call "in the IVR" longer than this lost its end to a broken link; not counted
 
@@ -369,11 +372,6 @@ class LiveState:
 
     def _on_varset(self, s: ServerState, ev: Mapping[str, str], now: float) -> bool:
         variable, uid = ev.get("Variable"), ev.get("Uniqueid", "")
-        if variable == IVR_ENTERED_VAR and uid:
-            s.in_ivr[uid] = now
-            while len(s.in_ivr) > _RECENT_MAX * 5:
-                s.in_ivr.popitem(last=False)
-            return True
         if variable == IVR_DECIDED_VAR and ev.get("Value"):
             return s.in_ivr.pop(uid, None) is not None
         if variable != "HOTLINE_LINE":
@@ -387,6 +385,19 @@ class LiveState:
             if caller is not None and not caller.line:
                 caller.line, changed = ev.get("Value", ""), True
         return changed
+
+    def _on_new_channel(self, s: ServerState, ev: Mapping[str, str], now: float) -> bool:
+        uid = ev.get("Uniqueid", "")
+        if ev.get("Context") != INBOUND_CONTEXT or not uid:
+            return False
+        s.in_ivr[uid] = now
+        while len(s.in_ivr) > _RECENT_MAX * 5:
+            s.in_ivr.popitem(last=False)
+        return True
+
+    def _on_left_ivr(self, s: ServerState, ev: Mapping[str, str], now: float) -> bool:
+        """DialBegin (Uniqueid: the calling channel) or BridgeEnter: the caller is past the IVR."""
+        return s.in_ivr.pop(ev.get("Uniqueid", ""), None) is not None
 
     def _on_hangup(self, s: ServerState, ev: Mapping[str, str], now: float) -> bool:
         uid = ev.get("Uniqueid", "")
@@ -608,5 +619,8 @@ _HANDLERS = {
     "HangupRequest": LiveState._on_hangup_request,
     "SoftHangupRequest": LiveState._on_hangup_request,
     "UserEvent": LiveState._on_user_event,
+    "Newchannel": LiveState._on_new_channel,
+    "DialBegin": LiveState._on_left_ivr,
+    "BridgeEnter": LiveState._on_left_ivr,
 }
 HANDLED_EVENTS = frozenset(_HANDLERS)  # what the AMI subscription needs to deliver

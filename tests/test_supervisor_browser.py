@@ -3,6 +3,7 @@ an emulated QueueCallerJoin, pause an agent and see it paused; saves artifacts/s
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -117,6 +118,82 @@ async def test_supervisor_in_a_real_browser(tmp_path):
                 ARTIFACTS.mkdir(exist_ok=True)
                 await page.screenshot(path=str(ARTIFACTS / "supervisor.png"), full_page=True)
                 await page.screenshot(path="/tmp/supervisor-zh.png", full_page=True)
+            finally:
+                await context.close()
+    finally:
+        await view.stop()
+        await emu.stop()
+
+
+async def test_english_wallboard_folds_counts_the_ivr_and_shows_the_link_down(tmp_path):
+    """An en browser: English page, the table's names, queues in the table's order, a busy tile folded with a
+    count, callers in the IVR counted; then the AMI link drops: a banner names the server and since when,
+    the tiles grey out and the wait clocks stop."""
+    _need_chromium()
+    from playwright.async_api import async_playwright, expect
+
+    emu = make_emulator()
+    emu.add_queue("minors-protection")
+    emu.add_queue("abuse-review")
+    for n in range(9):  # a busy general queue
+        caller = emu.new_call(f"1390000{n:04d}", "12345", caller_name="[12345] caller")
+        emu.caller_joins_queue(caller.name, "general-12345")
+    await emu.start()
+    view = await start_view(emu, tmp_path)
+    base = f"http://127.0.0.1:{view.port}"
+    try:
+        async with async_playwright() as pw:
+            context = await pw.chromium.launch_persistent_context(
+                str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
+                viewport={"width": 1440, "height": 900}, locale="en-US")
+            try:
+                page = context.pages[0] if context.pages else await context.new_page()
+                page.set_default_timeout(10_000)
+                problems: list[str] = []
+                page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+                await page.goto(base + "/login")
+                assert await page.get_attribute("html", "lang") == "en"
+                await page.fill("input[name=username]", "supervisor")
+                await page.fill("input[name=password]", PASSWORDS["supervisor"])
+                await page.click("button[type=submit]")
+                await page.wait_for_selector('.tile[data-queue="general-12345"] .caller')
+                assert await page.get_attribute("html", "lang") == "en"
+                order = await page.eval_on_selector_all(".tile", "ts => ts.map(t => t.dataset.queue)")
+                assert order == ["general-12345", "expert-12320", "minors-protection", "abuse-review"]
+                general = '.tile[data-queue="general-12345"]'
+                assert "12345 综合受理 (general, 24/7)" in await page.inner_text(f"{general} h2")
+                assert len(await page.query_selector_all(f"{general} .caller")) == 6
+                fold = await page.inner_text(f"{general} .fold")
+                assert fold.startswith("+3 more callers")
+                await page.click(f"{general} .fold")
+                await expect(page.locator(f"{general} .caller")).to_have_count(9)
+                await page.click(f"{general} .fold")  # fold again for the picture
+
+                # two calls arrive from the carrier (and go to the engine's IVR); one then joins a queue
+                ivr_calls = [emu.new_call(f"1350000000{n}", "12320", context="hotline-from-carrier")
+                             for n in range(2)]
+                await expect(page.locator('[data-kpi="in-ivr"] b')).to_have_text("2", timeout=3000)
+                emu.caller_joins_queue(ivr_calls[0].name, "expert-12320")
+                await expect(page.locator('[data-kpi="in-ivr"] b')).to_have_text("1", timeout=3000)
+                assert "waiting callers" in (await page.inner_text(general)).lower()
+                await page.screenshot(path="/tmp/supervisor-en.png", full_page=True)
+
+                # the AMI link drops (Asterisk gone): banner, grey tiles, clocks stopped
+                await emu.stop()
+                banner = await page.wait_for_selector('#banner-links .banner-down[data-server="haikou"]',
+                                                      timeout=8000)
+                text = await banner.inner_text()
+                assert "haikou" in text and "has been down since" in text and "Asia/Shanghai" in text
+                assert re.search(r"since 20\d\d-\d\d-\d\d \d\d:\d\d:\d\d \(Asia/Shanghai\)", text), text
+                assert "frozen" in text
+                assert await page.get_attribute(general, "class") == "tile stale"
+                first_wait = f"{general} .caller .wait"
+                before = await page.inner_text(first_wait)
+                await page.wait_for_timeout(2500)
+                assert await page.inner_text(first_wait) == before  # not counting any more
+                assert await page.query_selector(f"{general} button.pause") is None  # nothing to act on
+                await page.screenshot(path="/tmp/supervisor-en-link-down.png", full_page=True)
+                assert problems == []
             finally:
                 await context.close()
     finally:

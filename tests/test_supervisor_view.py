@@ -96,22 +96,38 @@ def test_a_server_never_reached_is_down_since_the_view_started():
     assert server["down_since"] == T0 and server["synced_at"] is None
 
 
-def test_callers_in_the_ivr_counted_from_the_dialplans_and_engines_variables():
+def test_callers_in_the_ivr_counted_from_call_class_events():
     state = live("general-12345")
 
-    def varset(uid: str, variable: str, value: str, at: float) -> None:
-        state.apply("hk", {"Event": "VarSet", "Uniqueid": uid, "Variable": variable, "Value": value}, at)
+    def event(name: str, uid: str, at: float, **fields: str) -> None:
+        state.apply("hk", {"Event": name, "Uniqueid": uid, **fields}, at)
 
-    for uid in ("2.1", "2.2", "2.3", "2.4"):
-        varset(uid, "HOTLINE_DIALED", "12345", T0)
-    assert state.view(T0 + 1, full_numbers=False)["in_ivr"] == 4
-    varset("2.1", "HOTLINE_ACTION", "queue", T0 + 2)  # the engine decided: out of the IVR
-    join(state, "general-12345", "2.2", T0 + 3)        # failed open straight into a queue
-    state.apply("hk", {"Event": "Hangup", "Uniqueid": "2.3"}, T0 + 4)  # hung up in the menu
+    for uid in ("2.1", "2.2", "2.3", "2.4", "2.5"):
+        event("Newchannel", uid, T0, Context="hotline-from-carrier", Exten="12345")
+    event("Newchannel", "2.9", T0, Context="queue-agents", Exten="agent1")  # an agent's leg: not a caller
+    assert state.view(T0 + 1, full_numbers=False)["in_ivr"] == 5
+    join(state, "general-12345", "2.1", T0 + 2)                          # queued
+    event("DialBegin", "2.2", T0 + 3, DestUniqueid="2.8")                # transferred / emergency dial
+    event("BridgeEnter", "2.3", T0 + 3)
+    event("Hangup", "2.4", T0 + 4)                                       # hung up in the menu
     assert state.view(T0 + 5, full_numbers=False)["in_ivr"] == 1
+    event("VarSet", "2.5", T0 + 6, Variable="HOTLINE_ACTION", Value="queue")  # read=all: the engine decided
+    assert state.view(T0 + 7, full_numbers=False)["in_ivr"] == 0
+    event("Newchannel", "2.6", T0, Context="hotline-from-carrier", Exten="12320")
     assert state.view(T0 + IVR_MAX_AGE + 1, full_numbers=False)["in_ivr"] == 0  # its end was lost: aged out
-    state.resync("hk", [{"Event": "QueueParams", "Queue": "general-12345"}], T0 + 6)
-    assert state.view(T0 + 7, full_numbers=False)["in_ivr"] == 0  # a reconnect counts afresh
+    event("Newchannel", "2.7", T0 + 8, Context="hotline-from-carrier", Exten="12320")
+    state.resync("hk", [{"Event": "QueueParams", "Queue": "general-12345"}], T0 + 9)
+    assert state.view(T0 + 10, full_numbers=False)["in_ivr"] == 0  # a reconnect counts afresh
+
+
+def test_the_inbound_context_is_the_dialplans():
+    from dialplan.extensions import CTX_CARRIER
+    from dialplan.manager import READ
+    from supervisor.state import INBOUND_CONTEXT, HANDLED_EVENTS
+
+    assert INBOUND_CONTEXT == CTX_CARRIER
+    assert {"Newchannel", "DialBegin", "BridgeEnter"} <= HANDLED_EVENTS
+    assert "call" in READ  # the events the counter relies on reach our AMI user
 
 
 def test_agents_state_duration_and_talk_time():

@@ -39,10 +39,11 @@ function t(key, params = {}) {
 
 const stateLabel = (state) => t(`view.state.${state}`);
 
+// Times in the table's zone; dates as YYYY-MM-DD in both languages (no 01/12 vs 12/01 doubt).
 function clockOf(ts, withDate = false) {
   const opts = { timeZone: ZONE, hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false };
-  if (withDate) Object.assign(opts, { month: "2-digit", day: "2-digit" });
-  return new Intl.DateTimeFormat(LOCALE, opts).format(new Date(ts * 1000));
+  if (withDate) Object.assign(opts, { year: "numeric", month: "2-digit", day: "2-digit" });
+  return new Intl.DateTimeFormat("sv-SE", opts).format(new Date(ts * 1000));
 }
 
 function el(tag, attrs = {}, ...children) {
