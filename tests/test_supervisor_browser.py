@@ -199,3 +199,43 @@ async def test_english_wallboard_folds_counts_the_ivr_and_shows_the_link_down(tm
     finally:
         await view.stop()
         await emu.stop()
+
+
+async def test_first_run_hint_in_a_real_browser(tmp_path):
+    """No AMI configured (the engine alone): the page says what to set instead of an empty wallboard."""
+    _need_chromium()
+    from playwright.async_api import async_playwright
+
+    from scripts.settings import Settings
+    from supervisor.service import build_service
+
+    env = {"HOTLINE_WEB_SUPERVISOR_PASSWORD": PASSWORDS["supervisor"], "HOTLINE_WEB_ADMIN_PASSWORD": "x" * 12,
+           "HOTLINE_SUPERVISOR_AUDIT": str(tmp_path / "audit.jsonl")}
+    service = build_service(Settings(), host="127.0.0.1", port=0, environ=env, clients={})
+    await service.start()
+    try:
+        async with async_playwright() as pw:
+            context = await pw.chromium.launch_persistent_context(
+                str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
+                viewport={"width": 1280, "height": 700}, locale="zh-CN")
+            try:
+                page = context.pages[0] if context.pages else await context.new_page()
+                page.set_default_timeout(10_000)
+                await page.goto(f"http://127.0.0.1:{service.port}/login")
+                await page.fill("input[name=username]", "supervisor")
+                await page.fill("input[name=password]", PASSWORDS["supervisor"])
+                await page.click("button[type=submit]")
+                hint = await page.wait_for_selector("#firstrun")
+                text = await hint.inner_text()
+                assert "尚未配置 Asterisk" in text and "HOTLINE_AMI_SECRET" in text
+                await page.screenshot(path="/tmp/supervisor-zh-first-run.png")
+                await page.click('form.lang button[value="en"]')  # the user's choice, kept by the browser
+                hint = await page.wait_for_selector("#firstrun")
+                assert "No Asterisk (AMI) configured" in await hint.inner_text()
+                assert await page.get_attribute("html", "lang") == "en"
+                await page.reload()
+                assert await page.get_attribute("html", "lang") == "en"
+            finally:
+                await context.close()
+    finally:
+        await service.stop()

@@ -107,6 +107,7 @@ function renderBanners() {
 }
 
 function renderTotals() {
+  if (!view.servers.length) { document.getElementById("totals").replaceChildren(); return; }  // first run: the hint only
   let waiting = 0, longest = 0, answered = 0, abandoned = 0, overflowed = 0, inSl = 0;
   const agents = { free: 0, busy: 0, paused: 0, unavailable: 0 };
   const seen = new Set();
