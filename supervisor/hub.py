@@ -111,8 +111,20 @@ class SupervisorHub:
             return
         self.state.resync(server, reply, self.clock(), sent_at=sent_at)
         self.state.set_connected(server, True, self.clock())
-        self._synced[server].set()
         log.info("supervisor.resynced", server=server, queues=len(self.state.servers[server].queues))
+        self.notify()
+        await self._resync_ivr(server, client)
+        self._synced[server].set()  # a first frame (`queues watch --once`) has the IVR count too
+
+    async def _resync_ivr(self, server: str, client: Any) -> None:
+        """The calls already in the IVR (CoreShowChannels): the events alone only know calls that arrive later."""
+        sent_at = self.clock()
+        try:
+            reply = await client.action({"Action": "CoreShowChannels"}, timeout=self.resync_timeout)
+        except Exception as exc:  # refused (no reporting class) or the link dropped: the events still count
+            log.info("supervisor.ivr_resync_skipped", server=server, error=str(exc))
+            return
+        self.state.resync_ivr(server, reply, self.clock(), sent_at)
         self.notify()
 
     async def _tick(self) -> None:

@@ -26,7 +26,9 @@ call, agent and user classes (dialplan/manager.py), so no VarSet or Newexten rea
 Newchannel in the carriers' context (hotline-from-carrier, where every trunk delivers and which goes straight
 to the engine) and is "in the IVR" until it joins a queue, starts a Dial (transfer, emergency), enters a
 bridge or hangs up. With read=all (VarSet) the engine's HOTLINE_ACTION, set when it has decided, ends it too.
-A call whose end we missed (link down) ages out after IVR_MAX_AGE; a full resync starts the count afresh.
+A call whose end we missed (link down) ages out after IVR_MAX_AGE; a full resync starts the count afresh, and
+`resync_ivr()` takes a CoreShowChannels reply (write=reporting) after each (re)connect: the channels running
+AGI in the engine's context are the calls in the IVR right now, so a view started mid-call counts them too.
 """
 from __future__ import annotations
 
@@ -54,6 +56,7 @@ _RECENT_MAX = 2000  # callers that left the queue, remembered for the AgentConne
 ABANDON_GRACE = 1.0  # s: a Hangup this soon after a pending QueueCallerAbandon makes it an abandon
 QUEUE_LEFT_EVENT = "HotlineQueueLeft"  # the generated dialplan's UserEvent (dialplan/extensions.py, _queue)
 INBOUND_CONTEXT = "hotline-from-carrier"  # dialplan.extensions.CTX_CARRIER (a test keeps them equal)
+ENGINE_CONTEXT = "hotline-engine"  # dialplan.extensions.CTX_ENGINE: where AGI() runs the engine
 IVR_DECIDED_VAR = "HOTLINE_ACTION"  # set by the engine last, when the IVR has decided
 IVR_MAX_AGE = 900.0  # s: a call "in the IVR" longer than this lost its end to a broken link; not counted
 
@@ -387,9 +390,11 @@ class LiveState:
         return changed
 
     def _on_new_channel(self, s: ServerState, ev: Mapping[str, str], now: float) -> bool:
-        uid = ev.get("Uniqueid", "")
+        uid, channel = ev.get("Uniqueid", ""), ev.get("Channel", "")
         if ev.get("Context") != INBOUND_CONTEXT or not uid:
             return False
+        if channel.startswith("Local/") and channel.endswith(";1"):
+            return False  # a Local channel's originating half: its ;2 is the one in the dialplan
         s.in_ivr[uid] = now
         while len(s.in_ivr) > _RECENT_MAX * 5:
             s.in_ivr.popitem(last=False)
@@ -470,6 +475,25 @@ class LiveState:
             s.queues.pop(queue, None)
             s.queues.update(seen)
         s.synced_at = now
+        self.version += 1
+
+    def resync_ivr(self, server: str, reply: list[Mapping[str, str]], now: float, sent_at: float) -> None:
+        """The calls in the IVR from a CoreShowChannels reply; calls that entered after `sent_at` are kept."""
+        s = self.server(server)
+        fresh: OrderedDict[str, float] = OrderedDict()
+        for item in reply:
+            channel = item.get("Channel", "")
+            if (item.get("Event") != "CoreShowChannel" or item.get("Application") != "AGI"
+                    or item.get("Context") != ENGINE_CONTEXT or channel.endswith(";1")):
+                continue
+            h, _, rest = item.get("Duration", "0").partition(":")
+            m, _, sec = rest.partition(":")
+            fresh[item.get("Uniqueid", "")] = now - (_int(h) * 3600 + _int(m) * 60 + _int(sec))
+        for uid, entered in s.in_ivr.items():
+            if entered >= sent_at:
+                fresh.setdefault(uid, entered)
+        fresh.pop("", None)
+        s.in_ivr = fresh
         self.version += 1
 
     # ---- the view ---------------------------------------------------------------------------------

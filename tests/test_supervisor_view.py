@@ -105,6 +105,7 @@ def test_callers_in_the_ivr_counted_from_call_class_events():
     for uid in ("2.1", "2.2", "2.3", "2.4", "2.5"):
         event("Newchannel", uid, T0, Context="hotline-from-carrier", Exten="12345")
     event("Newchannel", "2.9", T0, Context="queue-agents", Exten="agent1")  # an agent's leg: not a caller
+    event("Newchannel", "2.10", T0, Context="hotline-from-carrier", Channel="Local/12345@hotline-from-carrier-0001;1")
     assert state.view(T0 + 1, full_numbers=False)["in_ivr"] == 5
     join(state, "general-12345", "2.1", T0 + 2)                          # queued
     event("DialBegin", "2.2", T0 + 3, DestUniqueid="2.8")                # transferred / emergency dial
@@ -120,12 +121,28 @@ def test_callers_in_the_ivr_counted_from_call_class_events():
     assert state.view(T0 + 10, full_numbers=False)["in_ivr"] == 0  # a reconnect counts afresh
 
 
-def test_the_inbound_context_is_the_dialplans():
-    from dialplan.extensions import CTX_CARRIER
-    from dialplan.manager import READ
-    from supervisor.state import INBOUND_CONTEXT, HANDLED_EVENTS
+def test_calls_already_in_the_ivr_from_core_show_channels():
+    state = live("general-12345")
+    state.apply("hk", {"Event": "Newchannel", "Uniqueid": "6.9", "Context": "hotline-from-carrier"}, T0 + 50)
+    reply = [{"Event": "CoreShowChannel", "Uniqueid": "6.1", "Channel": "PJSIP/carrier-1", "Context":
+              "hotline-engine", "Application": "AGI", "Duration": "00:01:05"},
+             {"Event": "CoreShowChannel", "Uniqueid": "6.2", "Channel": "PJSIP/carrier-2", "Context":
+              "hotline-queue-general-12345", "Application": "Queue", "Duration": "00:03:00"},
+             {"Event": "CoreShowChannel", "Uniqueid": "6.3", "Channel": "Local/12345@hotline-engine-1;1",
+              "Context": "hotline-engine", "Application": "AGI", "Duration": "00:00:02"},
+             {"Event": "CoreShowChannelsComplete"}]
+    state.resync_ivr("hk", reply, T0 + 60, sent_at=T0 + 40)
+    assert list(state.servers["hk"].in_ivr) == ["6.1", "6.9"]  # AGI in the engine; and one that came meanwhile
+    assert state.servers["hk"].in_ivr["6.1"] == T0 - 5
 
-    assert INBOUND_CONTEXT == CTX_CARRIER
+
+def test_the_inbound_context_is_the_dialplans():
+    from dialplan.extensions import CTX_CARRIER, CTX_ENGINE
+    from dialplan.manager import READ, WRITE
+    from supervisor.state import ENGINE_CONTEXT, INBOUND_CONTEXT, HANDLED_EVENTS
+
+    assert INBOUND_CONTEXT == CTX_CARRIER and ENGINE_CONTEXT == CTX_ENGINE
+    assert "reporting" in WRITE  # CoreShowChannels
     assert {"Newchannel", "DialBegin", "BridgeEnter"} <= HANDLED_EVENTS
     assert "call" in READ  # the events the counter relies on reach our AMI user
 
