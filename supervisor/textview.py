@@ -41,6 +41,18 @@ def _clock(ts: float, zone: ZoneInfo, fmt: str = "%H:%M:%S") -> str:
     return datetime.fromtimestamp(ts, timezone.utc).astimezone(zone).strftime(fmt)
 
 
+def _line_label(line: str, service: str) -> str:
+    """"12320 卫生健康热线", not "12320 12320 卫生健康热线": most services start with their number."""
+    if not service:
+        return line or "?"
+    return service if service.startswith(line) else f"{line} {service}"
+
+
+def _queue_label(q: dict[str, Any]) -> str:
+    title = q.get("title") or q["name"]
+    return title if title == q["name"] else f"{title} [{q['name']}]"
+
+
 def render(view: dict[str, Any], lang: str = "zh", backlog: dict[str, Any] | None = None) -> str:
     sl = view["service_level_seconds"]
     zone_name = view.get("timezone", "Asia/Shanghai")
@@ -56,12 +68,13 @@ def render(view: dict[str, Any], lang: str = "zh", backlog: dict[str, Any] | Non
         callbacks = overdue = "-"
     out.append(text("view.text.counters", lang, ivr=view.get("in_ivr", 0), callbacks=callbacks, overdue=overdue))
     columns = text("view.text.columns", lang).split("|")
-    widths = [28, 5, 7, 5, 5, 5, 6, 5, 5, 5, 8]
+    labels = [_queue_label(q) for server in view["servers"] for q in server["queues"]]
+    widths = [max([22, _width(columns[0])] + [_width(label) for label in labels]), 5, 7, 5, 5, 5, 6, 5, 5, 5, 8]
     for server in view["servers"]:
         if server["connected"]:
             link = text("view.text.connected", lang)
         else:
-            since = _clock(server["down_since"], zone, "%m-%d %H:%M:%S") if server.get("down_since") else "?"
+            since = _clock(server["down_since"], zone, "%Y-%m-%d %H:%M:%S") if server.get("down_since") else "?"
             link = text("view.text.never" if server.get("synced_at") is None else "view.text.down", lang, since=since)
         out.append("")
         out.append(f"== {server['name']} ({link})")
@@ -69,17 +82,14 @@ def render(view: dict[str, Any], lang: str = "zh", backlog: dict[str, Any] | Non
         for q in server["queues"]:
             by = q["members_by_state"]
             flag = "!" if q["longest_wait"] > sl else " "
-            title = q.get("title") or q["name"]
-            label = title if title == q["name"] else f"{title} [{q['name']}]"
+            label = _queue_label(q)
             cells = [q["waiting"], _dur(q["longest_wait"]) + flag, by["free"], by["busy"], by["paused"],
                      by["unavailable"], q["answered"], q["abandoned"], q["overflowed"], _pct(q["service_level"])]
             out.append("  " + _pad(label, widths[0]) + " " +
                        " ".join(_pad(str(v), w, True) for v, w in zip(cells, widths[1:])))
             for c in q["callers"][:FOLD_CALLERS]:
                 mark = "!" if c["wait"] > sl else " "
-                line = c["line"] or "?"
-                if c.get("service"):
-                    line = f"{line} {c['service']}"
+                line = _line_label(c["line"], c.get("service", ""))
                 out.append(f"      {mark} " + text("view.text.caller", lang, wait=_dur(c["wait"]), line=line,
                                                    number=c["number"], name=c["name"]).rstrip())
             hidden = len(q["callers"]) - FOLD_CALLERS
@@ -94,7 +104,7 @@ def render(view: dict[str, Any], lang: str = "zh", backlog: dict[str, Any] | Non
         out.append("")
         out.append(text("view.text.lines", lang) + ":")
         for r in view["lines"]:
-            out.append("  " + text("view.text.line_row", lang, line=r["line"], service=r.get("service", ""),
+            out.append("  " + text("view.text.line_row", lang, line=_line_label(r["line"], r.get("service", "")),
                                    waiting=r["waiting"], answered=r["answered"], abandoned=r["abandoned"],
-                                   overflowed=r["overflowed"]).replace(" :", ":"))
+                                   overflowed=r["overflowed"]))
     return "\n".join(out) + "\n"

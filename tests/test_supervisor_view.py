@@ -175,11 +175,11 @@ def test_terminal_frame_in_both_languages_with_names_fold_and_link_down():
     view = state.view(T0 + 60, full_numbers=False)
     zh = textview.render(view)
     assert "12345 综合受理 [general-12345]" in zh and "未成年人保护热线 [minors-protection]" in zh
-    assert "连接中断，自 12-01 08:00:30 起 - 数据已冻结" in zh
+    assert "连接中断，自 2025-12-01 08:00:30 起 - 数据已冻结" in zh
     assert "另有 4 个来电" in zh and zh.count("等候 0:") == textview.FOLD_CALLERS
     assert zh.index("general-12345") < zh.index("minors-protection")
     en = textview.render(state.view(T0 + 60, full_numbers=False, lang="en"), "en")
-    assert "LINK DOWN since 12-01 08:00:30 - figures frozen" in en and "+4 more callers" in en
+    assert "LINK DOWN since 2025-12-01 08:00:30 - figures frozen" in en and "+4 more callers" in en
     assert "138****5678" in en and "13812345678" not in en
 
 
