@@ -281,3 +281,24 @@ async def test_first_run_page_when_no_asterisk_is_configured(tmp_path):
         assert state["servers"] == []  # the page shows the first-run hint for exactly this (app.js)
     finally:
         await service.stop()
+
+
+def test_every_text_the_page_and_script_use_is_in_the_catalogue():
+    from supervisor import i18n
+
+    catalogue = i18n.catalog()
+    static = ROOT / "supervisor"
+    script = (static / "static" / "app.js").read_text(encoding="utf-8")
+    used = set(re.findall(r'\bt\("([a-z0-9_.]+)"', script))
+    for template in (static / "templates").glob("*.html"):
+        used |= set(re.findall(r"\{\{t:([a-z0-9_.]+)\}\}", template.read_text(encoding="utf-8")))
+    # keys the script builds: view.state.<state>, view.act.<kind>, view.reason.<r>, view.dialog.spy_<kind>
+    used |= {f"view.state.{s}" for s in ("free", "busy", "paused", "unavailable")}
+    used |= {f"view.act.{k}" for k in ("pause", "unpause", "listen", "whisper", "barge", "remove", "add")}
+    used |= {f"view.dialog.spy_{k}" for k in ("listen", "whisper", "barge")}
+    used |= {f"view.reason.{r}" for r in re.search(r"PAUSE_REASONS = \[(.*?)\]", script)[1].replace('"', "").split(", ")}
+    used |= {f"view.ok.{k}" for k in ("pause", "unpause", "add", "remove", "listen", "whisper", "barge")}
+    for module in ("hub.py", "web.py", "textview.py"):  # the codes and keys the server side names
+        used |= set(re.findall(r'"(view\.[a-z0-9_]+\.[a-z0-9_.]*[a-z0-9_])"', (static / module).read_text(encoding="utf-8")))
+    assert len(used) > 80
+    assert sorted(used - set(catalogue)) == []

@@ -337,7 +337,7 @@ async function loadAudit() {
     const action = MSG[`view.act.${e.action}`] ? t(`view.act.${e.action}`) : e.action;
     return el("li", { class: e.result === "ok" ? "ok" : "err", title: e.message || "" },
       el("time", { datetime: e.at }, Number.isNaN(at) ? e.at : clockOf(at, true)),
-      ` ${e.user} ${action} ${e.params.interface || ""} ${e.params.queue || ""} · ${t(e.result === "ok" ? "view.audit.ok" : "view.audit.error")}`);
+      ` ${e.user} ${action} ${e.params.interface || ""} ${e.params.queue ? queueTitle(e.params.server, e.params.queue) : ""} · ${t(e.result === "ok" ? "view.audit.ok" : "view.audit.error")}`);
   }));
 }
 
