@@ -139,7 +139,13 @@ async def test_english_wallboard_folds_counts_the_ivr_and_shows_the_link_down(tm
         caller = emu.new_call(f"1390000{n:04d}", "12345", caller_name="[12345] caller")
         emu.caller_joins_queue(caller.name, "general-12345")
     await emu.start()
-    view = await start_view(emu, tmp_path)
+    from datetime import datetime, timezone
+
+    from scripts.settings import Settings
+    from tests.test_supervisor_view import seed_backlog
+    db_url = f"sqlite:///{tmp_path / 'records.sqlite3'}"
+    seed_backlog(db_url, tmp_path / "spool", datetime.now(timezone.utc))  # 3 callbacks, 1 overdue work order
+    view = await start_view(emu, tmp_path, settings=Settings(db_url=db_url))
     base = f"http://127.0.0.1:{view.port}"
     try:
         async with async_playwright() as pw:
@@ -163,6 +169,10 @@ async def test_english_wallboard_folds_counts_the_ivr_and_shows_the_link_down(tm
                 general = '.tile[data-queue="general-12345"]'
                 assert "12345 综合受理 (general, 24/7)" in await page.inner_text(f"{general} h2")
                 assert len(await page.query_selector_all(f"{general} .caller")) == 6
+                # the records' backlog: totals and, on the tile, where the callbacks wait
+                assert await page.inner_text('[data-kpi="callbacks"] b') == "3"
+                assert await page.inner_text('[data-kpi="workorders"] b') == "1"
+                assert await page.inner_text(f"{general} .tile-callbacks") == "2 callbacks pending"
                 fold = await page.inner_text(f"{general} .fold")
                 assert fold.startswith("+3 more callers")
                 await page.click(f"{general} .fold")

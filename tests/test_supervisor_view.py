@@ -189,11 +189,11 @@ def test_terminal_first_run_hint_when_no_asterisk_is_configured():
     assert "尚未配置 Asterisk" in textview.render(LiveState().view(T0, full_numbers=False))
 
 
-def test_backlog_counts_pending_callbacks_and_overdue_work_orders(db_url, tmp_path):  # noqa: F811
+def seed_backlog(db_url: str, spool: Path, at: datetime) -> None:
+    """Three pending callbacks (two for general-12345) and one work order past its sign deadline at `at`."""
     engine = make_engine(db_url)
     upgrade(engine)
-    at = datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc)
-    recorder = CallRecorder(db_url, tmp_path / "spool", b"k", auto_upgrade=True,
+    recorder = CallRecorder(db_url, spool, b"k", auto_upgrade=True,
                             callback_key=b"pVsDsoHjZpbLCZ7Ysd_Re-1qQm6tEVRoMSf8RZ-Hcsc=")
     try:
         for n, queue in enumerate(("general-12345", "general-12345", "business-environment")):
@@ -207,6 +207,12 @@ def test_backlog_counts_pending_callbacks_and_overdue_work_orders(db_url, tmp_pa
              calendar=calendar, tz=TABLE.timezone)
     dispatch(engine, line="12360", category="subcenter", target="subcenter-12360", at=at, calendar=calendar,
              tz=TABLE.timezone)
+    engine.dispose()
+
+
+def test_backlog_counts_pending_callbacks_and_overdue_work_orders(db_url, tmp_path):  # noqa: F811
+    at = datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc)
+    seed_backlog(db_url, tmp_path / "spool", at)
     refresher = Refresher(LiveState(), db_url=db_url, clock=lambda: at.timestamp() + 3600)
     refresher.refresh_backlog()
     assert refresher.backlog["error"] is False and refresher.backlog["available"] is True

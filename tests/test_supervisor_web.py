@@ -37,14 +37,14 @@ def make_emulator() -> AmiEmulator:
     return emu
 
 
-async def start_view(emu: AmiEmulator, tmp_path: Path, extra_env: dict[str, str] | None = None
-                     ) -> SupervisorService:
+async def start_view(emu: AmiEmulator, tmp_path: Path, extra_env: dict[str, str] | None = None,
+                     settings: Settings | None = None) -> SupervisorService:
     client = AmiClient("127.0.0.1", emu.port, "hotline", SECRET, reconnect_first_delay=0.05,
                        reconnect_max_delay=0.2, action_timeout=3)
     env = {"HOTLINE_WEB_ADMIN_PASSWORD": PASSWORDS["admin"],
            "HOTLINE_WEB_SUPERVISOR_PASSWORD": PASSWORDS["supervisor"],
            "HOTLINE_SUPERVISOR_AUDIT": str(tmp_path / "audit.jsonl"), **(extra_env or {})}
-    service = build_service(Settings(), host="127.0.0.1", port=0, environ=env, clients={"haikou": client})
+    service = build_service(settings or Settings(), host="127.0.0.1", port=0, environ=env, clients={"haikou": client})
     await service.start()
     assert await service.hub.wait_synced(5)
     return service

@@ -174,6 +174,7 @@ function tile(server, q) {
   article.append(
     el("header", {}, title, el("span", { class: "server" }, q.title && q.title !== q.name ? `${q.name} · ${server.name}` : server.name)),
     server.connected ? "" : el("p", { class: "stale-note" }, t("view.stale", { server: server.name })),
+    pendingCallbacks(q),
     el("div", { class: "kpis" },
       kpi(t("view.kpi.waiting"), q.waiting, q.waiting ? "warn" : ""),
       kpi(t("view.kpi.longest_short"), dur(q.longest_wait), hot ? "bad" : ""),
@@ -204,6 +205,13 @@ function tile(server, q) {
   article.append(el("h3", {}, t("view.tile.agents")), members);
   if (may.has("add") && server.connected) article.append(el("footer", {}, el("button", { class: "link", onclick: () => addDialog(server, q) }, t("view.tile.add"))));
   return article;
+}
+
+// the records' pending callbacks for this queue (polled every 30 s), so the wallboard shows where they pile up
+function pendingCallbacks(q) {
+  const b = view.backlog || {};
+  const n = b.available && !b.error && b.callbacks_by_queue ? b.callbacks_by_queue[q.name] || 0 : 0;
+  return n ? el("p", { class: "tile-callbacks", "data-callbacks": n }, t("view.tile.callbacks", { n })) : "";
 }
 
 function stateBar(by) {
