@@ -420,7 +420,8 @@ function connect() {
 
 document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("legend").replaceChildren(el("i", { class: "sw sw-wait" }), ` ${t("view.history.wait")} `,
-    el("i", { class: "sw sw-sl" }), ` ${t("view.history.sl", { sl: SL })}`);
+    el("i", { class: "sw sw-sl" }), ` ${t("view.history.sl", { sl: SL })}`, el("small", { class: "zone" }, ` · ${ZONE}`));
+  document.querySelector("#audit-panel h2").append(el("small", { class: "zone" }, ZONE));
   for (const option of document.querySelectorAll("#range option")) option.textContent = t("view.history.hours", { n: Number(option.value) });
   connect();
   clock();
