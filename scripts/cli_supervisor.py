@@ -74,16 +74,19 @@ def queues() -> None:
     """Live queue figures from Asterisk (AMI)."""
 
 
-@queues.command()
+@queues.command(epilog="\b\nExamples:\n  hotline queues watch\n  hotline queues watch --once --lang en\n"
+                        "  HOTLINE_LANG=en hotline queues watch --interval 5")
 @click.option("--once", is_flag=True, help="Print one frame once every server has answered, then exit.")
 @click.option("--interval", default=1.0, show_default=True, help="Seconds between frames.")
 @click.option("--full-numbers", is_flag=True, help="Show caller numbers in full (default: masked).")
 @click.option("--timeout", default=10.0, show_default=True, help="With --once: how long to wait for Asterisk.")
-def watch(once: bool, interval: float, full_numbers: bool, timeout: float) -> None:
+@click.option("--lang", "lang", type=click.Choice(["zh", "en"]), envvar="HOTLINE_LANG", default="zh",
+              show_default=True, help="Language of the frame (also HOTLINE_LANG).")
+def watch(once: bool, interval: float, full_numbers: bool, timeout: float, lang: str) -> None:
     """A refreshing plain-text view of every queue on every configured Asterisk server."""
     from supervisor.config import ConfigError
     try:
-        code = asyncio.run(_watch(once, interval, full_numbers, timeout))
+        code = asyncio.run(_watch(once, interval, full_numbers, timeout, lang))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
@@ -91,26 +94,42 @@ def watch(once: bool, interval: float, full_numbers: bool, timeout: float) -> No
     sys.exit(code)
 
 
-async def _watch(once: bool, interval: float, full_numbers: bool, timeout: float) -> int:
+async def _watch(once: bool, interval: float, full_numbers: bool, timeout: float, lang: str) -> int:
+    from supervisor.config import ami_servers
     from supervisor.hub import SupervisorHub
-    from supervisor.service import make_clients, records_loader
+    from supervisor.i18n import text
+    from supervisor.service import make_clients, make_refresher, records_loader
+    from supervisor.state import LiveState
     from supervisor.textview import render
 
     settings = load_settings()
+    state = LiveState()
+    refresher = make_refresher(settings, state)
+    if not any(server.secret for server in ami_servers(settings)):  # first run: say what to configure
+        await asyncio.to_thread(refresher.refresh_names)
+        click.echo(render(state.view(time.time(), full_numbers=False, lang=lang), lang), nl=False)
+        return 1
     # Today's figures from the SQL records, as the web view has them (then kept live from AMI).
-    hub = SupervisorHub(make_clients(settings, reconnect_max_delay=5), records_loader=records_loader(settings))
+    hub = SupervisorHub(make_clients(settings, reconnect_max_delay=5), state=state,
+                        records_loader=records_loader(settings))
+    refresher.on_change = hub.notify
+    await refresher.start()
     await hub.start()
+
+    def frame() -> str:
+        return render(state.view(time.time(), full_numbers=full_numbers, lang=lang), lang, refresher.backlog)
     try:
         if once:
             synced = await hub.wait_synced(timeout)
-            click.echo(render(hub.state.view(time.time(), full_numbers=full_numbers)), nl=False)
+            click.echo(frame(), nl=False)
             if not synced:
-                click.echo("warning: not every Asterisk server answered in time", err=True)
+                click.echo(text("view.text.not_answered", lang), err=True)
             return 0 if synced else 1
         clear = "\x1b[H\x1b[2J" if sys.stdout.isatty() else ""
         while True:
-            click.echo(clear + render(hub.state.view(time.time(), full_numbers=full_numbers)), nl=False)
+            click.echo(clear + frame(), nl=False)
             await hub.wait_change(interval)
             await asyncio.sleep(0.1)  # a burst of events makes one frame, not ten
     finally:
         await hub.stop()
+        await refresher.stop()

@@ -18,6 +18,14 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
     || echo "warning: chromium could not be installed; the browser test will be skipped" >&2
 fi
 
+# A Chinese font: without one chromium draws the (default, Chinese) view's text as boxes in the screenshots
+if command -v fc-list >/dev/null 2>&1 && [ -z "$(fc-list :lang=zh 2>/dev/null)" ] && [ "$(id -u)" = 0 ] \
+    && command -v apt-get >/dev/null 2>&1; then
+  echo "installing a Chinese font (fonts-wqy-microhei) for the browser test's screenshots"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei >/dev/null) \
+    || echo "warning: no Chinese font could be installed; screenshots of the view will show boxes" >&2
+fi
+
 # Debian's offline speech synthesizer and sox: `hotline menus prompts --generate` and its tests (they skip without)
 if { ! command -v espeak-ng >/dev/null 2>&1 || ! command -v sox >/dev/null 2>&1; } && [ "$(id -u)" = 0 ] \
    && command -v apt-get >/dev/null 2>&1; then

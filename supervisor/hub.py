@@ -47,8 +47,8 @@ class SupervisorHub:
         self._synced: dict[str, asyncio.Event] = {name: asyncio.Event() for name in self.clients}
         self._unsubscribe: list[Callable[[], None]] = []
         self._ticker: asyncio.Task | None = None
-        for name in self.clients:
-            self.state.server(name)  # configured servers show (as not connected) before their first login
+        for name in self.clients:  # configured servers show (as not connected, since now) before their login
+            self.state.set_connected(name, False, self.clock())
 
     # ---- life cycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -120,8 +120,20 @@ class SupervisorHub:
             return
         self.state.resync(server, reply, self.clock(), sent_at=sent_at)
         self.state.set_connected(server, True, self.clock())
-        self._synced[server].set()
         log.info("supervisor.resynced", server=server, queues=len(self.state.servers[server].queues))
+        self.notify()
+        await self._resync_ivr(server, client)
+        self._synced[server].set()  # a first frame (`queues watch --once`) has the IVR count too
+
+    async def _resync_ivr(self, server: str, client: Any) -> None:
+        """The calls already in the IVR (CoreShowChannels): the events alone only know calls that arrive later."""
+        sent_at = self.clock()
+        try:
+            reply = await client.action({"Action": "CoreShowChannels"}, timeout=self.resync_timeout)
+        except Exception as exc:  # refused (no reporting class) or the link dropped: the events still count
+            log.info("supervisor.ivr_resync_skipped", server=server, error=str(exc))
+            return
+        self.state.resync_ivr(server, reply, self.clock(), sent_at)
         self.notify()
 
     async def seed(self) -> bool:
@@ -162,28 +174,43 @@ class SupervisorHub:
 
     # ---- actions ------------------------------------------------------------------------------------
     async def perform(self, user: User, kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
-        """Validate, check the role, send through the server's AmiClient, audit. Never raises for bad input."""
+        """Validate, check the role, send through the server's AmiClient, audit. Never raises for bad input.
+
+        The result's `message` is what the audit keeps (Asterisk's own words included); `code` (a message key
+        of supervisor/messages/view.yaml) is what the user is told, in their language."""
         now = self.clock()
         summary = {k: str(v)[:100] for k, v in params.items() if k in ("server", "queue", "interface", "reason")}
         if kind not in actions.ACTIONS:
-            result = {"ok": False, "message": f"unknown action {kind[:40]!r}"}
+            result = {"ok": False, "message": f"unknown action {kind[:40]!r}", "code": "view.err.unknown_action"}
         elif not user.may(kind):
-            result = {"ok": False, "message": f"your role ({user.role}) may not {kind}"}
+            result = {"ok": False, "message": f"your role ({user.role}) may not {kind}", "code": "view.err.forbidden"}
         else:
             try:
                 request = actions.build(kind, params, self.state, default_phone=user.phone)
             except actions.ActionError as exc:
-                result = {"ok": False, "message": str(exc)}
+                result = {"ok": False, "message": str(exc), "code": _refusal_code(str(exc))}
             else:
                 summary = request.summary
                 try:
                     reply = await self.clients[request.server].action(request.fields)
-                    result = {"ok": True, "message": reply[0].get("Message", "Success") if reply else "Success"}
+                    result = {"ok": True, "message": reply[0].get("Message", "Success") if reply else "Success",
+                              "code": f"view.ok.{kind}"}
                 except Exception as exc:
-                    result = {"ok": False, "message": f"Asterisk refused: {exc}"}
+                    result = {"ok": False, "message": f"Asterisk refused: {exc}", "code": "view.err.asterisk"}
         if self.audit is not None:
             self.audit.record(at=now, user=user.name, role=user.role, action=kind, params=summary,
                               result="ok" if result["ok"] else "error", message=result["message"])
         log.info("supervisor.action", user=user.name, action=kind, ok=result["ok"], message=result["message"],
                  **{k: v for k, v in summary.items() if k in ("server", "queue", "interface")})
         return result
+
+
+def _refusal_code(message: str) -> str:
+    """The user's message for a refusal of supervisor.actions (the English detail stays in the audit)."""
+    if "is not a member of" in message:
+        return "view.err.not_member"
+    if "is already a member of" in message:
+        return "view.err.already_member"
+    if message.startswith("your phone"):
+        return "view.err.phone"
+    return "view.err.invalid"

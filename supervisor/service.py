@@ -20,6 +20,7 @@ from supervisor.auth import User, load_users
 from supervisor.config import ConfigError, WebOptions, ami_servers, environment, web_options
 from supervisor.history import History
 from supervisor.hub import SupervisorHub
+from supervisor.refresh import Refresher
 from supervisor.state import LiveState
 from supervisor.web import create_app
 
@@ -36,10 +37,11 @@ class _EmbeddedServer(uvicorn.Server):
 
 class SupervisorService:
     def __init__(self, hub: SupervisorHub, users: Mapping[str, User], options: WebOptions, host: str,
-                 port: int) -> None:
+                 port: int, refresher: Refresher | None = None) -> None:
         self.hub, self.host, self.port = hub, host, port
+        self.refresher = refresher
         self.app = create_app(hub, users, secure_cookie=options.secure_cookie,
-                              metrics_token=options.metrics_token)
+                              metrics_token=options.metrics_token, refresher=refresher)
         config = uvicorn.Config(self.app, host=host, port=port, log_config=None, access_log=False,
                                 lifespan="off", timeout_graceful_shutdown=2)
         self._server = _EmbeddedServer(config)
@@ -47,12 +49,16 @@ class SupervisorService:
 
     async def start(self, timeout: float = 10) -> int:
         """Connect the AMI clients (first attempt only; they keep retrying), start serving; return the port."""
+        if self.refresher is not None:
+            await self.refresher.start()
         await self.hub.start()
         self._task = asyncio.get_running_loop().create_task(self._server.serve(), name="supervisor-web")
         deadline = asyncio.get_running_loop().time() + timeout
         while not self._server.started:
             if self._task.done():
                 await self.hub.stop()
+                if self.refresher is not None:
+                    await self.refresher.stop()
                 self._task.result()  # raises what stopped uvicorn
                 raise RuntimeError(f"web view could not listen on {self.host}:{self.port}")
             if asyncio.get_running_loop().time() > deadline:
@@ -73,6 +79,8 @@ class SupervisorService:
                 await self._task
             self._task = None
         await self.hub.stop()
+        if self.refresher is not None:
+            await self.refresher.stop()
         if self.hub.audit is not None:   # the SQL audit writer's last flush (bounded) off the event loop
             await asyncio.to_thread(self.hub.audit.close)
 
@@ -118,8 +126,21 @@ def build_service(settings: Settings, *, host: str | None = None, port: int | No
                         audit=AuditLog.for_settings(settings, options.audit_path),
                         sample_interval=options.sample_interval,
                         close_clients=close_clients, records_loader=records_loader(settings), **hub_kwargs)
+    refresher = make_refresher(settings, hub.state, on_change=hub.notify)
     return SupervisorService(hub, users, options, host or settings.web_host,
-                             settings.web_port if port is None else port)
+                             settings.web_port if port is None else port, refresher)
+
+
+def records_url(settings: Settings) -> str | None:
+    """The records database to read the backlog from; None for a SQLite file nobody has written yet."""
+    from records.db import sqlite_path
+
+    path = sqlite_path(settings.db_url)
+    return None if path is not None and not path.exists() else settings.db_url
+
+
+def make_refresher(settings: Settings, state: LiveState, **options: Any) -> Refresher:
+    return Refresher(state, table_path=settings.routing_table, db_url=records_url(settings), **options)
 
 
 async def run_supervisor(settings: Settings, *, host: str | None = None, port: int | None = None,

@@ -19,7 +19,19 @@ within ABANDON_GRACE s -> abandoned (a hang-up request we did not see); a later 
 of the waiting queue moved the caller on, ami-queue-redirect.txt: not the caller's doing, not the table's).
 
 `view()` renders one JSON-ready snapshot; with `full_numbers=False` caller numbers are masked *here*, on the
-server side, so a role that may not see them never receives them.
+server side, so a role that may not see them never receives them. Queues come in the routing table's order with
+the table's names (supervisor.names.Directory); a server whose link is down is rendered as it was when the link
+dropped (its wait clocks stop: the figures are frozen, not live), flagged with since when.
+
+Callers in the IVR are counted from AMI, not from the engine's memory, so several engines behind one Asterisk
+and several Asterisk servers add up (an in-process count would see one engine only). Our AMI user reads the
+call, agent and user classes (dialplan/manager.py), so no VarSet or Newexten reaches it: a call enters with its
+Newchannel in the carriers' context (hotline-from-carrier, where every trunk delivers and which goes straight
+to the engine) and is "in the IVR" until it joins a queue, starts a Dial (transfer, emergency), enters a
+bridge or hangs up. With read=all (VarSet) the engine's HOTLINE_ACTION, set when it has decided, ends it too.
+A call whose end we missed (link down) ages out after IVR_MAX_AGE; a full resync starts the count afresh, and
+`resync_ivr()` takes a CoreShowChannels reply (write=reporting) after each (re)connect: the channels running
+AGI in the engine's context are the calls in the IVR right now, so a view started mid-call counts them too.
 """
 from __future__ import annotations
 
@@ -33,6 +45,7 @@ from zoneinfo import ZoneInfo
 from records.figures import CallFigures, DayFigures, Tally
 from records.outcomes import QueueOutcomeTracker
 from routing.privacy import mask_number, mask_text
+from supervisor.names import Directory
 
 DEFAULT_SERVICE_LEVEL = 15  # seconds: the national 12345 standard asks for an answer within 15 s
 HOTLINE_TZ = ZoneInfo("Asia/Shanghai")
@@ -47,6 +60,10 @@ _LINE_PREFIX = re.compile(r"^\[(?P<line>[0-9A-Za-z+*#-]{1,24})\]\s*(?P<name>.*)$
 _RECENT_MAX = 2000  # callers that left the queue, remembered for the AgentConnect that follows
 ABANDON_GRACE = 1.0  # s: a Hangup this soon after a pending QueueCallerAbandon makes it an abandon
 QUEUE_LEFT_EVENT = "HotlineQueueLeft"  # the generated dialplan's UserEvent (dialplan/extensions.py, _queue)
+INBOUND_CONTEXT = "hotline-from-carrier"  # dialplan.extensions.CTX_CARRIER (a test keeps them equal)
+ENGINE_CONTEXT = "hotline-engine"  # dialplan.extensions.CTX_ENGINE: where AGI() runs the engine
+IVR_DECIDED_VAR = "HOTLINE_ACTION"  # set by the engine last, when the IVR has decided
+IVR_MAX_AGE = 900.0  # s: a call "in the IVR" longer than this lost its end to a broken link; not counted
 
 
 def split_line(callerid_name: str | None) -> tuple[str, str]:
@@ -97,6 +114,11 @@ class Member:
     paused_since: float | None = None
     calls_taken: int = 0
     ringing_for: str | None = None  # uniqueid of the caller app_queue is ringing this member for (AgentCalled)
+    seen_state: str = ""            # the state last seen, so `state_since` moves only when the state does
+    state_since: float | None = None
+    talk_since: float | None = None  # the current call's AgentConnect
+    talk_today: int = 0              # s: AgentComplete TalkTime, local day `talk_day`
+    talk_day: date | None = None
 
     @property
     def state(self) -> str:
@@ -173,6 +195,8 @@ class ServerState:
     pending: OrderedDict[str, "PendingAbandon"] = field(default_factory=OrderedDict)  # abandon or overflow?
     figures: DayFigures | None = field(default=None, repr=False)
     tracker: QueueOutcomeTracker | None = field(default=None, repr=False)
+    down_since: float | None = None  # link down (or never up) since; None while connected
+    in_ivr: OrderedDict[str, float] = field(default_factory=OrderedDict)  # uniqueid -> entered the IVR at
 
     def __post_init__(self) -> None:
         self.tracker = self.tracker or QueueOutcomeTracker(server=self.name)
@@ -190,6 +214,7 @@ class LiveState:
         self.servers: dict[str, ServerState] = {}
         self.version = 0  # bumped on every change, so watchers know when to redraw
         self.today = DayFigures(service_level, HOTLINE_TZ)   # today's figures, every server's calls
+        self.directory = Directory()  # the table's names and order; ids alone until one is given
 
     def server(self, name: str) -> ServerState:
         s = self.servers.get(name)
@@ -236,8 +261,14 @@ class LiveState:
     # ---- connection -------------------------------------------------------------------------------
     def set_connected(self, server: str, connected: bool, now: float) -> None:
         s = self.server(server)
-        if s.connected != connected:
-            s.connected = connected
+        if connected:
+            changed, s.down_since = not s.connected, None
+        else:
+            changed = s.connected or s.down_since is None
+            if changed:
+                s.down_since = now
+        s.connected = connected
+        if changed:
             self.version += 1
 
     # ---- live events ------------------------------------------------------------------------------
@@ -252,6 +283,10 @@ class LiveState:
         changed = (handler(self, s, event, now) if handler is not None else False) or changed
         if changed:
             self.version += 1
+            named = s.queues.get(event.get("Queue", ""))
+            for q in [named] if named is not None else s.queues.values():
+                for member in q.members.values():
+                    _mark(member, now)
         return changed
 
     def _caller_line(self, s: ServerState, ev: Mapping[str, str]) -> tuple[str, str]:
@@ -269,6 +304,7 @@ class LiveState:
     def _on_join(self, s: ServerState, ev: Mapping[str, str], now: float) -> bool:
         uid = ev.get("Uniqueid", "")
         self._settle(s, uid, "overflowed", now)  # no HotlineQueueLeft seen (older dialplan): the join says it
+        s.in_ivr.pop(uid, None)
         q = s.queue(ev.get("Queue", ""))
         q.roll_day(now)
         line, name = self._caller_line(s, ev)
@@ -325,7 +361,7 @@ class LiveState:
         caller = q.callers.pop(uid, None) or s.recent.get(uid)
         member = q.members.get(ev.get("Interface", ""))
         if member is not None:
-            member.in_call, member.ringing_for = True, None
+            member.in_call, member.ringing_for, member.talk_since = True, None, now
         return True
 
     def _on_agent_called(self, s: ServerState, ev: Mapping[str, str], now: float) -> bool:
@@ -352,10 +388,14 @@ class LiveState:
 
     def _on_complete(self, s: ServerState, ev: Mapping[str, str], now: float) -> bool:
         member = s.queue(ev.get("Queue", "")).members.get(ev.get("Interface", ""))
-        if member is not None and member.in_call:
-            member.in_call = False
-            return True
-        return False
+        if member is None:
+            return False
+        day = local_day(now)
+        if member.talk_day != day:
+            member.talk_day, member.talk_today = day, 0
+        member.talk_today += _int(ev.get("TalkTime"))
+        member.talk_since, member.in_call = None, False
+        return True
 
     def _on_member(self, s: ServerState, ev: Mapping[str, str], now: float) -> bool:
         q = s.queue(ev.get("Queue", ""))
@@ -371,7 +411,10 @@ class LiveState:
         return q.members.pop(ev.get("Interface") or ev.get("Location") or "", None) is not None
 
     def _on_varset(self, s: ServerState, ev: Mapping[str, str], now: float) -> bool:
-        if ev.get("Variable") != "HOTLINE_LINE":
+        variable, uid = ev.get("Variable"), ev.get("Uniqueid", "")
+        if variable == IVR_DECIDED_VAR and ev.get("Value"):
+            return s.in_ivr.pop(uid, None) is not None
+        if variable != "HOTLINE_LINE":
             return False
         s.lines[ev.get("Uniqueid", "")] = ev.get("Value", "")
         while len(s.lines) > _RECENT_MAX * 5:
@@ -383,13 +426,29 @@ class LiveState:
                 caller.line, changed = ev.get("Value", ""), True
         return changed
 
+    def _on_new_channel(self, s: ServerState, ev: Mapping[str, str], now: float) -> bool:
+        uid, channel = ev.get("Uniqueid", ""), ev.get("Channel", "")
+        if ev.get("Context") != INBOUND_CONTEXT or not uid:
+            return False
+        if channel.startswith("Local/") and channel.endswith(";1"):
+            return False  # a Local channel's originating half: its ;2 is the one in the dialplan
+        s.in_ivr[uid] = now
+        while len(s.in_ivr) > _RECENT_MAX * 5:
+            s.in_ivr.popitem(last=False)
+        return True
+
+    def _on_left_ivr(self, s: ServerState, ev: Mapping[str, str], now: float) -> bool:
+        """DialBegin (Uniqueid: the calling channel) or BridgeEnter: the caller is past the IVR."""
+        return s.in_ivr.pop(ev.get("Uniqueid", ""), None) is not None
+
     def _on_hangup(self, s: ServerState, ev: Mapping[str, str], now: float) -> bool:
         uid = ev.get("Uniqueid", "")
         s.lines.pop(uid, None)
         s.hanging_up.pop(uid, None)
+        left_ivr = s.in_ivr.pop(uid, None) is not None
         pending = s.pending.get(uid)
         changed = self._settle(s, uid, "abandoned" if pending and now - pending.at <= ABANDON_GRACE else None, now)
-        changed = self._stop_ringing_for(s, uid) or changed
+        changed = self._stop_ringing_for(s, uid) or changed or left_ivr
         for q in s.queues.values():  # a QueueCallerLeave lost across a reconnect must not leave a ghost
             if q.callers.pop(uid, None) is not None:
                 changed = True
@@ -417,7 +476,16 @@ class LiveState:
                 prior = old_q.members.get(location) if old_q else None
                 member = Member(location, paused_since=prior.paused_since if prior else None,
                                 ringing_for=prior.ringing_for if prior else None)
+                if prior is not None:
+                    member.seen_state, member.state_since = prior.seen_state, prior.state_since
+                    member.talk_since, member.talk_today = prior.talk_since, prior.talk_today
+                    member.talk_day = prior.talk_day
                 _update_member(member, item, now, event_is_pause=False)
+                if not member.in_call:
+                    member.talk_since = None
+                elif member.talk_since is None:
+                    member.talk_since = now  # on a call when we (re)connected: its start is unknown, counted from now
+                _mark(member, now)
                 seen[name].members[location] = member
             elif kind == "QueueEntry" and name in seen:
                 uid = item.get("Uniqueid", "")
@@ -436,48 +504,89 @@ class LiveState:
                         fresh.callers[uid] = caller
         if queue is None:
             s.queues = seen
+            s.in_ivr.clear()  # their ends may have been lost while the link was down: count afresh
         else:
             s.queues.pop(queue, None)
             s.queues.update(seen)
         s.synced_at = now
         self.version += 1
 
+    def resync_ivr(self, server: str, reply: list[Mapping[str, str]], now: float, sent_at: float) -> None:
+        """The calls in the IVR from a CoreShowChannels reply; calls that entered after `sent_at` are kept."""
+        s = self.server(server)
+        fresh: OrderedDict[str, float] = OrderedDict()
+        for item in reply:
+            channel = item.get("Channel", "")
+            if (item.get("Event") != "CoreShowChannel" or item.get("Application") != "AGI"
+                    or item.get("Context") != ENGINE_CONTEXT or channel.endswith(";1")):
+                continue
+            h, _, rest = item.get("Duration", "0").partition(":")
+            m, _, sec = rest.partition(":")
+            fresh[item.get("Uniqueid", "")] = now - (_int(h) * 3600 + _int(m) * 60 + _int(sec))
+        for uid, entered in s.in_ivr.items():
+            if entered >= sent_at:
+                fresh.setdefault(uid, entered)
+        fresh.pop("", None)
+        s.in_ivr = fresh
+        self.version += 1
+
     # ---- the view ---------------------------------------------------------------------------------
-    def view(self, now: float, *, full_numbers: bool) -> dict[str, Any]:
+    def view(self, now: float, *, full_numbers: bool, lang: str = "zh") -> dict[str, Any]:
+        """`lang` only picks the table's names (queue titles, line services); every other text is the
+        reader's to translate."""
+        names = self.directory
         servers = []
-        all_lines: dict[str, dict[str, int]] = {}
+        all_lines: dict[str, dict[str, Any]] = {}
+        in_ivr = 0
         for s in sorted(self.servers.values(), key=lambda x: x.name):
+            # a server whose link is down is shown as it was when the link dropped: its clocks stop
+            at = now if s.connected or s.down_since is None else min(now, s.down_since)
             queues = []
-            for q in sorted(s.queues.values(), key=lambda x: x.name):
+            for q in sorted(s.queues.values(), key=lambda x: names.queue_rank(x.name)):
                 q.roll_day(now)
-                queues.append(self._queue_view(s, q, now, full_numbers, all_lines))
+                queues.append(self._queue_view(s, q, at, full_numbers, all_lines, lang))
+            ivr = sum(1 for t in s.in_ivr.values() if at - t <= IVR_MAX_AGE)
+            in_ivr += ivr if s.connected else 0
             servers.append({"name": s.name, "connected": s.connected, "synced_at": s.synced_at,
-                            "queues": queues})
+                            "down_since": None if s.connected else s.down_since, "frozen": not s.connected,
+                            "in_ivr": ivr, "queues": queues})
+        for line, row in all_lines.items():
+            row["service"] = names.line_service(line, lang)
         return {
             "now": now,
+            "timezone": names.timezone,
             "service_level_seconds": self.service_level,
             "full_numbers": full_numbers,
             "servers": servers,
-            "lines": [{"line": k, **v} for k, v in sorted(all_lines.items())],
+            "in_ivr": in_ivr,
+            "lines": [{**v, "line": k} for k, v in sorted(all_lines.items(),
+                                                          key=lambda kv: names.line_rank(kv[0]))],
             # where today's figures come from: the SQL records (seeded_at) and live events, or live events only
             "figures": {"day": self.today.day.isoformat() if self.today.day else None,
                         "seeded_at": self.today.seeded_at, "seed_error": self.today.seed_error},
         }
 
     def _queue_view(self, s: ServerState, q: QueueState, now: float, full: bool,
-                    all_lines: dict[str, dict[str, int]]) -> dict[str, Any]:
+                    all_lines: dict[str, dict[str, Any]], lang: str) -> dict[str, Any]:
         callers = sorted(q.callers.values(), key=lambda c: c.joined_at)
         waits = [max(0.0, now - c.joined_at) for c in callers]
         by_state = {state: 0 for state in MEMBER_STATES}
         members = []
+
+        def since(t: float | None) -> int | None:
+            return None if t is None else max(0, round(now - t))
+
         for m in sorted(q.members.values(), key=lambda m: (m.name or m.interface)):
             by_state[m.state] += 1
+            today = m.talk_today if m.talk_day == local_day(now) else 0
             members.append({
                 "interface": m.interface, "name": m.name or m.interface, "state": m.state,
                 # a ringing Local member is Status 2 (INUSE), like a call: AgentCalled says it rings
                 "ringing": (m.status in _RINGING_STATES or m.ringing_for is not None) and not m.paused,
                 "reason": m.reason if m.paused else "",
                 "paused_for": round(now - m.paused_since) if m.paused and m.paused_since else None,
+                "state_for": since(m.state_since), "talk_for": since(m.talk_since) if m.in_call else None,
+                "talk_today": today + ((since(m.talk_since) or 0) if m.in_call else 0),
                 "calls_taken": m.calls_taken, "membership": m.membership,
             })
         lines: dict[str, dict[str, int]] = {}
@@ -497,8 +606,9 @@ class LiveState:
             bump(line, "overflowed", t.overflowed)
             bump(line, "answered_in_sl", t.answered_in_sl)
         sl = q.today.service_level()
+        names = self.directory
         return {
-            "server": s.name, "name": q.name, "strategy": q.strategy,
+            "server": s.name, "name": q.name, "title": names.queue_title(q.name, lang), "strategy": q.strategy,
             "waiting": len(callers),
             "longest_wait": round(max(waits)) if waits else 0,
             "callers": [{
@@ -506,6 +616,7 @@ class LiveState:
                 "number": c.number if full else mask_number(c.number),
                 "name": c.name if full else mask_text(c.name),
                 "line": c.line if full else mask_text(c.line), "wait": round(w), "position": c.position,
+                "service": names.line_service(c.line, lang),
             } for c, w in zip(callers, waits)],
             "members": members,
             "members_by_state": by_state,
@@ -515,8 +626,17 @@ class LiveState:
             "service_level": None if sl is None else round(sl, 4),
             "answered_total": q.answered_total, "abandoned_total": q.abandoned_total,
             "overflowed_total": q.overflowed_total,
-            "lines": [{"line": k, **v} for k, v in sorted(lines.items())],
+            "lines": [{"line": k, **v, "service": names.line_service(k, lang)}
+                      for k, v in sorted(lines.items(), key=lambda kv: names.line_rank(kv[0]))],
         }
+
+
+def _mark(m: Member, now: float) -> None:
+    """Start the member's state clock when its state changed (a pause counts from the pause)."""
+    state = m.state
+    if state != m.seen_state:
+        m.seen_state = state
+        m.state_since = m.paused_since if state == "paused" and m.paused_since else now
 
 
 def _update_member(m: Member, ev: Mapping[str, str], now: float, *, event_is_pause: bool) -> None:
@@ -560,6 +680,9 @@ _HANDLERS = {
     "HangupRequest": LiveState._on_hangup_request,
     "SoftHangupRequest": LiveState._on_hangup_request,
     "UserEvent": LiveState._on_user_event,
+    "Newchannel": LiveState._on_new_channel,
+    "DialBegin": LiveState._on_left_ivr,
+    "BridgeEnter": LiveState._on_left_ivr,
 }
 # What records.outcomes needs for each call's row (Newchannel: the arrival).
 TRACKED_EVENTS = frozenset({"Newchannel", "QueueCallerJoin", "QueueCallerLeave", "AgentConnect",

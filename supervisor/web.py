@@ -5,12 +5,18 @@ a random id, revocable, with an idle and an absolute lifetime), a CSRF token in 
 echo (X-CSRF-Token header or csrf_token form field; before login a double-submit cookie), masked caller numbers
 for every role but admin (masked in the data sent, not in the browser), live updates by server-sent events,
 actions sent through the AmiClient and audited. Everything (HTML, JS, CSS) is served from this package: no CDN.
+
+Language: Chinese unless the user chose English (the `hotline_lang` cookie, set by the page's language buttons
+and kept a year) or, without a choice, the browser's Accept-Language asks for English first. The pages are
+filled from supervisor/messages/*.yaml (`{{t:key}}`), and the page carries the catalogue of its language as a
+JSON data block for app.js, so the server and the browser speak with one voice.
 """
 from __future__ import annotations
 
 import asyncio
 import html
 import json
+import re
 import secrets
 import time
 from pathlib import Path
@@ -26,7 +32,7 @@ from starlette.responses import (HTMLResponse, JSONResponse, PlainTextResponse, 
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from supervisor import metrics
+from supervisor import i18n, metrics
 from supervisor.actions import ACTIONS
 from supervisor.auth import LoginThrottle, User, authenticate
 from supervisor.hub import SupervisorHub
@@ -38,6 +44,32 @@ TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 MAX_BODY = 16 * 1024
 SESSION_COOKIE = "hotline_session"
 LOGIN_COOKIE = "hotline_login"  # the login form's CSRF token (double submit), before there is a session
+LANG_COOKIE = "hotline_lang"  # the user's language choice, remembered by this browser
+LANG_MAX_AGE = 365 * 24 * 3600
+_TEXT_SLOT = re.compile(r"\{\{t:([a-z0-9_.]+)\}\}")
+
+
+def fill(template: str, lang: str, values: Mapping[str, str], raw: Mapping[str, str] | None = None) -> str:
+    """`{{t:key}}` -> the message in `lang`; `{{name}}` -> values (escaped) or raw (trusted HTML/JSON)."""
+    body = _TEXT_SLOT.sub(lambda m: html.escape(i18n.text(m[1], lang)), template)
+    for key, value in values.items():
+        body = body.replace("{{" + key + "}}", html.escape(value))
+    for key, value in (raw or {}).items():
+        body = body.replace("{{" + key + "}}", value)
+    return body
+
+
+def catalogue_json(lang: str) -> str:
+    """The catalogue as a JSON data block: '<' escaped so no text can close the script element."""
+    return json.dumps(i18n.messages_for(lang), ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
+
+
+def language_switch(lang: str, next_path: str) -> str:
+    buttons = "".join(
+        f'<button type="submit" name="lang" value="{code}" aria-pressed="{str(code == lang).lower()}"'
+        f' lang="{code}">{html.escape(i18n.text("language.name", code))}</button>' for code in i18n.LANGUAGES)
+    return (f'<form method="post" action="/lang" class="lang" aria-label="{html.escape(i18n.text("language.switch", lang))}">'
+            f'<input type="hidden" name="next" value="{html.escape(next_path)}">{buttons}</form>')
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
                                "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
@@ -75,7 +107,7 @@ class SecurityHeaders:
 
 def create_app(hub: SupervisorHub, users: Mapping[str, User], *, secure_cookie: bool = False,
                metrics_token: str | None = None, sessions: SessionStore | None = None,
-               throttle: LoginThrottle | None = None) -> Starlette:
+               throttle: LoginThrottle | None = None, refresher: Any = None) -> Starlette:
     registry = metrics.make_registry(hub.state, hub.clock)
     sessions = sessions or SessionStore()
     throttle = throttle or LoginThrottle()
@@ -83,6 +115,9 @@ def create_app(hub: SupervisorHub, users: Mapping[str, User], *, secure_cookie: 
     # ---- session helpers ------------------------------------------------------------------------------
     def current(request: Request) -> tuple[Session, User] | None:
         return sessions.get(request.cookies.get(SESSION_COOKIE), users)
+
+    def lang_of(request: Request) -> str:
+        return i18n.negotiate(request.headers.get("accept-language"), request.cookies.get(LANG_COOKIE))
 
     def current_user(request: Request) -> User | None:
         found = current(request)
@@ -130,12 +165,14 @@ def create_app(hub: SupervisorHub, users: Mapping[str, User], *, secure_cookie: 
 
     # ---- pages ----------------------------------------------------------------------------------------
     def login_page(request: Request, message: str = "", status: int = 200,
-                   headers: Mapping[str, str] | None = None) -> Response:
+                   headers: Mapping[str, str] | None = None, **params: Any) -> Response:
         token = request.cookies.get(LOGIN_COOKIE, "")
         if len(token) < 32:
             token = secrets.token_urlsafe(32)
-        body = (TEMPLATES_DIR / "login.html").read_text(encoding="utf-8")
-        body = body.replace("{{csrf}}", html.escape(token)).replace("{{message}}", html.escape(message))
+        lang = lang_of(request)
+        body = fill((TEMPLATES_DIR / "login.html").read_text(encoding="utf-8"), lang,
+                    {"csrf": token, "lang": lang, "message": i18n.text(message, lang, **params) if message else ""},
+                    {"lang_switch": language_switch(lang, "/login")})
         response = HTMLResponse(body, status_code=status, headers=dict(headers or {}))
         set_cookie(response, LOGIN_COOKIE, token, None, path="/login")
         return response
@@ -148,7 +185,7 @@ def create_app(hub: SupervisorHub, users: Mapping[str, User], *, secure_cookie: 
     async def login_post(request: Request) -> Response:
         form = await read_form(request)
         if form is None or not csrf_ok(request, form, request.cookies.get(LOGIN_COOKIE)):
-            return login_page(request, "Your login form expired; please try again.", 403)
+            return login_page(request, "view.login.expired", 403)
         name, password = form.get("username", "").strip()[:64], form.get("password", "")[:256]
         address = request.client.host if request.client else "?"
         # checked and counted in one step before the slow hash: parallel guesses cannot all get through
@@ -156,12 +193,11 @@ def create_app(hub: SupervisorHub, users: Mapping[str, User], *, secure_cookie: 
         if wait > 0:
             seconds = max(1, int(wait + 0.999))
             log.debug("supervisor.login_throttled", user=name, address=address, wait=seconds)  # cheap, so many
-            return login_page(request, f"Too many failed logins for this name from your address; "
-                                       f"try again in {seconds} s.", 429, {"Retry-After": str(seconds)})
+            return login_page(request, "view.login.throttled", 429, {"Retry-After": str(seconds)}, n=seconds)
         user = await asyncio.to_thread(authenticate, users, name, password) if name and password else None
         if user is None:
             log.warning("supervisor.login_failed", user=name, address=address)
-            return login_page(request, "Wrong name or password.", 401)
+            return login_page(request, "view.login.wrong", 401)
         throttle.succeeded(name, address)
         log.info("supervisor.login", user=user.name, role=user.role)
         sessions.end(request.cookies.get(SESSION_COOKIE))  # a fresh session (and CSRF token) at every login
@@ -187,15 +223,35 @@ def create_app(hub: SupervisorHub, users: Mapping[str, User], *, secure_cookie: 
         if found is None:
             return unauthorised(request)
         session, user = found
-        body = (TEMPLATES_DIR / "index.html").read_text(encoding="utf-8")
-        for key, value in {"csrf": session.csrf, "user": user.name, "role": user.role,
-                           "phone": user.phone, "sl": str(hub.state.service_level)}.items():
-            body = body.replace("{{" + key + "}}", html.escape(value))
+        lang = lang_of(request)
+        role_key = f"view.role.{user.role}"
+        body = fill((TEMPLATES_DIR / "index.html").read_text(encoding="utf-8"), lang,
+                    {"csrf": session.csrf, "user": user.name, "role": user.role, "lang": lang,
+                     "role_label": i18n.text(role_key, lang) if role_key in i18n.catalog() else user.role,
+                     "phone": user.phone, "sl": str(hub.state.service_level),
+                     "zone": hub.state.directory.timezone},
+                    {"messages": catalogue_json(lang), "lang_switch": language_switch(lang, "/")})
         return HTMLResponse(body)
 
+    async def set_language(request: Request) -> Response:
+        form = await read_form(request) or {}
+        if not same_origin(request):  # no token needed for a harmless choice, but only from our own pages
+            return PlainTextResponse("cross-site request refused", status_code=403)
+        target = form.get("next", "/")
+        if not target.startswith("/") or target.startswith("//"):
+            target = "/"
+        response = RedirectResponse(target, status_code=303)
+        chosen = form.get("lang", "")
+        if chosen in i18n.LANGUAGES:
+            response.set_cookie(LANG_COOKIE, chosen, max_age=LANG_MAX_AGE, path="/", httponly=True,
+                                samesite="lax", secure=secure_cookie)
+        return response
+
     # ---- data -----------------------------------------------------------------------------------------
-    def view_for(user: User) -> dict[str, Any]:
-        view = hub.state.view(hub.clock(), full_numbers=user.may("full_numbers"))
+    def view_for(user: User, lang: str) -> dict[str, Any]:
+        view = hub.state.view(hub.clock(), full_numbers=user.may("full_numbers"), lang=lang)
+        view["lang"] = lang
+        view["backlog"] = refresher.backlog if refresher is not None else {"available": False}
         view["user"] = {"name": user.name, "role": user.role,
                         "may": sorted(p for p in ("pause", "unpause", "add", "remove", "listen", "whisper",
                                                   "barge", "audit", "full_numbers") if user.may(p))}
@@ -203,7 +259,7 @@ def create_app(hub: SupervisorHub, users: Mapping[str, User], *, secure_cookie: 
 
     async def api_state(request: Request) -> Response:
         user = current_user(request)
-        return JSONResponse(view_for(user)) if user else unauthorised(request)
+        return JSONResponse(view_for(user, lang_of(request))) if user else unauthorised(request)
 
     async def api_history(request: Request) -> Response:
         user = current_user(request)
@@ -221,13 +277,14 @@ def create_app(hub: SupervisorHub, users: Mapping[str, User], *, secure_cookie: 
         if found is None:
             return unauthorised(request)
         session_id, user = found[0].id, found[1]
+        lang = lang_of(request)
 
         async def stream():
             yield "retry: 2000\n\n"
             # the stream lives as long as its session: logout, a password change or expiry end it too
             while sessions.get(session_id, users) is not None:
                 version = hub.state.version
-                yield f"event: state\ndata: {json.dumps(view_for(user), separators=(',', ':'))}\n\n"
+                yield f"event: state\ndata: {json.dumps(view_for(user, lang), separators=(',', ':'))}\n\n"
                 # wake on the next AMI change (or one that came while sending); otherwise once a second so
                 # the wait clocks move
                 if hub.state.version != version or await hub.wait_change(1.0):
@@ -240,16 +297,32 @@ def create_app(hub: SupervisorHub, users: Mapping[str, User], *, secure_cookie: 
         user = current_user(request)
         if user is None:
             return unauthorised(request)
+        lang = lang_of(request)
         form = await read_form(request)
         if form is None:
-            return JSONResponse({"ok": False, "message": "unreadable request"}, status_code=400)
+            return JSONResponse({"ok": False, "message": i18n.text("view.err.invalid", lang, detail="?"),
+                                 "detail": "unreadable request"}, status_code=400)
         if not csrf_ok(request, form, session_csrf(request)):
-            return JSONResponse({"ok": False, "message": "CSRF token missing or wrong"}, status_code=403)
+            return JSONResponse({"ok": False, "message": i18n.text("view.err.csrf", lang),
+                                 "detail": "CSRF token missing or wrong"}, status_code=403)
         kind = request.path_params["kind"]
+        names = action_names(form, lang)  # before the action: a removed member is gone afterwards
         result = await hub.perform(user, kind, form)
         forbidden = kind in ACTIONS and not user.may(kind)
         status = 200 if result["ok"] else (403 if forbidden else 400)
-        return JSONResponse(result, status_code=status)
+        # the user reads our words in their language; Asterisk's own reply stays in `detail` and the audit
+        message = i18n.text(result.get("code", "view.err.invalid"), lang, role=user.role,
+                            detail=result["message"], **names)
+        return JSONResponse({**result, "message": message, "detail": result["message"]}, status_code=status)
+
+    def action_names(form: Mapping[str, str], lang: str) -> dict[str, str]:
+        queue = str(form.get("queue", ""))[:64]
+        interface = str(form.get("interface", ""))[:120]
+        server = hub.state.servers.get(str(form.get("server", "")))
+        known = server.queues.get(queue) if server else None
+        member = known.members.get(interface) if known else None
+        shown = (member.name if member and member.name else form.get("member_name") or interface)[:64]
+        return {"member": shown, "queue": hub.state.directory.queue_title(queue, lang)}
 
     async def api_audit(request: Request) -> Response:
         user = current_user(request)
@@ -276,6 +349,7 @@ def create_app(hub: SupervisorHub, users: Mapping[str, User], *, secure_cookie: 
         Route("/login", login_get, methods=["GET"]),
         Route("/login", login_post, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]),
+        Route("/lang", set_language, methods=["POST"]),
         Route("/api/state", api_state),
         Route("/api/history", api_history),
         Route("/api/events", api_events),

@@ -42,7 +42,7 @@ async def test_watch_once_shows_todays_figures_from_the_records(tmp_path):
     emu = make_emulator()
     await emu.start()
     try:
-        env = _env(emu.port, tmp_path)
+        env = {**_env(emu.port, tmp_path), "HOTLINE_LANG": "en"}
         _record_today(env["HOTLINE_DB_URL"], tmp_path)
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "scripts.hotline", "--log-level", "warning", "queues", "watch", "--once",
@@ -52,11 +52,11 @@ async def test_watch_once_shows_todays_figures_from_the_records(tmp_path):
         await emu.stop()
     text = out.decode()
     assert proc.returncode == 0, err.decode()
-    general = next(line for line in text.splitlines() if line.strip().startswith("general-12345 "))
-    expert = next(line for line in text.splitlines() if line.strip().startswith("expert-12320 "))
+    general = next(line for line in text.splitlines() if "[general-12345]" in line)
+    expert = next(line for line in text.splitlines() if "[expert-12320]" in line)
     assert general.split()[-4:] == ["2", "1", "0", "33%"]      # answered, abandoned, overflowed, 1 of 3 in 15 s
     assert expert.split()[-4:] == ["1", "0", "0", "100%"]
-    assert re.search(r"12345: 0 waiting, 2 answered, 1 abandoned, 0 overflowed", text)
+    assert re.search(r"12345\b[^:\n]*: 0 waiting, 2 answered, 1 abandoned, 0 overflowed", text)
 
     # the report for today says the same
     result = CliRunner().invoke(cli, ["report", "daily", "--db-url", env["HOTLINE_DB_URL"], "--json",

@@ -3,6 +3,7 @@ an emulated QueueCallerJoin, pause an agent and see it paused; saves artifacts/s
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -62,7 +63,7 @@ async def test_supervisor_in_a_real_browser(tmp_path):
         async with async_playwright() as pw:
             context = await pw.chromium.launch_persistent_context(
                 str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
-                viewport={"width": 1440, "height": 900})
+                viewport={"width": 1440, "height": 900}, locale="zh-CN")  # a zh-CN browser gets Chinese
             try:
                 page = context.pages[0] if context.pages else await context.new_page()
                 page.set_default_timeout(10_000)
@@ -91,11 +92,13 @@ async def test_supervisor_in_a_real_browser(tmp_path):
                 # pause Wang Fang with a reason; the row turns paused when Asterisk says so
                 member = '.tile[data-queue="general-12345"] .member[data-interface="PJSIP/7001"]'
                 await page.click(f"{member} button.pause")
-                await page.select_option("#dialog select[name=reason_choice]", "lunch")
+                await page.select_option("#dialog select[name=reason_choice]", "午餐")
                 await page.click("#dialog-ok")
                 paused = await page.wait_for_selector(f'{member}[data-state="paused"]', timeout=5000)
-                assert "lunch" in await paused.inner_text()
-                assert any(a.get("Action") == "QueuePause" and a.get("Reason") == "lunch" for a in emu.received)
+                assert "午餐" in await paused.inner_text()
+                assert any(a.get("Action") == "QueuePause" and a.get("Reason") == "午餐" for a in emu.received)
+                toast = await page.wait_for_selector("#toast.show")
+                assert await toast.inner_text() == "已暂停 Wang Fang（12345 综合受理）。"  # our words, the table's name
                 assert view.hub.audit.tail(1)[0]["action"] == "pause"
 
                 # the queues move on for a few seconds, so the charts have something to show
@@ -114,8 +117,135 @@ async def test_supervisor_in_a_real_browser(tmp_path):
                 assert problems == []
                 ARTIFACTS.mkdir(exist_ok=True)
                 await page.screenshot(path=str(ARTIFACTS / "supervisor.png"), full_page=True)
+                await page.screenshot(path="/tmp/supervisor-zh.png", full_page=True)
             finally:
                 await context.close()
     finally:
         await view.stop()
         await emu.stop()
+
+
+async def test_english_wallboard_folds_counts_the_ivr_and_shows_the_link_down(tmp_path):
+    """An en browser: English page, the table's names, queues in the table's order, a busy tile folded with a
+    count, callers in the IVR counted; then the AMI link drops: a banner names the server and since when,
+    the tiles grey out and the wait clocks stop."""
+    _need_chromium()
+    from playwright.async_api import async_playwright, expect
+
+    emu = make_emulator()
+    emu.add_queue("minors-protection")
+    emu.add_queue("abuse-review")
+    for n in range(9):  # a busy general queue
+        caller = emu.new_call(f"1390000{n:04d}", "12345", caller_name="[12345] caller")
+        emu.caller_joins_queue(caller.name, "general-12345")
+    await emu.start()
+    from datetime import datetime, timezone
+
+    from scripts.settings import Settings
+    from tests.test_supervisor_view import seed_backlog
+    db_url = f"sqlite:///{tmp_path / 'records.sqlite3'}"
+    seed_backlog(db_url, tmp_path / "spool", datetime.now(timezone.utc))  # 3 callbacks, 1 overdue work order
+    view = await start_view(emu, tmp_path, settings=Settings(db_url=db_url))
+    base = f"http://127.0.0.1:{view.port}"
+    try:
+        async with async_playwright() as pw:
+            context = await pw.chromium.launch_persistent_context(
+                str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
+                viewport={"width": 1440, "height": 900}, locale="en-US")
+            try:
+                page = context.pages[0] if context.pages else await context.new_page()
+                page.set_default_timeout(10_000)
+                problems: list[str] = []
+                page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+                await page.goto(base + "/login")
+                assert await page.get_attribute("html", "lang") == "en"
+                await page.fill("input[name=username]", "supervisor")
+                await page.fill("input[name=password]", PASSWORDS["supervisor"])
+                await page.click("button[type=submit]")
+                await page.wait_for_selector('.tile[data-queue="general-12345"] .caller')
+                assert await page.get_attribute("html", "lang") == "en"
+                order = await page.eval_on_selector_all(".tile", "ts => ts.map(t => t.dataset.queue)")
+                assert order == ["general-12345", "expert-12320", "minors-protection", "abuse-review"]
+                general = '.tile[data-queue="general-12345"]'
+                assert "12345 综合受理 (general, 24/7)" in await page.inner_text(f"{general} h2")
+                assert len(await page.query_selector_all(f"{general} .caller")) == 6
+                # the records' backlog: totals and, on the tile, where the callbacks wait
+                assert await page.inner_text('[data-kpi="callbacks"] b') == "3"
+                assert await page.inner_text('[data-kpi="workorders"] b') == "1"
+                assert await page.inner_text(f"{general} .tile-callbacks") == "2 callbacks pending"
+                fold = await page.inner_text(f"{general} .fold")
+                assert fold.startswith("+3 more callers")
+                await page.click(f"{general} .fold")
+                await expect(page.locator(f"{general} .caller")).to_have_count(9)
+                await page.click(f"{general} .fold")  # fold again for the picture
+
+                # two calls arrive from the carrier (and go to the engine's IVR); one then joins a queue
+                ivr_calls = [emu.new_call(f"1350000000{n}", "12320", context="hotline-from-carrier")
+                             for n in range(2)]
+                await expect(page.locator('[data-kpi="in-ivr"] b')).to_have_text("2", timeout=3000)
+                emu.caller_joins_queue(ivr_calls[0].name, "expert-12320")
+                await expect(page.locator('[data-kpi="in-ivr"] b')).to_have_text("1", timeout=3000)
+                assert "waiting callers" in (await page.inner_text(general)).lower()
+                await page.screenshot(path="/tmp/supervisor-en.png", full_page=True)
+
+                # the AMI link drops (Asterisk gone): banner, grey tiles, clocks stopped
+                await emu.stop()
+                banner = await page.wait_for_selector('#banner-links .banner-down[data-server="haikou"]',
+                                                      timeout=8000)
+                text = await banner.inner_text()
+                assert "haikou" in text and "has been down since" in text and "Asia/Shanghai" in text
+                assert re.search(r"since 20\d\d-\d\d-\d\d \d\d:\d\d:\d\d \(Asia/Shanghai\)", text), text
+                assert "frozen" in text
+                assert await page.get_attribute(general, "class") == "tile stale"
+                first_wait = f"{general} .caller .wait"
+                before = await page.inner_text(first_wait)
+                await page.wait_for_timeout(2500)
+                assert await page.inner_text(first_wait) == before  # not counting any more
+                assert await page.query_selector(f"{general} button.pause") is None  # nothing to act on
+                await page.screenshot(path="/tmp/supervisor-en-link-down.png", full_page=True)
+                assert problems == []
+            finally:
+                await context.close()
+    finally:
+        await view.stop()
+        await emu.stop()
+
+
+async def test_first_run_hint_in_a_real_browser(tmp_path):
+    """No AMI configured (the engine alone): the page says what to set instead of an empty wallboard."""
+    _need_chromium()
+    from playwright.async_api import async_playwright
+
+    from scripts.settings import Settings
+    from supervisor.service import build_service
+
+    env = {"HOTLINE_WEB_SUPERVISOR_PASSWORD": PASSWORDS["supervisor"], "HOTLINE_WEB_ADMIN_PASSWORD": "x" * 12,
+           "HOTLINE_SUPERVISOR_AUDIT": str(tmp_path / "audit.jsonl")}
+    service = build_service(Settings(), host="127.0.0.1", port=0, environ=env, clients={})
+    await service.start()
+    try:
+        async with async_playwright() as pw:
+            context = await pw.chromium.launch_persistent_context(
+                str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
+                viewport={"width": 1280, "height": 700}, locale="zh-CN")
+            try:
+                page = context.pages[0] if context.pages else await context.new_page()
+                page.set_default_timeout(10_000)
+                await page.goto(f"http://127.0.0.1:{service.port}/login")
+                await page.fill("input[name=username]", "supervisor")
+                await page.fill("input[name=password]", PASSWORDS["supervisor"])
+                await page.click("button[type=submit]")
+                hint = await page.wait_for_selector("#firstrun")
+                text = await hint.inner_text()
+                assert "尚未配置 Asterisk" in text and "HOTLINE_AMI_SECRET" in text
+                await page.screenshot(path="/tmp/supervisor-zh-first-run.png")
+                await page.click('form.lang button[value="en"]')  # the user's choice, kept by the browser
+                hint = await page.wait_for_selector("#firstrun")
+                assert "No Asterisk (AMI) configured" in await hint.inner_text()
+                assert await page.get_attribute("html", "lang") == "en"
+                await page.reload()
+                assert await page.get_attribute("html", "lang") == "en"
+            finally:
+                await context.close()
+    finally:
+        await service.stop()

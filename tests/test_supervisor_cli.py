@@ -31,7 +31,7 @@ async def test_queues_watch_once_prints_one_masked_frame(tmp_path):
         emu.caller_joins_queue(caller.name, "expert-12320")
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "scripts.hotline", "--log-level", "warning", "queues", "watch", "--once",
-            cwd=ROOT, env=_env(emu.port, tmp_path), stdout=asyncio.subprocess.PIPE,
+            "--lang", "en", cwd=ROOT, env=_env(emu.port, tmp_path), stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE)
         out, err = await asyncio.wait_for(proc.communicate(), 30)
     finally:
@@ -39,7 +39,9 @@ async def test_queues_watch_once_prints_one_masked_frame(tmp_path):
     text = out.decode()
     assert proc.returncode == 0, err.decode()
     assert "== haikou (connected)" in text
-    assert re.search(r"expert-12320\s+1\s", text) and re.search(r"general-12345\s+0\s", text)
+    assert re.search(r"expert-12320\]\s+1\s", text) and re.search(r"general-12345\]\s+0\s", text)
+    assert "12320 卫生健康专家座席 (health expert seat) [expert-12320]" in text  # the table's name, id beside
+    assert text.index("general-12345") < text.index("expert-12320")
     assert "line 12320" in text and "138****5678" in text and "Zhang San" in text
     assert FULL not in text + err.decode()
 
@@ -51,11 +53,11 @@ async def test_queues_watch_once_fails_clearly_without_asterisk(tmp_path):
     await emu.stop()  # nothing listens there now
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "scripts.hotline", "--log-level", "error", "queues", "watch", "--once",
-        "--timeout", "1", cwd=ROOT, env=_env(port, tmp_path), stdout=asyncio.subprocess.PIPE,
+        "--timeout", "1", cwd=ROOT, env=_env(port, tmp_path, HOTLINE_LANG="en"), stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 1
-    assert "NOT CONNECTED" in out.decode() and "not every Asterisk server answered" in err.decode()
+    assert "NOT CONNECTED yet (retrying since" in out.decode() and "not every Asterisk server answered" in err.decode()
 
 
 async def test_hotline_web_serves_and_prints_generated_passwords_once(tmp_path):
@@ -85,7 +87,8 @@ async def test_hotline_web_serves_and_prints_generated_passwords_once(tmp_path):
                                                   "password": passwords["admin"]})
             assert r.status_code == 303
             state = (await client.get("/api/state")).json()
-            assert [q["name"] for q in state["servers"][0]["queues"]] == ["expert-12320", "general-12345"]
+            # the table's order: the general 12345 queue first
+            assert [q["name"] for q in state["servers"][0]["queues"]] == ["general-12345", "expert-12320"]
     finally:
         proc.send_signal(signal.SIGINT)
         rest, _ = await asyncio.wait_for(proc.communicate(), 30)
@@ -100,7 +103,7 @@ async def test_queues_watch_redraws_when_a_caller_joins(tmp_path):
     await emu.start()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "scripts.hotline", "--log-level", "error", "queues", "watch", "--interval", "0.5",
-        cwd=ROOT, env=_env(emu.port, tmp_path), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        cwd=ROOT, env=_env(emu.port, tmp_path, HOTLINE_LANG="en"), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     frames: list[str] = []
     try:
         async def next_frame() -> str:
@@ -133,3 +136,25 @@ async def test_queues_watch_redraws_when_a_caller_joins(tmp_path):
         await emu.stop()
     assert "138****5678" in frame and FULL not in "".join(frames)
     assert proc.returncode == 0
+
+
+async def test_queues_watch_in_chinese_by_default_and_a_first_run_hint_without_ami(tmp_path):
+    emu = make_emulator()
+    await emu.start()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "scripts.hotline", "--log-level", "warning", "queues", "watch", "--once",
+            cwd=ROOT, env=_env(emu.port, tmp_path), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        await emu.stop()
+    assert proc.returncode == 0, err.decode()
+    assert "== haikou (已连接)" in out.decode() and "12345 综合受理 [general-12345]" in out.decode()
+    env = _env(1, tmp_path)
+    del env["HOTLINE_AMI_SECRET"], env["HOTLINE_AMI_SERVERS"]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "scripts.hotline", "--log-level", "error", "queues", "watch", "--once", "--lang", "en",
+        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 1
+    assert "No Asterisk (AMI) configured" in out.decode() and "HOTLINE_AMI_SECRET" in out.decode()

@@ -57,7 +57,7 @@ def test_answered_call_waits_then_counts_within_service_level():
     assert q["members_by_state"] == {"free": 1, "busy": 0, "paused": 0, "unavailable": 0}
     assert q["members"][0]["calls_taken"] == 1
     assert q["lines"] == [{"line": "12320", "waiting": 0, "answered": 1, "abandoned": 0, "overflowed": 0,
-                           "answered_in_sl": 1}]
+                           "answered_in_sl": 1, "service": ""}]
     assert view["lines"] == q["lines"]
 
 

@@ -128,11 +128,13 @@ def test_text_frame_for_queues_watch():
         if msg.fields.get("Event") == "QueueStatusComplete":
             break
     state.set_connected("hk", True, BASE)
-    frame = render(state.view(BASE + 30, full_numbers=False))
+    frame = render(state.view(BASE + 30, full_numbers=False, lang="en"), "en")
     assert "== hk (connected)" in frame and "general-12345" in frame
-    assert "! waiting   0:24  line 12345  495*****67" in frame
+    assert "! waiting 0:24  line 12345 495*****67" in frame
     assert "4951234567" not in frame
     assert "4951234567" in render(state.view(BASE + 30, full_numbers=True))
+    zh = render(state.view(BASE + 30, full_numbers=False))  # Chinese by default
+    assert "== hk (已连接)" in zh and "! 等候 0:24  热线 12345 495*****67" in zh
 
 
 def test_metrics_labels_by_server_and_queue():

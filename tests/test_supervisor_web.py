@@ -37,14 +37,15 @@ def make_emulator() -> AmiEmulator:
     return emu
 
 
-async def start_view(emu: AmiEmulator, tmp_path: Path, extra_env: dict[str, str] | None = None
-                     ) -> SupervisorService:
+async def start_view(emu: AmiEmulator, tmp_path: Path, extra_env: dict[str, str] | None = None,
+                     settings: Settings | None = None) -> SupervisorService:
     client = AmiClient("127.0.0.1", emu.port, "hotline", SECRET, reconnect_first_delay=0.05,
                        reconnect_max_delay=0.2, action_timeout=3)
     env = {"HOTLINE_WEB_ADMIN_PASSWORD": PASSWORDS["admin"],
            "HOTLINE_WEB_SUPERVISOR_PASSWORD": PASSWORDS["supervisor"],
            "HOTLINE_SUPERVISOR_AUDIT": str(tmp_path / "audit.jsonl"), **(extra_env or {})}
-    service = build_service(Settings(db_url=f"sqlite:///{tmp_path / 'records.sqlite3'}"), host="127.0.0.1", port=0, environ=env, clients={"haikou": client})
+    settings = settings or Settings(db_url=f"sqlite:///{tmp_path / 'records.sqlite3'}")
+    service = build_service(settings, host="127.0.0.1", port=0, environ=env, clients={"haikou": client})
     await service.start()
     assert await service.hub.wait_synced(5)
     return service
@@ -149,7 +150,7 @@ async def test_wrong_password_and_forged_login_are_refused(view):
         page = await client.get("/login")
         token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)[1]
         r = await client.post("/login", data={"csrf_token": token, "username": "admin", "password": "nope"})
-        assert r.status_code == 401 and "Wrong name or password" in r.text
+        assert r.status_code == 401 and "用户名或密码错误" in r.text  # Chinese unless the user asks otherwise
         r = await client.post("/login", data={"csrf_token": token, "username": "nobody", "password": "x"})
         assert r.status_code == 401
         r = await client.post("/login", data={"username": "admin", "password": PASSWORDS["admin"]})
@@ -202,7 +203,7 @@ async def test_actions_without_the_csrf_token_are_refused(view, emulator):
     async with http(view) as client:
         csrf = await login(client, "supervisor")
         r = await client.post("/api/action/pause", json=pause)
-        assert r.status_code == 403 and "CSRF" in r.json()["message"]
+        assert r.status_code == 403 and "CSRF" in r.json()["detail"] and "页面已过期" in r.json()["message"]
         r = await client.post("/api/action/pause", json=pause, headers={"X-CSRF-Token": "x" * 43})
         assert r.status_code == 403
         r = await client.post("/api/action/pause", json=pause,
@@ -224,7 +225,9 @@ async def test_supervisor_pauses_and_unpauses_through_ami_and_it_is_audited(view
         csrf = await login(client, "supervisor")
         r = await client.post("/api/action/pause", headers={"X-CSRF-Token": csrf}, json={
             "server": "haikou", "queue": "general-12345", "interface": "PJSIP/7001", "reason": "lunch"})
-        assert r.json() == {"ok": True, "message": "Interface paused successfully"}
+        # the user reads our words, with the table's queue name; Asterisk's reply is kept as the detail
+        assert r.json() == {"ok": True, "message": "已暂停 Wang Fang（12345 综合受理）。", "code": "view.ok.pause",
+                            "detail": "Interface paused successfully"}
         sent = [a for a in emulator.received if a.get("Action") == "QueuePause"]
         assert sent and sent[-1]["Interface"] == "PJSIP/7001" and sent[-1]["Reason"] == "lunch"
         assert sent[-1]["Paused"] == "true" and sent[-1]["Queue"] == "general-12345"
@@ -259,7 +262,8 @@ async def test_add_and_remove_a_member(view, emulator):
         r = await client.post("/api/action/add", headers={"X-CSRF-Token": csrf}, json={
             "server": "haikou", "queue": "general-12345", "interface": "PJSIP/7009", "member_name": "Li Lei",
             "penalty": "2"})
-        assert r.json() == {"ok": True, "message": "Added interface to queue"}
+        assert r.json()["message"] == "已将 Li Lei 添加到 12345 综合受理。"
+        assert r.json()["detail"] == "Added interface to queue"
         assert "PJSIP/7009" in emulator.queues["general-12345"].members
 
         async def added():
@@ -276,7 +280,8 @@ async def test_add_and_remove_a_member(view, emulator):
         # Asterisk's own refusal comes back as a clear message and is audited as an error
         r = await client.post("/api/action/remove", headers={"X-CSRF-Token": csrf}, json={
             "server": "haikou", "queue": "general-12345", "interface": "PJSIP/7001"})
-        assert r.status_code == 400 and "Member not dynamic" in r.json()["message"]
+        assert r.status_code == 400 and "Member not dynamic" in r.json()["detail"]
+        assert "Member not dynamic" not in r.json()["message"]  # Asterisk's words stay out of the toast
         audit = (await client.get("/api/audit")).json()["entries"]
         assert [(e["action"], e["result"]) for e in audit[:3]] == [("remove", "error"), ("remove", "ok"),
                                                                    ("add", "ok")]
@@ -295,7 +300,8 @@ async def test_listen_whisper_barge_originate_chanspy(view, emulator, kind, opti
         r = await client.post(f"/api/action/{kind}", headers={"X-CSRF-Token": csrf}, json={
             "server": "haikou", "queue": "general-12345", "interface": "Local/agent2@queue-agents/n",
             "phone": "PJSIP/9001"})
-        assert r.json() == {"ok": True, "message": "Originate successfully queued"}
+        assert r.json()["ok"] is True and r.json()["detail"] == "Originate successfully queued"
+        assert "Originate" not in r.json()["message"] and "Agent Two" in r.json()["message"]
     originate = [a for a in emulator.received if a.get("Action") == "Originate"][-1]
     assert originate["Channel"] == "PJSIP/9001" and originate["Application"] == "ChanSpy"
     assert originate["Data"] == f"Local/agent2@queue-agents,{options}"
@@ -321,7 +327,7 @@ async def test_bad_requests_are_refused_before_asterisk(view, emulator):
         ]
         for kind, params, expected in cases:
             r = await client.post(f"/api/action/{kind}", headers=h, json=params)
-            assert r.status_code == 400 and expected in r.json()["message"], (kind, r.text)
+            assert r.status_code == 400 and expected in r.json()["detail"], (kind, r.text)
         r = await client.post("/api/action/pause", headers={**h, "Content-Type": "application/json"},
                               content=b"{not json")
         assert r.status_code == 400
@@ -368,7 +374,7 @@ async def test_event_stream_shows_a_new_caller(view, emulator):
     caller = queue_of(frame, "general-12345")["callers"][0]
     assert (caller["number"], caller["line"], caller["name"]) == (MASKED, "12318", "Chen")
     assert frame["lines"] == [{"line": "12318", "waiting": 1, "answered": 0, "abandoned": 0, "overflowed": 0,
-                               "answered_in_sl": 0}]
+                               "answered_in_sl": 0, "service": "12318 文化市场举报"}]  # the table's service
 
 
 async def test_resync_after_the_ami_link_breaks(view, emulator):
@@ -441,7 +447,7 @@ async def test_repeated_wrong_passwords_slow_the_name_from_that_address(view):
             assert r.status_code == 401
         r = await client.post("/login", data={"csrf_token": token, "username": "admin",
                                               "password": PASSWORDS["admin"]})
-        assert r.status_code == 429 and "Too many failed logins" in r.text
+        assert r.status_code == 429 and "登录失败次数过多" in r.text
         assert (await client.get("/api/state")).status_code == 401
 
 

@@ -1,16 +1,24 @@
 // 12345 live queues: renders the server's view (already masked for this user's role) as it streams in.
 // No framework, no network beyond this server: EventSource for the state, fetch for history and actions.
+// Every text comes from the page's message catalogue (supervisor/messages/*.yaml, in the page's language);
+// names are the routing table's (the server sends them), times are shown in the table's time zone.
 "use strict";
 
 const meta = (name) => document.querySelector(`meta[name="${name}"]`).content;
 const CSRF = meta("csrf-token");
 const SL = Number(meta("service-level")) || 15;
+const ZONE = meta("timezone") || "Asia/Shanghai";
+const LANG = document.documentElement.lang || "zh";
+const LOCALE = LANG === "zh" ? "zh-CN" : "en-GB";
+const MSG = JSON.parse(document.getElementById("messages").textContent);
 const SVG_NS = "http://www.w3.org/2000/svg";
-const STATE_LABEL = { free: "free", busy: "on a call", paused: "paused", unavailable: "unavailable" };
-const PAUSE_REASONS = ["break", "lunch", "training", "meeting", "after-call work", "coaching"];
+const PAUSE_REASONS = ["break", "lunch", "training", "meeting", "acw", "coaching"];
+const FOLD_CALLERS = 6;   // a busy tile shows this many callers, then "+N more"
+const FOLD_MEMBERS = 10;
 
 let view = null;
 let may = new Set();
+const expanded = new Set();  // tiles ("server|queue|callers" / "|members") the user unfolded
 // The tiles are redrawn on every frame; a frame arriving between pressing and releasing a button would
 // replace that button and lose the click, so frames wait while the pointer is down.
 let holding = false;
@@ -20,6 +28,23 @@ document.addEventListener("pointerup", () => {
   holding = false;
   if (pending) { pending = false; setTimeout(render, 50); }
 }, true);
+
+// A message in this page's language; English plurals pick `one` for n = 1. An unknown key shows itself.
+function t(key, params = {}) {
+  let value = MSG[key];
+  if (value === undefined) return key;
+  if (typeof value === "object") value = params.n === 1 ? value.one : value.other;
+  return value.replace(/\{(\w+)\}/g, (all, name) => (params[name] === undefined ? all : String(params[name])));
+}
+
+const stateLabel = (state) => t(`view.state.${state}`);
+
+// Times in the table's zone; dates as YYYY-MM-DD in both languages (no 01/12 vs 12/01 doubt).
+function clockOf(ts, withDate = false) {
+  const opts = { timeZone: ZONE, hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false };
+  if (withDate) Object.assign(opts, { year: "numeric", month: "2-digit", day: "2-digit" });
+  return new Intl.DateTimeFormat("sv-SE", opts).format(new Date(ts * 1000));
+}
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -44,7 +69,6 @@ function svg(tag, attrs = {}) {
 function dur(seconds) {
   if (seconds === null || seconds === undefined) return "–";
   const s = Math.max(0, Math.round(seconds));
-  if (s < 60) return `${s}s`;
   const m = Math.floor(s / 60);
   if (m < 60) return `${m}:${String(s % 60).padStart(2, "0")}`;
   return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}`;
@@ -58,6 +82,7 @@ function render() {
   if (!view) return;
   may = new Set(view.user.may);
   renderServers();
+  renderBanners();
   renderTotals();
   renderQueues();
   renderLines();
@@ -66,11 +91,23 @@ function render() {
 function renderServers() {
   const box = document.getElementById("servers");
   box.replaceChildren(...view.servers.map((s) =>
-    el("span", { class: `server-chip ${s.connected ? "up" : "down"}`, title: s.connected ? "AMI connected" : "AMI link down: figures may be stale" },
+    el("span", { class: `server-chip ${s.connected ? "up" : "down"}`, "data-server": s.name, title: s.connected ? t("view.link.up") : t("view.link.down_title") },
       el("i"), s.name)));
 }
 
+// One banner per server whose AMI link is down: which, since when (local time), and that its figures froze.
+function renderBanners() {
+  const box = document.getElementById("banner-links");
+  box.replaceChildren(...view.servers.filter((s) => !s.connected).map((s) => {
+    const since = s.down_since ? clockOf(s.down_since, true) : "?";
+    const key = s.synced_at === null ? "view.banner.never" : "view.banner.down";
+    return el("div", { class: "banner banner-down", role: "alert", "data-server": s.name },
+      el("b", {}, t(key, { server: s.name, since: `${since} (${ZONE})` })), " ", t("view.banner.frozen"));
+  }));
+}
+
 function renderTotals() {
+  if (!view.servers.length) { document.getElementById("totals").replaceChildren(); return; }  // first run: the hint only
   let waiting = 0, longest = 0, answered = 0, abandoned = 0, overflowed = 0, inSl = 0;
   const agents = { free: 0, busy: 0, paused: 0, unavailable: 0 };
   const seen = new Set();
@@ -83,70 +120,106 @@ function renderTotals() {
     }
   }
   const sl = answered + abandoned ? inSl / (answered + abandoned) : null;
+  const b = view.backlog || {};
+  const backlogHint = !b.available ? t("view.kpi.backlog_none") : b.error ? t("view.kpi.backlog_error")
+    : t("view.kpi.backlog_hint", { at: b.at ? clockOf(b.at) : "?" });
+  const backlogValue = (v) => (b.available && !b.error ? v : "–");
   const box = document.getElementById("totals");
   box.replaceChildren(
-    kpi("waiting now", waiting, waiting ? "warn" : ""),
-    kpi("longest wait", dur(longest), longest > SL ? "bad" : ""),
-    kpi(`service level (${SL} s)`, pct(sl), slClass(sl)),
-    kpi("answered today", answered),
-    kpi("abandoned today", abandoned, abandoned ? "warn" : ""),
-    kpi("overflowed today", overflowed),
-    kpi("agents free", agents.free, "good"),
-    kpi("on a call", agents.busy),
-    kpi("paused", agents.paused, agents.paused ? "warn" : ""),
-    kpi("unavailable", agents.unavailable, ""),
+    kpi(t("view.kpi.waiting_now"), waiting, waiting ? "warn" : "", { "data-kpi": "waiting" }),
+    kpi(t("view.kpi.longest"), dur(longest), longest > SL ? "bad" : ""),
+    kpi(t("view.kpi.sl", { sl: SL }), pct(sl), slClass(sl)),
+    kpi(t("view.kpi.answered_today"), answered),
+    kpi(t("view.kpi.abandoned_today"), abandoned, abandoned ? "warn" : ""),
+    kpi(t("view.kpi.overflowed_today"), overflowed),
+    kpi(t("view.kpi.in_ivr"), view.in_ivr, "", { title: t("view.kpi.in_ivr_hint"), "data-kpi": "in-ivr" }),
+    kpi(t("view.kpi.callbacks"), backlogValue(b.callbacks_pending), b.callbacks_pending ? "warn" : "", { title: backlogHint, "data-kpi": "callbacks" }),
+    kpi(t("view.kpi.workorders"), backlogValue(b.workorders_overdue), b.workorders_overdue ? "bad" : "", { title: backlogHint, "data-kpi": "workorders" }),
+    kpi(t("view.kpi.agents_free"), agents.free, "good"),
+    kpi(t("view.state.busy"), agents.busy),
+    kpi(t("view.state.paused"), agents.paused, agents.paused ? "warn" : ""),
+    kpi(t("view.state.unavailable"), agents.unavailable, ""),
   );
 }
 
-function kpi(label, value, tone = "") {
-  return el("div", { class: `kpi ${tone}` }, el("b", {}, value), el("span", {}, label));
+function kpi(label, value, tone = "", attrs = {}) {
+  return el("div", { class: `kpi ${tone}`, ...attrs }, el("b", {}, value), el("span", {}, label));
 }
 
 function renderQueues() {
   const box = document.getElementById("queues");
   const tiles = [];
   for (const s of view.servers) for (const q of s.queues) tiles.push(tile(s, q));
-  if (!tiles.length) tiles.push(el("p", { class: "empty" }, "No queues reported yet."));
+  if (!view.servers.length) {
+    tiles.push(el("div", { class: "firstrun", id: "firstrun" }, el("h2", {}, t("view.firstrun.title")), el("p", {}, t("view.firstrun.body"))));
+  } else if (!tiles.length) {
+    const up = view.servers.some((s) => s.connected);
+    tiles.push(el("p", { class: "empty" }, up ? t("view.noqueues") : t("view.connecting")));
+  }
   box.replaceChildren(...tiles);
 }
 
+function foldToggle(key, hidden, moreKey) {
+  const open = expanded.has(key);
+  return el("li", { class: "more" }, el("button", {
+    class: "link fold", "aria-expanded": open ? "true" : "false",
+    onclick: () => { if (open) expanded.delete(key); else expanded.add(key); render(); },
+  }, open ? t("view.tile.fewer") : t(moreKey, { n: hidden })));
+}
+
 function tile(server, q) {
-  const hot = q.longest_wait > SL;
+  const hot = q.longest_wait > SL && server.connected;
   const article = el("article", { class: `tile${hot ? " hot" : ""}${server.connected ? "" : " stale"}`, "data-server": server.name, "data-queue": q.name });
+  const title = el("h2", {}, q.title || q.name);
   article.append(
-    el("header", {}, el("h2", {}, q.name), el("span", { class: "server" }, server.name)),
+    el("header", {}, title, el("span", { class: "server" }, q.title && q.title !== q.name ? `${q.name} · ${server.name}` : server.name)),
+    server.connected ? "" : el("p", { class: "stale-note" }, t("view.stale", { server: server.name })),
+    pendingCallbacks(q),
     el("div", { class: "kpis" },
-      kpi("waiting", q.waiting, q.waiting ? "warn" : ""),
-      kpi("longest", dur(q.longest_wait), hot ? "bad" : ""),
-      kpi("SL today", pct(q.service_level), slClass(q.service_level)),
-      kpi("answered", q.answered),
-      kpi("abandoned", q.abandoned, q.abandoned ? "warn" : ""),
-      kpi("overflowed", q.overflowed)),
+      kpi(t("view.kpi.waiting"), q.waiting, q.waiting ? "warn" : ""),
+      kpi(t("view.kpi.longest_short"), dur(q.longest_wait), hot ? "bad" : ""),
+      kpi(t("view.kpi.sl_today"), pct(q.service_level), slClass(q.service_level)),
+      kpi(t("view.kpi.answered"), q.answered),
+      kpi(t("view.kpi.abandoned"), q.abandoned, q.abandoned ? "warn" : ""),
+      kpi(t("view.kpi.overflowed"), q.overflowed)),
     stateBar(q.members_by_state),
   );
   const callers = el("ul", { class: "callers" });
-  q.callers.forEach((c, i) => callers.append(el("li", { class: `caller${c.wait > SL ? " over" : ""}${i === 0 ? " first" : ""}`, "data-id": c.id },
+  const ckey = `${server.name}|${q.name}|callers`;
+  const shown = expanded.has(ckey) ? q.callers : q.callers.slice(0, FOLD_CALLERS);
+  shown.forEach((c, i) => callers.append(el("li", { class: `caller${c.wait > SL ? " over" : ""}${i === 0 ? " first" : ""}`, "data-id": c.id },
     el("span", { class: "wait" }, dur(c.wait)),
-    el("span", { class: "line" }, c.line || "?"),
-    el("span", { class: "number" }, c.number || "unknown"),
-    el("span", { class: "name" }, c.name))));
-  if (!q.callers.length) callers.append(el("li", { class: "none" }, "no caller waiting"));
-  article.append(el("h3", {}, "Waiting callers"), callers);
+    el("span", { class: "line", title: c.service || "" }, c.line || "?"),
+    el("span", { class: "number" }, c.number || t("view.tile.unknown_number")),
+    el("span", { class: "name", title: c.service || "" }, c.service || c.name, c.service && c.name ? el("small", {}, ` · ${c.name}`) : null))));
+  if (q.callers.length > FOLD_CALLERS) callers.append(foldToggle(ckey, q.callers.length - FOLD_CALLERS, "view.tile.more"));
+  if (!q.callers.length) callers.append(el("li", { class: "none" }, t("view.tile.no_callers")));
+  article.append(el("h3", {}, t("view.tile.callers")), callers);
 
   const members = el("ul", { class: "members" });
-  for (const m of q.members) members.append(memberRow(server, q, m));
-  if (!q.members.length) members.append(el("li", { class: "none" }, "no members"));
-  article.append(el("h3", {}, "Agents"), members);
-  if (may.has("add")) article.append(el("footer", {}, el("button", { class: "link", onclick: () => addDialog(server, q) }, "+ add member")));
+  const mkey = `${server.name}|${q.name}|members`;
+  const shownMembers = expanded.has(mkey) ? q.members : q.members.slice(0, FOLD_MEMBERS);
+  for (const m of shownMembers) members.append(memberRow(server, q, m));
+  if (q.members.length > FOLD_MEMBERS) members.append(foldToggle(mkey, q.members.length - FOLD_MEMBERS, "view.tile.more_agents"));
+  if (!q.members.length) members.append(el("li", { class: "none" }, t("view.tile.no_members")));
+  article.append(el("h3", {}, t("view.tile.agents")), members);
+  if (may.has("add") && server.connected) article.append(el("footer", {}, el("button", { class: "link", onclick: () => addDialog(server, q) }, t("view.tile.add"))));
   return article;
+}
+
+// the records' pending callbacks for this queue (polled every 30 s), so the wallboard shows where they pile up
+function pendingCallbacks(q) {
+  const b = view.backlog || {};
+  const n = b.available && !b.error && b.callbacks_by_queue ? b.callbacks_by_queue[q.name] || 0 : 0;
+  return n ? el("p", { class: "tile-callbacks", "data-callbacks": n }, t("view.tile.callbacks", { n })) : "";
 }
 
 function stateBar(by) {
   const total = Object.values(by).reduce((a, b) => a + b, 0) || 1;
-  const bar = el("div", { class: "statebar", title: Object.entries(by).map(([k, v]) => `${v} ${STATE_LABEL[k]}`).join(", ") });
+  const bar = el("div", { class: "statebar", title: Object.entries(by).map(([k, v]) => `${v} ${stateLabel(k)}`).join(", ") });
   for (const key of ["free", "busy", "paused", "unavailable"]) {
     if (!by[key]) continue;
-    const part = el("span", { class: `st-${key}` }, `${by[key]} ${STATE_LABEL[key]}`);
+    const part = el("span", { class: `st-${key}` }, `${by[key]} ${stateLabel(key)}`);
     part.style.flexGrow = String(by[key] / total);
     bar.append(part);
   }
@@ -155,21 +228,26 @@ function stateBar(by) {
 
 function memberRow(server, q, m) {
   const base = { server: server.name, queue: q.name, interface: m.interface };
-  let detail = STATE_LABEL[m.state];
-  if (m.state === "busy" && m.ringing) detail = "ringing";
-  if (m.state === "paused") detail = `paused ${dur(m.paused_for)}${m.reason ? ` · ${m.reason}` : ""}`;
+  let label = stateLabel(m.state);
+  if (m.state === "busy" && m.ringing) label = t("view.state.ringing");
+  let detail = t("view.member.for", { state: label, dur: dur(m.state === "busy" && m.talk_for !== null ? m.talk_for : m.state_for) });
+  if (m.state === "paused") detail = `${t("view.member.for", { state: label, dur: dur(m.paused_for ?? m.state_for) })}${m.reason ? ` · ${m.reason}` : ""}`;
   const buttons = el("span", { class: "actions" });
-  if (m.state === "paused" && may.has("unpause")) buttons.append(el("button", { class: "unpause", onclick: () => act("unpause", base) }, "Unpause"));
-  if (m.state !== "paused" && may.has("pause")) buttons.append(el("button", { class: "pause", onclick: () => pauseDialog(base, m) }, "Pause"));
-  if (m.state === "busy" && may.has("listen")) {
-    for (const kind of ["listen", "whisper", "barge"]) if (may.has(kind)) buttons.append(el("button", { class: kind, onclick: () => spyDialog(kind, base, m) }, kind[0].toUpperCase() + kind.slice(1)));
+  if (server.connected) {
+    if (m.state === "paused" && may.has("unpause")) buttons.append(el("button", { class: "unpause", onclick: () => act("unpause", base) }, t("view.act.unpause")));
+    if (m.state !== "paused" && may.has("pause")) buttons.append(el("button", { class: "pause", onclick: () => pauseDialog(base, m) }, t("view.act.pause")));
+    if (m.state === "busy" && may.has("listen")) {
+      for (const kind of ["listen", "whisper", "barge"]) if (may.has(kind)) buttons.append(el("button", { class: kind, onclick: () => spyDialog(kind, base, m) }, t(`view.act.${kind}`)));
+    }
+    if (may.has("remove")) buttons.append(el("button", { class: "remove", title: t("view.act.remove"), "aria-label": t("view.act.remove"), onclick: () => removeDialog(base, m, q) }, "×"));
   }
-  if (may.has("remove")) buttons.append(el("button", { class: "remove", title: `remove from ${q.name}`, onclick: () => removeDialog(base, m) }, "×"));
+  const talk = m.talk_today ? t("view.member.talk", { dur: dur(m.talk_today) }) : "";
+  const calls = m.calls_taken ? t("view.member.calls", { n: m.calls_taken }) : "";
   return el("li", { class: `member st-${m.state}`, "data-interface": m.interface, "data-state": m.state },
     el("i", { class: "dot" }),
     el("span", { class: "mname", title: m.interface }, m.name),
     el("span", { class: "mstate" }, detail),
-    el("span", { class: "calls", title: "calls taken" }, m.calls_taken ? `${m.calls_taken} calls` : ""),
+    el("span", { class: "calls", title: t("view.member.calls_hint") }, [calls, talk].filter(Boolean).join(" · ")),
     buttons);
 }
 
@@ -178,11 +256,12 @@ function renderLines() {
   const rows = view.lines.map((r) => {
     const offered = r.answered + r.abandoned;
     const sl = offered ? r.answered_in_sl / offered : null;
-    return el("tr", { "data-line": r.line }, el("td", {}, r.line), el("td", { class: r.waiting ? "warn" : "" }, r.waiting),
+    return el("tr", { "data-line": r.line }, el("td", { title: r.service || "" }, r.line, r.service ? el("small", { class: "service" }, r.service) : null),
+      el("td", { class: r.waiting ? "warn" : "" }, r.waiting),
       el("td", {}, r.answered), el("td", {}, r.abandoned), el("td", {}, r.overflowed),
       el("td", { class: slClass(sl) }, pct(sl)));
   });
-  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: 6, class: "none" }, "no calls yet today")));
+  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: 6, class: "none" }, t("view.lines.none"))));
   body.replaceChildren(...rows);
 }
 
@@ -204,10 +283,10 @@ async function act(kind, params) {
     });
     if (res.status === 401) { location.href = "/login"; return; }
     const data = await res.json();
-    toast(data.ok ? `${kind}: ${data.message}` : `${kind} refused: ${data.message}`, data.ok);
+    toast(data.message, data.ok);  // already in our words and language: Asterisk's reply is in the audit
     loadAudit();
   } catch (err) {
-    toast(`${kind} failed: ${err}`, false);
+    toast(t("view.err.network"), false);
   }
 }
 
@@ -224,32 +303,33 @@ function openDialog(title, body, onOk) {
 }
 
 function pauseDialog(base, m) {
-  const select = el("select", { name: "reason_choice" }, PAUSE_REASONS.map((r) => el("option", { value: r }, r)));
-  openDialog(`Pause ${m.name}`, [
-    el("label", {}, "Reason ", select),
-    el("label", {}, "or type one ", el("input", { name: "reason_text", maxlength: 64, placeholder: "optional" })),
+  // the reason goes to Asterisk and the audit as the supervisor reads it
+  const select = el("select", { name: "reason_choice" }, PAUSE_REASONS.map((r) => el("option", { value: t(`view.reason.${r}`) }, t(`view.reason.${r}`))));
+  openDialog(t("view.dialog.pause", { member: m.name }), [
+    el("label", {}, `${t("view.dialog.reason")} `, select),
+    el("label", {}, `${t("view.dialog.reason_text")} `, el("input", { name: "reason_text", maxlength: 64, placeholder: t("view.dialog.optional") })),
   ], (form) => act("pause", { ...base, reason: (form.get("reason_text") || "").trim() || form.get("reason_choice") }));
 }
 
 function spyDialog(kind, base, m) {
   const phone = localStorage.getItem("hotline.phone") || meta("user-phone");
-  const what = { listen: "listen to the call (agent and caller do not hear you)", whisper: "talk to the agent only", barge: "talk to both agent and caller" }[kind];
-  openDialog(`${kind[0].toUpperCase() + kind.slice(1)}: ${m.name}`, [
-    el("p", {}, `Your phone rings; answer it to ${what}.`),
-    el("label", {}, "Your phone ", el("input", { name: "phone", value: phone, placeholder: "PJSIP/9001", required: true, pattern: "[A-Za-z0-9]+/.+" })),
+  openDialog(t("view.dialog.spy", { kind: t(`view.act.${kind}`), member: m.name }), [
+    el("p", {}, t(`view.dialog.spy_${kind}`)),
+    el("label", {}, `${t("view.dialog.phone")} `, el("input", { name: "phone", value: phone, placeholder: "PJSIP/9001", required: true, pattern: "[A-Za-z0-9]+/.+" })),
   ], (form) => { localStorage.setItem("hotline.phone", form.get("phone")); act(kind, { ...base, phone: form.get("phone") }); });
 }
 
-function removeDialog(base, m) {
-  openDialog(`Remove ${m.name} from ${base.queue}?`, [el("p", {}, `${m.interface} stops receiving calls from ${base.queue} on ${base.server}.`)],
+function removeDialog(base, m, q) {
+  const queue = q.title || q.name;
+  openDialog(t("view.dialog.remove", { member: m.name, queue }), [el("p", {}, t("view.dialog.remove_body", { interface: m.interface, queue, server: base.server }))],
     () => act("remove", base));
 }
 
 function addDialog(server, q) {
-  openDialog(`Add a member to ${q.name}`, [
-    el("label", {}, "Interface ", el("input", { name: "interface", placeholder: "PJSIP/7001", required: true })),
-    el("label", {}, "Name ", el("input", { name: "member_name", placeholder: "Agent name" })),
-    el("label", {}, "Penalty ", el("input", { name: "penalty", type: "number", min: 0, max: 100, value: 0 })),
+  openDialog(t("view.dialog.add", { queue: q.title || q.name }), [
+    el("label", {}, `${t("view.dialog.interface")} `, el("input", { name: "interface", placeholder: "PJSIP/7001", required: true })),
+    el("label", {}, `${t("view.dialog.name")} `, el("input", { name: "member_name", placeholder: t("view.dialog.name") })),
+    el("label", {}, `${t("view.dialog.penalty")} `, el("input", { name: "penalty", type: "number", min: 0, max: 100, value: 0 })),
   ], (form) => act("add", { server: server.name, queue: q.name, interface: form.get("interface"), member_name: form.get("member_name"), penalty: form.get("penalty") }));
 }
 
@@ -259,8 +339,14 @@ async function loadAudit() {
   if (!res.ok) return;
   const data = await res.json();
   document.getElementById("audit-panel").hidden = false;
-  document.getElementById("audit").replaceChildren(...data.entries.slice(0, 12).map((e) =>
-    el("li", { class: e.result === "ok" ? "ok" : "err" }, el("time", {}, e.at.slice(11, 19)), ` ${e.user} ${e.action} ${e.params.interface || ""} ${e.params.queue || ""}: ${e.message}`)));
+  // `at` is UTC (ISO 8601, for machines): shown in the table's time zone; Asterisk's own reply only as a tooltip
+  document.getElementById("audit").replaceChildren(...data.entries.slice(0, 12).map((e) => {
+    const at = Date.parse(e.at) / 1000;
+    const action = MSG[`view.act.${e.action}`] ? t(`view.act.${e.action}`) : e.action;
+    return el("li", { class: e.result === "ok" ? "ok" : "err", title: e.message || "" },
+      el("time", { datetime: e.at }, Number.isNaN(at) ? e.at : clockOf(at, true)),
+      ` ${e.user} ${action} ${e.params.interface || ""} ${e.params.queue ? queueTitle(e.params.server, e.params.queue) : ""} · ${t(e.result === "ok" ? "view.audit.ok" : "view.audit.error")}`);
+  }));
 }
 
 // ---- charts --------------------------------------------------------------------------------------------
@@ -275,7 +361,7 @@ async function loadHistory() {
     const first = Math.min(...data.series.flatMap((s) => s.points.map((p) => p[0])), data.now);
     const span = Math.min(data.hours * 3600, Math.max(30, data.now - first));
     box.replaceChildren(...data.series.map((s) => chart(s, data.now, span)));
-    if (!data.series.length) box.append(el("p", { class: "none" }, "collecting samples…"));
+    if (!data.series.length) box.append(el("p", { class: "none" }, t("view.history.collecting")));
   } catch (err) { /* the next poll tries again */ }
 }
 
@@ -286,7 +372,8 @@ function chart(series, now, span) {
   const x = (t) => P + ((t - (now - span)) / span) * (W - 2 * P);
   const yw = (v) => H - B - (v / maxWait) * (H - B - P);
   const ys = (v) => H - B - v * (H - B - P);
-  const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img", "aria-label": `${series.queue} history` });
+  const title = queueTitle(series.server, series.queue);
+  const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img", "aria-label": t("view.history.aria", { queue: title }) });
   root.append(svg("rect", { x: 0, y: 0, width: W, height: H, class: "bg" }));
   for (const f of [0.25, 0.5, 0.75]) root.append(svg("line", { x1: P, x2: W - P, y1: ys(f), y2: ys(f), class: "grid" }));
   if (points.length) {
@@ -299,16 +386,22 @@ function chart(series, now, span) {
     if (line) root.append(svg("path", { d: line, class: "sl-line" }));
   }
   const label = (text, xx, anchor, cls = "axis", yy = H - 3) => { const t = svg("text", { x: xx, y: yy, "text-anchor": anchor, class: cls }); t.textContent = text; return t; };
-  root.append(label("SL 100%", P + 1, "start", "axis sl-axis", ys(1) + 8), label("50%", P + 1, "start", "axis sl-axis", ys(0.5) - 2));
-  const ago = span >= 3600 ? `-${Math.round(span / 360) / 10} h` : span >= 120 ? `-${Math.round(span / 60)} min` : `-${Math.round(span)} s`;
-  root.append(label(ago, P, "start"), label("now", W - P, "end"), label(`max ${maxWait} waiting`, W / 2, "middle"));
-  return el("figure", { class: "chart-box" }, el("figcaption", {}, `${series.queue}`, el("small", {}, ` ${series.server}`)), root);
+  root.append(label(`${t("view.lines.sl")} 100%`, P + 1, "start", "axis sl-axis", ys(1) + 8), label("50%", P + 1, "start", "axis sl-axis", ys(0.5) - 2));
+  // the axis in the table's time zone: the start and the end of the window
+  const hm = (ts) => new Intl.DateTimeFormat(LOCALE, { timeZone: ZONE, hour: "2-digit", minute: "2-digit", hour12: false }).format(new Date(ts * 1000));
+  root.append(label(hm(now - span), P, "start"), label(hm(now), W - P, "end"), label(t("view.history.max", { n: maxWait }), W / 2, "middle"));
+  return el("figure", { class: "chart-box", "data-queue": series.queue }, el("figcaption", {}, title, el("small", {}, ` ${series.queue} · ${series.server}`)), root);
 }
 
 // ---- wiring --------------------------------------------------------------------------------------------
+function queueTitle(server, queue) {
+  const s = view && view.servers.find((x) => x.name === server);
+  const q = s && s.queues.find((x) => x.name === queue);
+  return (q && q.title) || queue;
+}
+
 function clock() {
-  const fmt = new Intl.DateTimeFormat("en-GB", { timeZone: "Asia/Shanghai", hour: "2-digit", minute: "2-digit", second: "2-digit" });
-  document.getElementById("clock").textContent = `${fmt.format(new Date())} Beijing time`;
+  document.getElementById("clock").textContent = `${clockOf(Date.now() / 1000)} ${t("view.clock.zone", { zone: ZONE })}`;
 }
 
 function connect() {
@@ -326,6 +419,10 @@ function connect() {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  document.getElementById("legend").replaceChildren(el("i", { class: "sw sw-wait" }), ` ${t("view.history.wait")} `,
+    el("i", { class: "sw sw-sl" }), ` ${t("view.history.sl", { sl: SL })}`, el("small", { class: "zone" }, ` · ${ZONE}`));
+  document.querySelector("#audit-panel h2").append(el("small", { class: "zone" }, ZONE));
+  for (const option of document.querySelectorAll("#range option")) option.textContent = t("view.history.hours", { n: Number(option.value) });
   connect();
   clock();
   setInterval(clock, 1000);

@@ -120,7 +120,8 @@ def watch_once(rig) -> str:
                HOTLINE_AMI_SECRET=harness.AMI_SECRET)
     env.pop("HOTLINE_AMI_SERVERS", None)
     res = subprocess.run([sys.executable, "-m", "scripts.hotline", "queues", "watch", "--once", "--full-numbers",
-                          "--timeout", "10"], cwd=harness.ROOT, env=env, capture_output=True, text=True, timeout=30)
+                          "--timeout", "10", "--lang", "en"], cwd=harness.ROOT, env=env, capture_output=True,
+                         text=True, timeout=30)
     assert res.returncode == 0, res.stdout + res.stderr
     return res.stdout
 
@@ -132,9 +133,12 @@ def parse_watch(text: str) -> dict[str, dict]:
         tokens = line.split()
         if tokens[:2] == ["queue", "wait"]:
             header = tokens
-        elif header and line.startswith("  ") and not line.startswith("   ") and len(tokens) == len(header):
-            current = rows[tokens[0]] = dict(zip(header, tokens))
-            current["callers"] = []
+        elif header and line.startswith("  ") and not line.startswith("   "):
+            # "  <the table's name> [<id>]  1  0:05 ..." (or the bare id when the table does not name it)
+            m = re.match(r"^  (?:.*\[(?P<id>[^\]]+)\]|(?P<plain>\S+))\s+(?P<rest>\d.*)$", line)
+            if m and len(m["rest"].split()) == len(header) - 1:
+                current = rows[m["id"] or m["plain"]] = dict(zip(header, [m["id"] or m["plain"]] + m["rest"].split()))
+                current["callers"] = []
         elif current is not None and "waiting" in tokens and "line" in tokens:
             current["callers"].append(line)
     return rows
@@ -148,6 +152,7 @@ async def test_live_view_agrees_with_queue_show(rig):
                                stay=60)
         try:
             await ami.wait("AGIExecStart", Uniqueid=re.escape(tag), Command="GET OPTION.*", timeout=15)
+            in_menu = await asyncio.to_thread(watch_once, rig)  # the caller is in the engine's menu now
             await ami.action("PlayDTMF", Channel=f"ph{tag}", Digit="1", Duration="100")
             await ami.wait("QueueCallerJoin", Uniqueid=re.escape(tag), Queue="general-12345", timeout=15)
             frame = await asyncio.to_thread(watch_once, rig)
@@ -156,6 +161,9 @@ async def test_live_view_agrees_with_queue_show(rig):
             await ami.action("Hangup", Channel=f"ph{tag}")
             for interface in (PAUSED, INVALID):
                 await ami.action("QueueRemove", Queue="general-12345", Interface=interface)
+    # callers in the IVR, from the events the generated user gets (Newchannel in hotline-from-carrier, the join)
+    assert "in the IVR 1 " in in_menu, in_menu
+    assert "in the IVR 0 " in frame, frame
     view = parse_watch(frame)
     assert set(view) == set(shown), frame
     for name, q in shown.items():
