@@ -99,8 +99,11 @@ async def _serve(holder, settings, host, port, max_sessions, env_timeout, reply_
     companions.feed_outcomes(clients, recorder)
     await companions.start_clients(clients)
     web_service = await companions.start_web(settings, clients) if web else None
-    engine = Engine(holder, recorder=recorder, allow_test_clock=allow_test_clock)
-    server = build_server(engine, host=host, port=port, limits=limits, allow=allow)
+    board, board_task = await _start_switchboard(settings, pid_file)
+    engine = Engine(holder, recorder=recorder, allow_test_clock=allow_test_clock, switchboard=board)
+    from ivr.switchboard import SwitchEntry
+    server = build_server(engine, host=host, port=port, limits=limits, allow=allow,
+                          scripts={"switch": SwitchEntry(holder, board, engine.clock).handle})
     bound = await server.start()
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
@@ -111,6 +114,9 @@ async def _serve(holder, settings, host, port, max_sessions, env_timeout, reply_
     try:
         await server.serve_until_signalled(on_reload=reload)
     finally:
+        board_task.cancel()
+        await asyncio.gather(board_task, return_exceptions=True)
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR1)
         if web_service is not None:
             await web_service.stop()
         await companions.close_clients(clients)
@@ -124,6 +130,28 @@ async def _serve(holder, settings, host, port, max_sessions, env_timeout, reply_
                 pid_file.unlink()
         except OSError:
             pass
+
+
+def switch_ack_path(pid_file: Path) -> Path:
+    """Where the engine says which switch revision it has read (`hotline switch` waits for it)."""
+    return pid_file.parent / "switches-seen.json"
+
+
+async def _start_switchboard(settings, pid_file: Path):
+    """The override switches, refreshed from SQL in the background (ivr.switchboard); SIGUSR1 refreshes now.
+    Without a readable database no switch is on, and calls are routed all the same."""
+    from ivr.switchboard import SwitchBoard
+
+    store = None
+    try:
+        from records.switches import SwitchStore
+        store = await asyncio.to_thread(SwitchStore.for_url, settings.db_url)
+    except Exception as exc:
+        log.error("switches.unavailable", error=f"{type(exc).__name__}: {exc}", effect="no switch is on")
+    board = SwitchBoard(store, ack_path=switch_ack_path(pid_file))
+    await asyncio.to_thread(board.refresh)          # the state in force before the first call
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, board.wake)
+    return board, asyncio.create_task(board.run(), name="switchboard")
 
 
 @click.command()
