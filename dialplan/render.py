@@ -22,12 +22,13 @@ from dialplan.manager import FILENAME as MANAGER, render_manager
 from dialplan.options import RenderOptions
 from dialplan.pjsip import FILENAME as PJSIP, render_pjsip, trunk_secret_names
 from dialplan.queues import FILENAME as QUEUES, render_queues
+from dialplan.switches import FILENAME as SWITCHES, render_switches, switch_pin_names
 from routing.model import RoutingTable
 
 log = structlog.get_logger()
 
-FILES = (EXTENSIONS, AGENTS, FEATURES, MANAGER, PJSIP, QUEUES)
-SECRET_FILES = frozenset({PJSIP, MANAGER, AGENTS})     # may hold a password or PINs: written 0600
+FILES = (EXTENSIONS, AGENTS, SWITCHES, FEATURES, MANAGER, PJSIP, QUEUES)
+SECRET_FILES = frozenset({PJSIP, MANAGER, AGENTS, SWITCHES})     # may hold a password or PINs: written 0600
 MASK = "********"
 
 _RENDERERS = {
@@ -37,12 +38,15 @@ _RENDERERS = {
     MANAGER: render_manager,
     PJSIP: render_pjsip,
     QUEUES: render_queues,
+    SWITCHES: render_switches,
 }
 
 
 def required_secrets(table: RoutingTable, options: RenderOptions) -> list[str]:
-    """Variable names the rendered files need: trunk secrets (Trunk.secret_env), the AMI secret, agents' PINs."""
+    """Variable names the rendered files need: trunk secrets (Trunk.secret_env), the AMI secret, agents' and
+    switches' PINs."""
     pins = set(options.agents.pin_names()) if options.agents else set()
+    pins |= set(switch_pin_names(table.switches.values()))
     return sorted(set(trunk_secret_names(gather(table))) | {options.ami_secret_env} | pins)
 
 
@@ -123,7 +127,7 @@ def diff_files(files: Mapping[str, str], out_dir: str | Path) -> str:
 _SECRET_LINE = re.compile(r"^([ \t]*(?:password|secret|md5_cred)[ \t]*=>?[ \t]*)\S.*$", re.MULTILINE | re.IGNORECASE)
 
 
-# An agent's PIN stands in its login/logout extension's comparison (dialplan/agents.py).
+# An agent's or a switch's PIN stands in its code's comparison (dialplan/agents.py, dialplan/switches.py).
 _PIN_COMPARE = re.compile(r'(\$\{HOTLINE_PIN\}\)\}" = ")[^"]*(")')
 
 
