@@ -43,11 +43,15 @@ _RENDERERS = {
 
 
 def required_secrets(table: RoutingTable, options: RenderOptions) -> list[str]:
-    """Variable names the rendered files need: trunk secrets (Trunk.secret_env), the AMI secret, agents' and
-    switches' PINs."""
+    """Variable names the rendered files need: trunk secrets (Trunk.secret_env), the AMI secret, agents' PINs."""
     pins = set(options.agents.pin_names()) if options.agents else set()
-    pins |= set(switch_pin_names(table.switches.values()))
     return sorted(set(trunk_secret_names(gather(table))) | {options.ami_secret_env} | pins)
+
+
+def secret_names(table: RoutingTable, options: RenderOptions) -> list[str]:
+    """Every secret a render may use: the required ones and the override switches' phone PINs, which are optional
+    (without one the switch's phone code refuses; the web view and the CLI flip it all the same)."""
+    return sorted(set(required_secrets(table, options)) | set(switch_pin_names(table.switches.values())))
 
 
 def missing_secrets(table: RoutingTable, options: RenderOptions) -> list[str]:
@@ -60,6 +64,10 @@ def render(table: RoutingTable, options: RenderOptions | None = None) -> dict[st
     for name in missing_secrets(table, options):
         log.warning("dialplan.secret_missing", variable=name,
                     hint="set it in the environment or the --secrets file; a placeholder comment was rendered")
+    for name in switch_pin_names(table.switches.values()):
+        if not options.secrets.get(name):
+            log.warning("dialplan.switch_pin_missing", variable=name,
+                        hint="the override switches' phone codes refuse until it is set (web and CLI still work)")
     files = {name: _RENDERERS[name](facts, options) for name in FILES}
     log.info("dialplan.rendered", table_version=table.version, files=len(files))
     return files

@@ -98,8 +98,9 @@ def test_log_events_carry_variable_names_only() -> None:
     with structlog.testing.capture_logs() as events:
         render(table, options)
     missing = [e for e in events if e["event"] == "dialplan.secret_missing"]
-    assert sorted(e["variable"] for e in missing) == ["HOTLINE_AMI_SECRET", "HOTLINE_SWITCH_PIN",
-                                                      "TRUNK_SEAT_12333_SECRET"]
+    assert sorted(e["variable"] for e in missing) == ["HOTLINE_AMI_SECRET", "TRUNK_SEAT_12333_SECRET"]
+    # optional: without it the switches' phone codes refuse; a warning, never a --strict failure
+    assert [e["variable"] for e in events if e["event"] == "dialplan.switch_pin_missing"] == ["HOTLINE_SWITCH_PIN"]
     assert leaked(repr(events)) == []
 
 
