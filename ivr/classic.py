@@ -141,12 +141,38 @@ def _run(channel: ClassicChannel) -> int:
         for cmd in fail_open_commands(channel.env):
             channel.send(cmd)
         return 0
-    engine = Engine(holder, allow_test_clock=os.environ.get("HOTLINE_ALLOW_TEST_CLOCK") == "1")
+    engine = Engine(holder, allow_test_clock=os.environ.get("HOTLINE_ALLOW_TEST_CLOCK") == "1",
+                    switchboard=_switches(settings, channel.env))
     try:
         engine.handle_sync(channel.env, channel.send)
     except ClassicClosed as exc:
         log.warning("classic.closed", detail=str(exc))
     return 0
+
+
+def _switches(settings, env) -> object | None:
+    """The override switches for this one call (a process per call: one bounded read of the records); none for
+    an emergency number (never affected) or when the records cannot be read (then the call goes as the table says).
+    A SQLite file that does not exist is not created."""
+    from ivr.engine import EMERGENCY_NUMBERS, dialed_number
+    from routing.decide import normalize_number
+
+    if normalize_number(dialed_number(env)) in EMERGENCY_NUMBERS:
+        return None
+    try:
+        from ivr.switchboard import SwitchBoard
+        from records.db import make_engine, sqlite_path
+        from records.switches import SwitchStore
+
+        path = sqlite_path(settings.db_url)
+        if path is not None and not path.exists():
+            return None
+        board = SwitchBoard(SwitchStore(make_engine(settings.db_url, op_timeout=1.0)))
+        board.refresh()
+        return board
+    except Exception as exc:
+        log.warning("classic.switches_unavailable", error=f"{type(exc).__name__}: {exc}")
+        return None
 
 
 if __name__ == "__main__":
