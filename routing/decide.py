@@ -97,7 +97,7 @@ def _finish(table: RoutingTable, route: Route, at: datetime, active: tuple[Switc
     applied = tuple(s for s in active if s.applies_to(route.line))
     for switch in applied:
         notes = []
-        if switch.queue:
+        if switch.queue and route.category is not Category.ABUSE:   # abusive callers stay in their review queue
             route = replace(route, action=Action.QUEUE, target=switch.queue, menu=None,
                             overflow=overflow_chain(table, switch.queue))
             notes.append(f"to {switch.queue}")

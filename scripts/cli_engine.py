@@ -100,6 +100,8 @@ async def _serve(holder, settings, host, port, max_sessions, env_timeout, reply_
     await companions.start_clients(clients)
     web_service = await companions.start_web(settings, clients) if web else None
     board, board_task = await _start_switchboard(settings, pid_file)
+    if web_service is not None:          # a flip in this process's web view is in force for the next call at once
+        web_service.hub.on_switch_flipped = board.apply
     engine = Engine(holder, recorder=recorder, allow_test_clock=allow_test_clock, switchboard=board)
     from ivr.switchboard import SwitchEntry
     server = build_server(engine, host=host, port=port, limits=limits, allow=allow,

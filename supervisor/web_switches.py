@@ -166,6 +166,9 @@ def switch_routes(hub: Any, current_user: Callable, csrf_ok: Callable, session_c
             log.error("switches.flip_failed", switch=name, error=f"{type(exc).__name__}: {exc}")
             return JSONResponse({"ok": False, "message": text("switches.unavailable", lang)}, status_code=503)
         log.info("switches.flipped", switch=name, on=state.active, by=user.name, via="web", revision=revision)
+        apply_locally = getattr(hub, "on_switch_flipped", None)   # the engine in this process (hotline serve)
+        if apply_locally is not None:
+            apply_locally(state, revision)
         if getattr(hub, "audit", None) is not None:
             try:
                 await asyncio.to_thread(hub.audit.record, at=now.timestamp(), user=user.name, role=user.role,

@@ -71,6 +71,12 @@ def test_force_night_closes_the_expert_seat_in_office_hours(table):
     assert moved.action is Action.CALLBACK
 
 
+def test_an_abusive_caller_hears_the_announcement_but_stays_in_review(table):
+    from routing.model import CallerHistory
+    route = decide(table, "12345", "13800000000", WORKDAY_10, CallerHistory(99), switches={"typhoon"})
+    assert route.target == "abuse-review" and route.prompts[0] == "hotline/typhoon-notice"
+
+
 def test_unknown_switch_names_are_ignored(table):
     assert decide(table, "12345", None, WORKDAY_10, switches={"no-such"}) == decide(table, "12345", None, WORKDAY_10)
 

@@ -136,3 +136,49 @@ def test_routes_explain_shows_the_switches_on_and_those_that_would_change_the_ca
     assert "switch:    " not in run("routes", "explain", "110").output      # nothing changes an emergency call
     bad = run("routes", "explain", "12345", "--switch", "nope")
     assert bad.exit_code == 2 and "no switch 'nope'" in bad.output
+
+
+async def test_a_flip_in_the_engines_own_web_view_is_in_force_for_the_next_call(env, tmp_path):
+    import json
+    import re
+
+    import httpx
+
+    agi_port, pid_file = free_port(), tmp_path / "hotline.pid"
+    proc_env = dict(os.environ, PYTHONPATH=str(ROOT), HOTLINE_DB_URL=env, HOTLINE_SPOOL_DIR=str(tmp_path / "spool"),
+                    HOTLINE_CALLER_HASH_KEY="k", HOTLINE_WEB_PORT="0", HOTLINE_WEB_ADMIN_PASSWORD="admin-pw-12345",
+                    HOTLINE_WEB_SUPERVISOR_PASSWORD="super-pw-12345",
+                    HOTLINE_SUPERVISOR_AUDIT=str(tmp_path / "audit.jsonl"))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "scripts.hotline", "--log-format", "json", "serve", "--port", str(agi_port),
+        "--pid-file", str(pid_file), "--no-ami", "--drain-timeout", "1", cwd=ROOT, env=proc_env,
+        stderr=asyncio.subprocess.PIPE)
+    lines: list[str] = []
+
+    async def read_log():
+        async for raw in proc.stderr:
+            lines.append(raw.decode("utf-8", "replace"))
+
+    reader = asyncio.create_task(read_log())
+    try:
+        url = await wait_for(lambda: next((json.loads(l)["url"] for l in lines if '"supervisor.web_started"' in l),
+                                          None))
+        await wait_for(lambda: pid_file.exists())
+        async with httpx.AsyncClient(base_url=url, timeout=5) as web:
+            page = await web.get("login")
+            token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)[1]
+            await web.post("login", data={"csrf_token": token, "username": "admin", "password": "admin-pw-12345"})
+            csrf = re.search(r'name="csrf-token" content="([^"]+)"', (await web.get("")).text)[1]
+            done = await web.post("api/switches/typhoon/on", data={"why": "台风"}, headers={"X-CSRF-Token": csrf})
+            assert done.status_code == 200, done.text
+        after = await place_call("127.0.0.1", agi_port, dialed="12345", timeout=10)   # at once: no refresh awaited
+        assert after.heard[:1] == ["hotline/typhoon-notice"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), 15)
+        except asyncio.TimeoutError:
+            proc.kill()
+            await proc.wait()
+        reader.cancel()
+    assert proc.returncode == 0, "".join(lines[-20:])
