@@ -153,7 +153,7 @@ def _run(channel: ClassicChannel) -> int:
 def _switches(settings, env) -> object | None:
     """The override switches for this one call (a process per call: one bounded read of the records); none for
     an emergency number (never affected) or when the records cannot be read (then the call goes as the table says).
-    A SQLite file that does not exist is not created."""
+    Plain DB-API (no SQLAlchemy import): a SQLite file that does not exist is not created."""
     from ivr.engine import EMERGENCY_NUMBERS, dialed_number
     from routing.decide import normalize_number
 
@@ -161,14 +161,10 @@ def _switches(settings, env) -> object | None:
         return None
     try:
         from ivr.switchboard import SwitchBoard
-        from records.db import make_engine, sqlite_path
-        from records.switches import SwitchStore
+        from records.switch_state import read_snapshot_light
 
-        path = sqlite_path(settings.db_url)
-        if path is not None and not path.exists():
-            return None
-        board = SwitchBoard(SwitchStore(make_engine(settings.db_url, op_timeout=1.0)))
-        board.refresh()
+        board = SwitchBoard(None)
+        board.current = read_snapshot_light(settings.db_url, timeout=1.0)   # read-only: creates no file
         return board
     except Exception as exc:
         log.warning("classic.switches_unavailable", error=f"{type(exc).__name__}: {exc}")

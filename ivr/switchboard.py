@@ -30,7 +30,7 @@ RESULT_VARIABLE = "HOTLINE_SWITCH_RESULT"     # on | off | failed, read by the f
 
 
 def _empty():
-    from records.switches import Snapshot
+    from records.switch_state import Snapshot
     return Snapshot({}, 0)
 
 

@@ -7,13 +7,15 @@ every flip up to N.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterable
 
 from sqlalchemy import Engine, func, insert, select, update
 
 from records.schema import switch_events, switch_states
+from records.switch_state import Snapshot, SwitchState
+
+__all__ = ["Snapshot", "SwitchError", "SwitchState", "SwitchStore"]
 
 VIA = ("web", "cli", "phone")
 MAX_WHY = 500
@@ -21,32 +23,6 @@ MAX_WHY = 500
 
 class SwitchError(ValueError):
     """A flip refused before anything was written (unknown switch, no reason, expiry in the past)."""
-
-
-@dataclass(frozen=True)
-class SwitchState:
-    name: str
-    active: bool
-    changed_at: datetime
-    changed_by: str
-    via: str
-    why: str
-    until: datetime | None = None
-
-    def on_at(self, at: datetime) -> bool:
-        """On at `at`: switched on and not expired (an expired switch is off without anyone flipping it)."""
-        return self.active and (self.until is None or at < self.until)
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What a reader saw: every state row and the revision (highest audit id) they include."""
-
-    states: dict[str, SwitchState]
-    revision: int
-
-    def active_names(self, at: datetime) -> frozenset[str]:
-        return frozenset(name for name, state in self.states.items() if state.on_at(at))
 
 
 class SwitchStore:

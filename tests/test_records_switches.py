@@ -75,3 +75,20 @@ def test_an_in_process_flip_is_in_force_before_any_refresh(store):
     state, revision = store.flip("force-night", True, by="phone 8001", via="phone", why="*953", at=NOW)
     board.apply(state, revision)
     assert board.active(NOW) == {"force-night"} and board.current.revision == revision
+
+
+def test_the_light_reader_of_classic_agi_sees_the_same_snapshot(store, db_url):  # noqa: F811
+    from records.switch_state import read_snapshot_light
+
+    store.flip("typhoon", True, by="admin-li", via="web", why="台风", at=NOW, until=NOW + timedelta(hours=6))
+    store.flip("force-night", True, by="a", via="cli", why="x", at=NOW)
+    store.flip("force-night", False, by="a", via="cli", why="y", at=NOW + timedelta(minutes=1))
+    assert read_snapshot_light(db_url) == store.snapshot()
+
+
+def test_the_light_reader_creates_no_sqlite_file(tmp_path):
+    from records.switch_state import read_snapshot_light
+
+    with pytest.raises(Exception):
+        read_snapshot_light(f"sqlite:///{tmp_path / 'none.sqlite3'}")
+    assert not (tmp_path / "none.sqlite3").exists()
