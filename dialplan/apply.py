@@ -16,6 +16,7 @@ from dialplan.extensions import CTX_ENGINE, FILENAME as EXTENSIONS
 from dialplan.features import FILENAME as FEATURES
 from dialplan.manager import FILENAME as MANAGER
 from dialplan.agents import FILENAME as AGENTS
+from dialplan.switches import FILENAME as SWITCHES
 from dialplan.pjsip import FILENAME as PJSIP
 from dialplan.queues import FILENAME as QUEUES
 
@@ -32,7 +33,7 @@ INCLUDES: dict[str, str] = {admin: ours for ours, admin in INCLUDED_FROM.items()
 
 # Ours that another of ours includes (the agents' PINs, 0600): installed beside it and reloaded with its module;
 # the admin's files never name them.
-INCLUDED_BY_OURS: dict[str, str] = {AGENTS: EXTENSIONS}
+INCLUDED_BY_OURS: dict[str, str] = {AGENTS: EXTENSIONS, SWITCHES: EXTENSIONS}
 
 # The AMI action that makes Asterisk read each file again (tests/transcripts/NOTES-2.md "Reload": `dialplan
 # reload` answers Output "Dialplan reloaded." and no event; Reload Module answers "Module Reloaded").

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 
 from dialplan.agents import FILENAME as AGENTS_FILENAME
+from dialplan.switches import FILENAME as SWITCHES_FILENAME
 from dialplan.common import RenderError, comment_text, header, join_lines
 from dialplan.conftext import Exten, Section, document
 from dialplan.facts import Facts, TransferTarget
@@ -99,7 +100,9 @@ def render_extensions(facts: Facts, options: RenderOptions) -> str:
         "; exception, hotline-escalate, checks at render time that no two ids differ only by '-').",
     ]
     agents = ["", "; Agent login/logout codes (context hotline-agents): a file of their own, 0600, as it holds the PINs.",
-              f"#include {AGENTS_FILENAME}"]
+              f"#include {AGENTS_FILENAME}",
+              "; Override switches from a phone (context hotline-switches): their own file, 0600, for the PINs.",
+              f"#include {SWITCHES_FILENAME}"]
     return join_lines(document(head, sections) + agents)
 
 

@@ -44,6 +44,10 @@ class RenderOptions:
     prompt_agent_logged_in: str = "hotline/agent-logged-in"
     prompt_agent_logged_out: str = "hotline/agent-logged-out"
     prompt_agent_refused: str = "hotline/agent-refused"
+    prompt_switch_on: str = "hotline/switch-on"               # the override switches' phone codes (PIN: agent-pin)
+    prompt_switch_off: str = "hotline/switch-off"
+    prompt_switch_refused: str = "hotline/switch-refused"
+    prompt_switch_failed: str = "hotline/switch-failed"
     # The agents file (routing.agents): their login/logout codes; their PINs are secrets, named by pin_env.
     agents: Roster | None = None
     # The emergency retry (attempts, pace, bound, announcement, next route) is the table's `emergency` section.

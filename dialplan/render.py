@@ -22,12 +22,13 @@ from dialplan.manager import FILENAME as MANAGER, render_manager
 from dialplan.options import RenderOptions
 from dialplan.pjsip import FILENAME as PJSIP, render_pjsip, trunk_secret_names
 from dialplan.queues import FILENAME as QUEUES, render_queues
+from dialplan.switches import FILENAME as SWITCHES, render_switches, switch_pin_names
 from routing.model import RoutingTable
 
 log = structlog.get_logger()
 
-FILES = (EXTENSIONS, AGENTS, FEATURES, MANAGER, PJSIP, QUEUES)
-SECRET_FILES = frozenset({PJSIP, MANAGER, AGENTS})     # may hold a password or PINs: written 0600
+FILES = (EXTENSIONS, AGENTS, SWITCHES, FEATURES, MANAGER, PJSIP, QUEUES)
+SECRET_FILES = frozenset({PJSIP, MANAGER, AGENTS, SWITCHES})     # may hold a password or PINs: written 0600
 MASK = "********"
 
 _RENDERERS = {
@@ -37,6 +38,7 @@ _RENDERERS = {
     MANAGER: render_manager,
     PJSIP: render_pjsip,
     QUEUES: render_queues,
+    SWITCHES: render_switches,
 }
 
 
@@ -44,6 +46,12 @@ def required_secrets(table: RoutingTable, options: RenderOptions) -> list[str]:
     """Variable names the rendered files need: trunk secrets (Trunk.secret_env), the AMI secret, agents' PINs."""
     pins = set(options.agents.pin_names()) if options.agents else set()
     return sorted(set(trunk_secret_names(gather(table))) | {options.ami_secret_env} | pins)
+
+
+def secret_names(table: RoutingTable, options: RenderOptions) -> list[str]:
+    """Every secret a render may use: the required ones and the override switches' phone PINs, which are optional
+    (without one the switch's phone code refuses; the web view and the CLI flip it all the same)."""
+    return sorted(set(required_secrets(table, options)) | set(switch_pin_names(table.switches.values())))
 
 
 def missing_secrets(table: RoutingTable, options: RenderOptions) -> list[str]:
@@ -56,6 +64,10 @@ def render(table: RoutingTable, options: RenderOptions | None = None) -> dict[st
     for name in missing_secrets(table, options):
         log.warning("dialplan.secret_missing", variable=name,
                     hint="set it in the environment or the --secrets file; a placeholder comment was rendered")
+    for name in switch_pin_names(table.switches.values()):
+        if not options.secrets.get(name):
+            log.warning("dialplan.switch_pin_missing", variable=name,
+                        hint="the override switches' phone codes refuse until it is set (web and CLI still work)")
     files = {name: _RENDERERS[name](facts, options) for name in FILES}
     log.info("dialplan.rendered", table_version=table.version, files=len(files))
     return files
@@ -123,7 +135,7 @@ def diff_files(files: Mapping[str, str], out_dir: str | Path) -> str:
 _SECRET_LINE = re.compile(r"^([ \t]*(?:password|secret|md5_cred)[ \t]*=>?[ \t]*)\S.*$", re.MULTILINE | re.IGNORECASE)
 
 
-# An agent's PIN stands in its login/logout extension's comparison (dialplan/agents.py).
+# An agent's or a switch's PIN stands in its code's comparison (dialplan/agents.py, dialplan/switches.py).
 _PIN_COMPARE = re.compile(r'(\$\{HOTLINE_PIN\}\)\}" = ")[^"]*(")')
 
 

@@ -141,12 +141,34 @@ def _run(channel: ClassicChannel) -> int:
         for cmd in fail_open_commands(channel.env):
             channel.send(cmd)
         return 0
-    engine = Engine(holder, allow_test_clock=os.environ.get("HOTLINE_ALLOW_TEST_CLOCK") == "1")
+    engine = Engine(holder, allow_test_clock=os.environ.get("HOTLINE_ALLOW_TEST_CLOCK") == "1",
+                    switchboard=_switches(settings, channel.env))
     try:
         engine.handle_sync(channel.env, channel.send)
     except ClassicClosed as exc:
         log.warning("classic.closed", detail=str(exc))
     return 0
+
+
+def _switches(settings, env) -> object | None:
+    """The override switches for this one call (a process per call: one bounded read of the records); none for
+    an emergency number (never affected) or when the records cannot be read (then the call goes as the table says).
+    Plain DB-API (no SQLAlchemy import): a SQLite file that does not exist is not created."""
+    from ivr.engine import EMERGENCY_NUMBERS, dialed_number
+    from routing.decide import normalize_number
+
+    if normalize_number(dialed_number(env)) in EMERGENCY_NUMBERS:
+        return None
+    try:
+        from ivr.switchboard import SwitchBoard
+        from records.switch_state import read_snapshot_light
+
+        board = SwitchBoard(None)
+        board.current = read_snapshot_light(settings.db_url, timeout=1.0)   # read-only: creates no file
+        return board
+    except Exception as exc:
+        log.warning("classic.switches_unavailable", error=f"{type(exc).__name__}: {exc}")
+        return None
 
 
 if __name__ == "__main__":

@@ -235,6 +235,7 @@ class CallFlow:
     outcome: Any = None
     error: BaseException | None = None
     dropped: str | None = None      # why the session was cut before the flow ended (SessionStalled, ...)
+    switches: frozenset[str] = frozenset()   # override switches on at `at` (ivr.switchboard)
     dialed: str = field(init=False)
     caller: str | None = field(init=False)
 
@@ -245,11 +246,12 @@ class CallFlow:
     def run(self) -> Generator[Command, Response, Any]:
         table = self.config.table
         try:
-            self.route = self.decide_fn(table, self.dialed, self.caller, self.at, self.history)
+            extra = {"switches": self.switches} if self.switches else {}
+            self.route = self.decide_fn(table, self.dialed, self.caller, self.at, self.history, **extra)
             r = self.route
             log.info("engine.route", dialed=self.dialed, line=r.line, category=r.category.value,
                      rule=r.rule_id, action=r.action.value, target=r.target, menu=r.menu, table=table.version,
-                     at=self.at.isoformat())
+                     at=self.at.isoformat(), **({"switches": list(r.switches)} if r.switches else {}))
             factory = self.session_factory or _ivr_session
             session = factory(self.env, self.route, self.config.menus, table, at=self.at)
             self.outcome = yield from session.run()
@@ -374,8 +376,9 @@ def utc_now() -> datetime:
 class Engine:
     def __init__(self, config: ConfigHolder, *, recorder: Any = None, clock: Callable[[], datetime] = utc_now,
                  allow_test_clock: bool = False, decide_fn: Callable[..., Any] = decide,
-                 session_factory: Callable[..., Any] | None = None) -> None:
+                 session_factory: Callable[..., Any] | None = None, switchboard: Any = None) -> None:
         self.config = config
+        self.switchboard = switchboard     # ivr.switchboard.SwitchBoard: read per call, never SQL on the loop
         self.recorder = recorder
         self.clock = clock
         self.allow_test_clock = allow_test_clock
@@ -388,7 +391,9 @@ class Engine:
 
     def _flow(self, env: Mapping[str, str], config: Config, at: datetime,
               history: CallerHistory | None) -> CallFlow:
-        return CallFlow(env, config, at, history, decide_fn=self.decide_fn, session_factory=self.session_factory)
+        switches = self.switchboard.active(at) if self.switchboard is not None else frozenset()
+        return CallFlow(env, config, at, history, decide_fn=self.decide_fn, session_factory=self.session_factory,
+                        switches=switches)
 
     def _needs_history(self, config: Config, caller: str | None) -> bool:
         abuse = config.table.abuse

@@ -369,14 +369,18 @@ class FastAgiServer:
 
 
 def build_server(engine: object, *, host: str = "127.0.0.1", port: int = 4573,
-                 limits: ServerLimits = ServerLimits(), allow: Sequence[Network] | None = None) -> FastAgiServer:
+                 limits: ServerLimits = ServerLimits(), allow: Sequence[Network] | None = None,
+                 scripts: Mapping[str, Callable] | None = None) -> FastAgiServer:
     """The engine behind script `route`; any other script name is routed too (logged), never left silent.
+    `scripts`: further entries by script name (e.g. `switch`, the override switches' feature code).
 
     Call inside the running loop (panoramisk's Application binds to it).
     """
     app = AgiApplication(env_timeout=limits.env_timeout, reply_timeout=limits.reply_timeout,
                          default=_any_script(engine.handle))  # type: ignore[attr-defined]
     app.add_route("route", engine.handle)  # type: ignore[attr-defined]
+    for name, endpoint in (scripts or {}).items():
+        app.add_route(name, endpoint)
     return FastAgiServer(app, host=host, port=port, limits=limits, allow=allow,
                          fail_open=engine.fail_open_commands,  # type: ignore[attr-defined]
                          over_capacity=getattr(engine, "handle_over_capacity", None))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import (JSON, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text,
+from sqlalchemy import (JSON, Boolean, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text,
                         TypeDecorator)
 
 NAMING = {
@@ -157,6 +157,32 @@ supervisor_actions = Table(
     Column("message", Text, nullable=False, default=""),
     Index(None, "at"),
     Index(None, "user", "at"),
+)
+
+# 0005: manual override switches (records.switches). Written directly, not spooled: the state is what every
+# engine reads, so a flip that cannot reach the database fails loudly instead of waiting in a spool.
+switch_states = Table(
+    "switch_states", metadata,
+    Column("name", String(63), primary_key=True),      # the switch id in the routing table
+    Column("active", Boolean, nullable=False),
+    Column("changed_at", UtcDateTime, nullable=False),
+    Column("changed_by", String, nullable=False),
+    Column("via", String(16), nullable=False),         # web | cli | phone
+    Column("why", Text, nullable=False),
+    Column("until", UtcDateTime, nullable=True),       # on until then (None: until switched off)
+)
+
+switch_events = Table(
+    "switch_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),   # also the state's revision
+    Column("at", UtcDateTime, nullable=False),
+    Column("name", String(63), nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("by", String, nullable=False),
+    Column("via", String(16), nullable=False),
+    Column("why", Text, nullable=False),
+    Column("until", UtcDateTime, nullable=True),
+    Index(None, "at"),
 )
 
 # Spool kinds -> (table, key column). The recorder's writer looks these up.

@@ -62,6 +62,7 @@ def check_table(spec: TableSpec, doc: Document, now: datetime | None = None,
     found += _unreached(spec, doc, set(external_references))
     found += _caller_ids(spec, doc)
     found += _emergency_retry(spec, doc)
+    found += _switches(spec, doc, present or {})
     if now is not None:
         found += _expired_listings(spec, doc, tz, now)
         if calendar_days is not None:
@@ -231,6 +232,7 @@ def _unreached(spec: TableSpec, doc: Document, external: set[str]) -> list[Probl
         if queue.when_closed:
             used_queues |= {queue.when_closed.queue, queue.when_closed.callback}
     used_trunks |= {route.next for route in spec.emergency.trunks.values()}
+    used_queues |= {switch.queue for switch in spec.switches.values()}
     used_schedules = {q.schedule for q in spec.queues.values()}
     used_calendars = {s.calendar for s in spec.schedules.values()}
     out = []
@@ -401,4 +403,32 @@ def _emergency_retry(spec: TableSpec, doc: Document) -> list[Problem]:
             out.append(doc.problem(where, f"{attempts} attempts of {ring} s with {pause} s pauses take longer "
                                           f"than within_seconds ({within}): a gateway that rings out gets {fit} "
                                           "full attempt(s), the rest are cut short", WARNING))
+    return out
+
+
+def _switches(spec: TableSpec, doc: Document, present: dict[str, set[str]]) -> list[Problem]:
+    """A switch names existing lines and queues, never an emergency line; codes are unique (one phone code
+    each); work_orders_only lines have a work order to fall back on."""
+    out: list[Problem] = []
+    codes: dict[str, str] = {}
+    for sid, switch in spec.switches.items():
+        base = ("switches", sid)
+        if switch.code in codes:
+            out.append(doc.problem(base + ("code",), f"code {switch.code} is already used by switch '{codes[switch.code]}'"))
+        codes.setdefault(switch.code, sid)
+        if switch.queue is not None and switch.queue not in spec.queues and switch.queue not in present.get("queues", ()):
+            out.append(doc.problem(base + ("queue",), f"queue '{switch.queue}' is not defined "
+                                                      f"(known: {', '.join(sorted(spec.queues))})"))
+        for i, number in enumerate(switch.lines):
+            line = spec.lines.get(number)
+            if line is None:
+                if number not in present.get("lines", ()):
+                    out.append(doc.problem(base + ("lines", i), f"line {number} is not in the table"))
+                continue
+            if any(rule.category == "emergency_linkage" for rule in line.rules):
+                out.append(doc.problem(base + ("lines", i), f"line {number} is emergency linkage: no switch may "
+                                                            "touch it (dialed at once, always)"))
+            elif switch.work_orders_only and not any(t.kind == "work_order" for r in line.rules for t in r.transfers):
+                out.append(doc.problem(base + ("lines", i), f"line {number} has no work_order transfer: "
+                                                            "work_orders_only would leave its agents nothing"))
     return out

@@ -66,7 +66,7 @@ def load_table_with_warnings(path: str | Path, *, text: str | None = None, now: 
     return LoadResult(table, tuple(sorted(p for p in problems if p.severity != ERROR)), tuple(sorted(hosts)))
 
 
-SECTIONS = ("calendars", "schedules", "queues", "trunks", "lines")
+SECTIONS = ("calendars", "schedules", "queues", "trunks", "lines", "switches")
 
 
 def _validate_salvaging(data: object) -> tuple[TableSpec | None, list[ValidationError]]:
@@ -151,7 +151,14 @@ def build_table(spec: TableSpec, *, source: str, version: str, rule_lines: dict 
         service_level_seconds=spec.service_level_seconds, calendars=MappingProxyType(calendars),
         schedules=MappingProxyType(schedules), queues=MappingProxyType(queues), trunks=MappingProxyType(trunks),
         lines=MappingProxyType(lines), abuse=abuse, unknown_prompts=tuple(spec.unknown_number.prompts),
-        emergency_retry=_emergency_retry(spec))
+        emergency_retry=_emergency_retry(spec), switches=_switches(spec, rule_lines))
+
+
+def _switches(spec: TableSpec, positions: dict) -> MappingProxyType:
+    return MappingProxyType({
+        sid: m.Switch(sid, s.name.zh, s.name.en, s.code, s.pin_env, tuple(s.lines), tuple(s.prompts), s.queue,
+                      s.closed, s.work_orders_only, positions.get(("switches", sid), 0))
+        for sid, s in spec.switches.items()})
 
 
 def _emergency_retry(spec: TableSpec) -> MappingProxyType:

@@ -257,6 +257,44 @@ class EmergencyRetry:
 
 
 @dataclass(frozen=True)
+class Switch:
+    """A manual override declared in the table; whether it is on is run-time state (records.switches), passed
+    to decide() as the set of active names. Emergency linkage is never affected."""
+
+    id: str
+    name_zh: str
+    name_en: str
+    code: str                             # feature codes *95<code> (on) and *96<code> (off)
+    pin_env: str                          # the variable holding the phone PIN (a secret, never in YAML)
+    lines: tuple[str, ...] = ()           # empty: every line
+    prompts: tuple[str, ...] = ()
+    queue: str | None = None
+    closed: bool = False
+    work_orders_only: bool = False
+    source_line: int = 0
+
+    def applies_to(self, line: str) -> bool:
+        return not self.lines or line in self.lines
+
+    def name(self, lang: str) -> str:
+        return self.name_en if lang == "en" else self.name_zh
+
+    def effects(self) -> str:
+        """What it does, in words (explain, list)."""
+        parts = []
+        if self.prompts:
+            parts.append("announce " + ", ".join(self.prompts))
+        if self.queue:
+            parts.append(f"then queue {self.queue}")
+        if self.closed:
+            parts.append("opening hours count as closed")
+        if self.work_orders_only:
+            parts.append("transfers: work orders only")
+        where = "lines " + ", ".join(self.lines) if self.lines else "every line"
+        return "; ".join(parts) + f" ({where}, never emergency linkage)"
+
+
+@dataclass(frozen=True)
 class RoutingTable:
     version: str                          # content hash of the source files
     source: str
@@ -271,6 +309,7 @@ class RoutingTable:
     abuse: AbusePolicy
     unknown_prompts: tuple[str, ...] = ()
     emergency_retry: Mapping[str, EmergencyRetry] = field(default_factory=lambda: MappingProxyType({}))
+    switches: Mapping[str, Switch] = field(default_factory=lambda: MappingProxyType({}))
 
     def retry_for(self, trunk_id: str) -> EmergencyRetry:
         """The emergency retry of a trunk (the defaults when the table says nothing)."""
@@ -303,3 +342,4 @@ class Route:
     overflow: tuple[Overflow, ...] = ()   # the queue's overflow chain, for explanation and the dialplan
     reason: str = ""
     warnings: tuple[str, ...] = ()
+    switches: tuple[str, ...] = ()        # the active switches that applied to this call (routing.decide)

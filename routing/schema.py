@@ -286,6 +286,46 @@ class EmergencySpec(Strict):
     trunks: dict[Id, EmergencyRouteSpec] = {}
 
 
+# -- manual override switches (an admin flips them at run time; the table says what each one does)
+
+class SwitchNameSpec(Strict):
+    zh: str = Field(min_length=1, max_length=80)
+    en: str = Field(min_length=1, max_length=80)
+
+
+def _as_code(value: Any) -> Any:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class SwitchSpec(Strict):
+    """What a switch does to every non-emergency call of its lines while it is on (routing.decide)."""
+
+    name: SwitchNameSpec
+    code: Annotated[str, BeforeValidator(_as_code), Field(pattern=r"^[0-9]{1,2}$")]  # phone: *95<code> / *96<code>
+    pin_env: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")] = "HOTLINE_SWITCH_PIN"
+    lines: tuple[Number, ...] = ()        # empty: every line (emergency linkage never)
+    prompts: tuple[Prompt, ...] = ()      # announced first
+    queue: Id | None = None               # then this queue instead of the line's (its menu skipped)
+    closed: bool = False                  # every schedule with opening hours counts as closed (night mode)
+    work_orders_only: bool = False        # the lines' transfers keep only work orders (a sub-center is down)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_pin(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "pin" in data:
+            raise ValueError("'pin' does not belong in YAML: name the variable with pin_env and keep the PIN "
+                             "in the environment or the secrets file")
+        return data
+
+    @model_validator(mode="after")
+    def _does_something(self) -> "SwitchSpec":
+        if not (self.prompts or self.queue or self.closed or self.work_orders_only):
+            raise ValueError("a switch needs at least one of prompts, queue, closed: true, work_orders_only: true")
+        if self.work_orders_only and not self.lines:
+            raise ValueError("work_orders_only needs 'lines': the lines whose transfers become work orders")
+        return self
+
+
 class TableSpec(Strict):
     version: Literal[1]
     timezone: str
@@ -299,6 +339,7 @@ class TableSpec(Strict):
     abuse: AbuseSpec = AbuseSpec()
     unknown_number: UnknownSpec = UnknownSpec()
     emergency: EmergencySpec = EmergencySpec()
+    switches: dict[Id, SwitchSpec] = {}
 
     @field_validator("timezone")
     @classmethod

@@ -86,6 +86,17 @@ async def _find_call(client: AmiClient, channel: str, caller: str | None) -> tup
     return agent, peers[0]
 
 
+def _switches_on(settings, now: datetime) -> frozenset[str]:
+    """The override switches on now (records.switches); none when the records cannot be read."""
+    try:
+        from records.switches import SwitchStore
+        return SwitchStore.for_url(settings.db_url).snapshot().active_names(now)
+    except Exception as exc:
+        click.echo(f"note: override switches unknown ({type(exc).__name__}); transferring as the table says",
+                   err=True)
+        return frozenset()
+
+
 @click.command()
 @click.argument("kind", type=click.Choice(sorted(KINDS)))
 @click.argument("channel")
@@ -107,7 +118,8 @@ def transfer(kind: str, channel: str, line: str, caller_channel: str | None, tar
         table = load_table(settings.routing_table)
     except TableError as exc:
         raise click.ClickException(f"routing table {settings.routing_table}: {exc}") from None
-    route = decide(table, line, None, datetime.now(timezone.utc))
+    now = datetime.now(timezone.utc)
+    route = decide(table, line, None, now, switches=_switches_on(settings, now))   # e.g. a sub-center down
     recorder = _recorder(settings) if record else None
 
     async def run():

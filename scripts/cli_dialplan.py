@@ -16,7 +16,7 @@ import structlog
 
 from dialplan.common import RenderError
 from dialplan.options import OptionsError, RenderOptions, collect_secrets, engines_from, read_secrets_file
-from dialplan.render import diff_files, missing_secrets, render, required_secrets, write_files
+from dialplan.render import diff_files, missing_secrets, render, secret_names, write_files
 from routing.agents import AgentsError, default_agents_path, load_agents
 from routing.loader import TableError, load_table_with_warnings
 from scripts.dnscheck import system_resolver
@@ -79,7 +79,7 @@ def _prepare(table_path: Path, agi: str | None, agi_hosts: str | None, hagi: str
         shape = RenderOptions(engines=engines, engine_timeout=engine_timeout, transport=transport,
                               emergency_engine_timeout=emergency_engine_timeout, agents=roster,
                               **({"ami_permit": ami_permit} if ami_permit else {}))
-        names = required_secrets(table, shape)
+        names = secret_names(table, shape)
         options = dataclasses.replace(shape, secrets=collect_secrets(names, os.environ, file_values))
     except (OptionsError, RenderError, OSError) as exc:
         click.echo(f"error: {exc}", err=True)

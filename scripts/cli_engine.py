@@ -170,8 +170,13 @@ async def _serve(holder, settings, host, port, max_sessions, env_timeout, reply_
     if web and web_service is None and dry_run:
         await companions.close_clients(clients)
         raise click.ClickException("the dry run's web view could not start (see the log above)")
-    engine = Engine(holder, recorder=recorder, allow_test_clock=allow_test_clock)
-    server = build_server(engine, host=host, port=port, limits=limits, allow=allow)
+    board, board_task = await _start_switchboard(settings, pid_file)
+    if web_service is not None:          # a flip in this process's web view is in force for the next call at once
+        web_service.hub.on_switch_flipped = board.apply
+    engine = Engine(holder, recorder=recorder, allow_test_clock=allow_test_clock, switchboard=board)
+    from ivr.switchboard import SwitchEntry
+    server = build_server(engine, host=host, port=port, limits=limits, allow=allow,
+                          scripts={"switch": SwitchEntry(holder, board, engine.clock).handle})
     bound = await server.start()
     enginestate.write_pid(pid_file)
     if allow_test_clock:
@@ -186,6 +191,9 @@ async def _serve(holder, settings, host, port, max_sessions, env_timeout, reply_
     try:
         await server.serve_until_signalled(on_reload=reload)
     finally:
+        board_task.cancel()
+        await asyncio.gather(board_task, return_exceptions=True)
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR1)
         if web_service is not None:
             await web_service.stop()
         await companions.close_clients(clients)
@@ -195,6 +203,28 @@ async def _serve(holder, settings, host, port, max_sessions, env_timeout, reply_
         if recorder is not None:
             await asyncio.to_thread(recorder.close)
         enginestate.release_pid(pid_file)
+
+
+def switch_ack_path(pid_file: Path) -> Path:
+    """Where the engine says which switch revision it has read (`hotline switch` waits for it)."""
+    return pid_file.parent / "switches-seen.json"
+
+
+async def _start_switchboard(settings, pid_file: Path):
+    """The override switches, refreshed from SQL in the background (ivr.switchboard); SIGUSR1 refreshes now.
+    Without a readable database no switch is on, and calls are routed all the same."""
+    from ivr.switchboard import SwitchBoard
+
+    store = None
+    try:
+        from records.switches import SwitchStore
+        store = await asyncio.to_thread(SwitchStore.for_url, settings.db_url)
+    except Exception as exc:
+        log.error("switches.unavailable", error=f"{type(exc).__name__}: {exc}", effect="no switch is on")
+    board = SwitchBoard(store, ack_path=switch_ack_path(pid_file))
+    await asyncio.to_thread(board.refresh)          # the state in force before the first call
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, board.wake)
+    return board, asyncio.create_task(board.run(), name="switchboard")
 
 
 RELOAD_EXAMPLES = """\b

@@ -126,6 +126,7 @@ def prompts(file: Path | None, table_path: Path | None, sounds_dir: Path | None,
         names |= set(table.unknown_prompts) | set(table.abuse.prompts)
         names |= {p for q in table.queues.values() if q.when_closed for p in q.when_closed.prompts}
         names |= {retry.announce for retry in table.emergency_retry.values()}
+        names |= {p for switch in table.switches.values() for p in switch.prompts}
         for line in table.lines.values():
             for rule in line.rules:
                 names |= set(rule.prompts) | set(rule.after_prompts)

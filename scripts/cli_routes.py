@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from routing.decide import decide, next_change, normalize_number, rule_in_force
+from routing.decide import decide, next_change, normalize_number, rule_in_force, switches_changing
 from routing.hours import HoursExplanation, explain_hours
 from routing.checks import Resolver
 from routing.loader import LoadResult, TableError, load_table_with_warnings
@@ -126,18 +126,29 @@ def _iso(value: datetime | None) -> str | None:
 @click.option("--caller", help="Caller's number (for the abuse rule); shown masked.")
 @click.option("--recent-calls", type=int, default=None, help="Calls from this caller in the abuse window.")
 @table_option
+@click.option("--switch", "switch_names", multiple=True, metavar="NAME",
+              help="Decide with this override switch on (repeatable); the switches on now are not read.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def explain(number: str, at_text: str | None, caller: str | None, recent_calls: int | None, file: Path | None,
-            as_json: bool) -> None:
-    """What happens to a call to NUMBER at an instant, and the rule and dates that decide it."""
+            switch_names: tuple[str, ...], as_json: bool) -> None:
+    """What happens to a call to NUMBER at an instant, and the rule and dates that decide it; the override
+    switches on now (from the records, when readable) and which switches would change it."""
     table = load(file).table
     at = parse_instant(at_text, table)
     history = CallerHistory(recent_calls) if recent_calls is not None else None
-    route = decide(table, number, caller, at, history)
+    for name in switch_names:
+        if name not in table.switches:
+            raise click.BadParameter(f"no switch '{name}' (known: {', '.join(table.switches) or 'none'})",
+                                     param_hint="--switch")
+    active, source = (set(switch_names), "--switch") if switch_names else _switches_on(at)
+    route = decide(table, number, caller, at, history, active)
     hours = hours_along(table, route, at)
+    changing = switches_changing(table, number, caller, at, history, active)
     if as_json:
         click.echo(json.dumps({"at": at.isoformat(), "table": table.version, "caller": mask_number(caller),
-                               "route": route_dict(route), "hours": [hours_dict(q, h) for q, h in hours]},
+                               "route": route_dict(route), "hours": [hours_dict(q, h) for q, h in hours],
+                               "switches_on": sorted(active), "switches_from": source,
+                               "switches_changing": {n: route_dict(r) for n, r in changing.items()}},
                               ensure_ascii=False, indent=2))
         return
     line = table.lines.get(route.line)
@@ -171,6 +182,14 @@ def explain(number: str, at_text: str | None, caller: str | None, recent_calls: 
         lines.append(f"  seed:      {line.seed}")
     for warning in route.warnings:
         lines.append(f"  warning:   {warning}")
+    lines.append(f"  switches:  on ({source}): {', '.join(sorted(active)) or 'none'}")
+    for name, other in changing.items():
+        sw = table.switches[name]
+        lines.append(f"  switch:    {name} ({sw.name_zh} / {sw.name_en}) {'off' if name in active else 'on'} would "
+                     f"give: {', '.join(other.prompts) + ', then ' if other.prompts else ''}{other.action.value} "
+                     f"{other.target or ''}".rstrip()
+                     + (f", transfers {', '.join(t.kind.value for t in other.transfers) or 'none'}"
+                        if other.transfers != route.transfers else ""))
     click.echo("\n".join(lines))
 
 
@@ -219,6 +238,13 @@ def hours_lines(table: RoutingTable, queue_id: str, h: HoursExplanation) -> list
                    + (" (past the calendar's data: holidays unknown)" if guessed else "") if h.next_open
                    else "  opens:     not within a year")
     return out
+def _switches_on(at: datetime) -> tuple[set[str], str]:
+    """The switches on at `at` per the records (the edge: a read of SQL); none when the records cannot be read."""
+    try:
+        from records.switches import SwitchStore
+        return set(SwitchStore.for_url(load_settings().db_url).snapshot().active_names(at)), "records"
+    except Exception as exc:
+        return set(), f"records unreadable: {type(exc).__name__}"
 
 
 @routes.command(name="list")

@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, str] = {
     "serve": "scripts.cli_engine:serve", "reload": "scripts.cli_engine:reload", "call": "scripts.cli_engine:call",
     "ami": "scripts.cli_ami:ami", "transfer": "scripts.cli_ami:transfer",
     "agents": "scripts.cli_agents:agents",
+    "switch": "scripts.cli_switches:switch",
     "doctor": "scripts.cli_doctor:doctor",
 }
 

@@ -37,6 +37,7 @@ from supervisor.actions import ACTIONS
 from supervisor.auth import LoginThrottle, User, authenticate
 from supervisor.hub import SupervisorHub
 from supervisor.sessions import Session, SessionStore
+from supervisor.web_switches import switch_routes
 
 log = structlog.get_logger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -359,6 +360,7 @@ def create_app(hub: SupervisorHub, users: Mapping[str, User], *, secure_cookie: 
         Route("/healthz", healthz),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
+    routes[-1:-1] = switch_routes(hub, current_user, csrf_ok, session_csrf, read_form)   # override switches
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
     app.state.sessions, app.state.throttle = sessions, throttle
     return app

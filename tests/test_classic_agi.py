@@ -186,3 +186,23 @@ def test_classic_in_process_with_pipes(keep_sighup, keep_structlog, monkeypatch)
     assert "specialist" in channel.t.variables["HOTLINE_TAGS"].split("+")
     for f in (agi_in, ast_out):
         f.close()
+
+
+def test_classic_subprocess_routes_with_the_switches_on(tmp_path):
+    from datetime import datetime, timezone
+
+    from records.switches import SwitchStore
+
+    url = f"sqlite:///{tmp_path / 'records.sqlite3'}"
+    SwitchStore.for_url(url).flip("force-night", True, by="admin", via="cli", why="test",
+                                  at=datetime.now(timezone.utc))
+    proc = subprocess.Popen([sys.executable, "-m", "ivr.classic"], cwd=ROOT, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_subprocess_env(HOTLINE_DB_URL=url))
+    channel = AsteriskChannel(asterisk_env(dialed="12320"), ["1"], variables={"HOTLINE_AT": WORKDAY_10H})
+    try:
+        _answer(proc.stdin, proc.stdout, channel)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        proc.kill()
+        proc.stderr.read()
+    assert channel.t.variables["HOTLINE_TARGET"] == "general-12345"          # the expert seat counts as closed

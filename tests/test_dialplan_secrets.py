@@ -20,9 +20,10 @@ MARKERS = {
     "TRUNK_SEAT_12348_SECRET": "mk-12348-Zq7",
     "TRUNK_SEAT_12333_SECRET": "mk-12333;Wv4",     # ';' must be escaped in the .conf, and still never leak
     "HOTLINE_AMI_SECRET": "mk-ami-Xp9",
+    "HOTLINE_SWITCH_PIN": "739152",                # the override switches' phone PIN
 }
 WHERE = {"TRUNK_SEAT_12348_SECRET": "pjsip_hotline.conf", "TRUNK_SEAT_12333_SECRET": "pjsip_hotline.conf",
-         "HOTLINE_AMI_SECRET": "manager_hotline.conf"}
+         "HOTLINE_AMI_SECRET": "manager_hotline.conf", "HOTLINE_SWITCH_PIN": "extensions_hotline_switches.conf"}
 
 
 def hotline(*args: str, env: dict[str, str] | None = None, table: Path = TABLE) -> subprocess.CompletedProcess[str]:
@@ -98,6 +99,8 @@ def test_log_events_carry_variable_names_only() -> None:
         render(table, options)
     missing = [e for e in events if e["event"] == "dialplan.secret_missing"]
     assert sorted(e["variable"] for e in missing) == ["HOTLINE_AMI_SECRET", "TRUNK_SEAT_12333_SECRET"]
+    # optional: without it the switches' phone codes refuse; a warning, never a --strict failure
+    assert [e["variable"] for e in events if e["event"] == "dialplan.switch_pin_missing"] == ["HOTLINE_SWITCH_PIN"]
     assert leaked(repr(events)) == []
 
 

@@ -90,6 +90,7 @@ def test_prompts_list_names_every_sound_the_menus_and_the_table_play(table):
             table_prompts |= set(rule.prompts) | set(rule.after_prompts)
     table_prompts |= {p for q in table.queues.values() if q.when_closed for p in q.when_closed.prompts}
     table_prompts |= {retry.announce for retry in table.emergency_retry.values()}
+    table_prompts |= {p for switch in table.switches.values() for p in switch.prompts}
     assert menus.prompt_files() <= set(listed), sorted(menus.prompt_files() - set(listed))
     assert table_prompts <= set(listed), sorted(table_prompts - set(listed))
     from dataclasses import fields

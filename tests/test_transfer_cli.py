@@ -34,3 +34,17 @@ def test_answered_transfer_records_no_work_order(desk):  # noqa: F811
     rows = create_engine(env["HOTLINE_DB_URL"]).connect().execute(
         text("select kind, outcome, work_order from transfers")).all()
     assert [tuple(r) for r in rows] == [("three_way", "answered", None)]
+
+
+def test_a_subcenter_down_switch_leaves_the_agent_only_the_work_order(desk):  # noqa: F811
+    from datetime import datetime, timezone
+
+    from records.switches import SwitchStore
+
+    et, env, _ = desk
+    _, agent = et.call(et.emu.answered_call, "general-12345", AGENT, "4951234567", "12366")
+    SwitchStore.for_url(env["HOTLINE_DB_URL"]).flip("subcenter-12366-down", True, by="admin", via="cli",
+                                                   why="outage", at=datetime.now(timezone.utc))
+    result = invoke(env, "transfer", "threeway", agent.name, "12366")
+    assert result.exit_code == 1 and "line 12366 offers no three_way transfer (offered: work_order:None)" in \
+        result.output, result.output

@@ -408,13 +408,17 @@ exten => _rr.,1,Ringing()
 """
 
 
+SWITCH_PIN = "86420"          # the override switches' phone PIN in every rig (extensions_hotline_switches.conf)
+
+
 def pbx_config(pbx: Asterisk, engines: list[str], table: Path, extra_extensions: str = "",
                extra_pjsip: str = "", render_args: Iterable[str] = (), strict: bool = True) -> str:
     """Our rendered *_hotline.conf plus the admin's own files, as the README tells an admin to write them.
     Returns what the render printed on stderr (its warnings). `strict=False`: render without --strict, e.g. the
     shipped table with its placeholder hosts."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), HOTLINE_AMI_SECRET=AMI_SECRET,
-               TRUNK_SEAT_12348_SECRET="seat12348pw", TRUNK_SEAT_12333_SECRET="seat12333pw")
+               TRUNK_SEAT_12348_SECRET="seat12348pw", TRUNK_SEAT_12333_SECRET="seat12333pw",
+               HOTLINE_SWITCH_PIN=SWITCH_PIN)
     agi = ["--agi", engines[0]] if len(engines) == 1 else ["--agi-hosts", ",".join(engines)]
     res = run([sys.executable, "-m", "scripts.hotline", "dialplan", "render", "--table", str(table),
                "--out", str(pbx.confdir), *agi, *(["--strict"] if strict else []), *render_args], cwd=ROOT, env=env)

@@ -2,7 +2,7 @@
 today's figures per queue, the reports and the per-call timeline come from the records.
 
 Revision ID: 0006_report_figures
-Revises: 0004_table_version_content
+Revises: 0005_override_switches
 Create Date: 2026-12-01
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006_report_figures"
-down_revision = "0004_table_version_content"
+down_revision = "0005_override_switches"
 branch_labels = None
 depends_on = None
 
