@@ -146,7 +146,10 @@ def _flip_command(active: bool):
     example = ("  hotline switch on force-night --why '全省停电预案' --until 2026-12-02T08:00" if active
                else "  hotline switch off force-night --why '恢复正常'")
 
-    @switch.command(name=word, epilog=f"\b\nExamples:\n{example}")
+    doc = (f"Switch NAME {word}: the next call is routed with it (emergency lines never are)."
+           + (" --until ends it on its own." if active else ""))
+
+    @switch.command(name=word, help=doc, epilog=f"\b\nExamples:\n{example}")
     @click.argument("name")
     @click.option("--why", required=True, help="Why (kept in the audit trail with who and when).")
     @table_option
@@ -157,8 +160,6 @@ def _flip_command(active: bool):
     def command(name, why, file, pid_file, wait, **extra) -> None:
         _flip(name, active, why, extra.get("until"), file, pid_file, wait)
 
-    command.__doc__ = (f"Switch NAME {word}: the next call is routed with it (emergency lines never are)."
-                       + (" --until ends it on its own." if active else ""))
     if active:
         command = click.option("--until", default=None,
                                help="Ends by itself: +2h, 30m, 1d or an instant (ISO-8601, default zone: the "
