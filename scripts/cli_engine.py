@@ -170,7 +170,9 @@ async def _serve(holder, settings, host, port, max_sessions, env_timeout, reply_
     if web and web_service is None and dry_run:
         await companions.close_clients(clients)
         raise click.ClickException("the dry run's web view could not start (see the log above)")
-    board, board_task = await _start_switchboard(settings, pid_file)
+    # a dry run without --records keeps no state of its own and reads none of production's: no switch is on
+    # (try one with `hotline routes explain --switch NAME`)
+    board, board_task = await _start_switchboard(settings, pid_file, read_store=records or not dry_run)
     if web_service is not None:          # a flip in this process's web view is in force for the next call at once
         web_service.hub.on_switch_flipped = board.apply
     engine = Engine(holder, recorder=recorder, allow_test_clock=allow_test_clock, switchboard=board)
@@ -210,15 +212,16 @@ def switch_ack_path(pid_file: Path) -> Path:
     return pid_file.parent / "switches-seen.json"
 
 
-async def _start_switchboard(settings, pid_file: Path):
+async def _start_switchboard(settings, pid_file: Path, *, read_store: bool = True):
     """The override switches, refreshed from SQL in the background (ivr.switchboard); SIGUSR1 refreshes now.
-    Without a readable database no switch is on, and calls are routed all the same."""
+    Without a readable database (or with `read_store` False) no switch is on, and calls are routed all the same."""
     from ivr.switchboard import SwitchBoard
 
     store = None
     try:
-        from records.switches import SwitchStore
-        store = await asyncio.to_thread(SwitchStore.for_url, settings.db_url)
+        if read_store:
+            from records.switches import SwitchStore
+            store = await asyncio.to_thread(SwitchStore.for_url, settings.db_url)
     except Exception as exc:
         log.error("switches.unavailable", error=f"{type(exc).__name__}: {exc}", effect="no switch is on")
     board = SwitchBoard(store, ack_path=switch_ack_path(pid_file))

@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 
 from scripts.cli_engine import switch_ack_path
+from scripts import cliopts
 from scripts.settings import load_settings
 
 DURATION = re.compile(r"^\+?(\d+)([mhd])$")
@@ -85,8 +86,7 @@ def switch() -> None:
     """Manual override switches (typhoon, a sub-center down, night mode): list, switch on, switch off."""
 
 
-table_option = click.option("--file", "-f", "file", type=click.Path(path_type=Path), default=None,
-                            help="Routing table (default: HOTLINE_ROUTING_TABLE or conf/routing.yaml).")
+table_option = cliopts.table_option()
 
 
 @switch.command(name="list", epilog="\b\nExamples:\n  hotline switch list\n  hotline switch list --json")

@@ -34,7 +34,9 @@
       banners.appendChild(b);
     });
     var nodes = [banners];
-    if (data.may_flip) nodes.push(panel(data));
+    if (data.error) {
+      if (data.may_flip) nodes.push(el("p", "switch-error", data.error));
+    } else if (data.may_flip) nodes.push(panel(data));
     root.replaceChildren.apply(root, nodes);
   }
 
