@@ -9,6 +9,12 @@ Membership survives an Asterisk restart through app_queue itself: with `persiste
 [general], every dynamic member added or removed is stored in the astdb (Queue/PersistentMembers/<queue>)
 and added back when app_queue loads.
 Phones reach the codes when their context has `include => hotline-agents`.
+
+Skills (routing.agents): the member's penalty carries its skill band (`Roster.member_penalty`); each queue
+context with skilled agents sets, before Queue(), QUEUE_MIN/MAX_PENALTY to the band range of the first skill
+the call's HOTLINE_TAGS names (`skill_steps`), or for a call with none to the agents without skills (QUEUE_MIN_
+PENALTY = the floor: the skilled stay free for their calls). queuerules_hotline.conf opens every call of such
+a queue to every member after `skill_first_seconds` (app_queue's penaltychange; the queue's defaultrule).
 """
 from __future__ import annotations
 
@@ -22,6 +28,9 @@ from dialplan.options import RenderOptions
 from routing.agents import Agent
 
 FILENAME = "extensions_hotline_agents.conf"
+RULES_FILENAME = "queuerules_hotline.conf"
+SKILL_RULE = "hotline-skills"
+WIDE_OPEN = 1000          # QUEUE_MAX_PENALTY once a skilled call is opened to everyone (penalties are <= 100 + bands)
 CTX_AGENTS = "hotline-agents"
 LOGIN, LOGOUT = "*91", "*92"
 PIN = re.compile(r"^[0-9]{4,12}$")
@@ -72,7 +81,8 @@ def _code(code: str, agent: Agent, pin: str | None, options: RenderOptions) -> E
     exten.add("Set(HOTLINE_PIN=)")
     exten.add(f"Goto({CTX_AGENTS},refused,1)")
     exten.add("Set(HOTLINE_PIN=)", label="ok")
-    for queue, penalty in agent.queues:
+    for queue, _ in agent.queues:
+        penalty = options.agents.member_penalty(agent, queue)
         if login:
             state = f",{agent.state_interface}" if agent.state_interface else ""
             exten.add(f"AddQueueMember({queue},{agent.interface},{penalty},,{agent.name}{state})")
@@ -82,3 +92,54 @@ def _code(code: str, agent: Agent, pin: str | None, options: RenderOptions) -> E
             exten.add(f"NoOp(hotline: agent {agent.number} {queue} ${{RQMSTATUS}})")
     exten.add(f"Playback({options.prompt_agent_logged_in if login else options.prompt_agent_logged_out})")
     return exten.add("Hangup()")
+
+
+def render_queue_rules(facts: Facts, options: RenderOptions) -> str:
+    """queuerules_hotline.conf: the rule that opens a skilled call to every member of its queue after a while."""
+    roster = options.agents
+    head = header(RULES_FILENAME, facts.table, "Queue rules of the agents' skills. Include it from "
+                  "queuerules.conf; queues with skilled agents name it as defaultrule.")
+    section = Section(SKILL_RULE)
+    if roster is None or not roster.skill_bands:
+        section.comment("No agent has a skill: no queue uses this rule.")
+    else:
+        seconds, floor = roster.skill_first_seconds, roster.generalist_floor
+        section.comment(f"After {seconds} s every call of a queue with skilled agents rings every member (min 0, max "
+                        f"{WIDE_OPEN}); skilled agents then rank with penalty-0 agents (raise to {floor}).")
+        section.comment("Until then a call rings the agents of its skill, or without skills (the queue context).")
+    # an empty rule is valid: app_queue keeps the variables as the dialplan set them
+    if roster is not None and roster.skill_bands:
+        section.body.append(f"penaltychange => {roster.skill_first_seconds},{WIDE_OPEN},0,{roster.generalist_floor}")
+    return join_lines(document(head, [section]))
+
+
+def queue_has_skills(options: RenderOptions, queue_id: str) -> bool:
+    return options.agents is not None and bool(options.agents.queue_skills(queue_id))
+
+
+def skill_steps(options: RenderOptions, queue_id: str, queue_label: str) -> list[tuple[str, str | None]]:
+    """(application, label) lines a queue context runs before Queue() (at `queue_label`) to apply skills."""
+    roster = options.agents
+    if roster is None or not roster.queue_skills(queue_id):
+        return []
+    skills = roster.queue_skills(queue_id)
+    steps: list[tuple[str, str | None]] = [
+        (f"NoOp(hotline: skills in {queue_id}: {' '.join(skills)} - tagged calls ring those agents first)", None),
+    ]
+    for index, skill in enumerate(skills, 1):
+        steps.append((f"GotoIf($[${{FIELDNUM(HOTLINE_TAGS,+,{skill})}} > 0]?skill_{index})", None))
+    # A call with no skill tag rings the agents without skills first (the skilled stay free for their calls);
+    # the same rule opens it to everyone. Set here, all three, so that the rule may change them.
+    steps += [(f"Set(QUEUE_MIN_PENALTY={roster.generalist_floor})", None),
+              (f"Set(QUEUE_MAX_PENALTY={WIDE_OPEN})", None),
+              ("Set(QUEUE_RAISE_PENALTY=0)", None)]
+    steps.append((f"Goto({queue_label})", None))
+    for index, skill in enumerate(skills, 1):
+        low, high = roster.skill_window(skill)
+        steps += [(f"Set(QUEUE_MIN_PENALTY={low})", f"skill_{index}"),
+                  (f"Set(QUEUE_MAX_PENALTY={high})", None),
+                  ("Set(QUEUE_RAISE_PENALTY=0)", None),
+                  (f"NoOp(hotline: skill {skill}: penalties {low}-{high} first, all after "
+                   f"{roster.skill_first_seconds} s)", None),
+                  (f"Goto({queue_label})", None)]
+    return steps
