@@ -26,7 +26,7 @@ from starlette.responses import (HTMLResponse, JSONResponse, PlainTextResponse, 
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from supervisor import metrics
+from supervisor import metrics, web_agents
 from supervisor.actions import ACTIONS
 from supervisor.auth import LoginThrottle, User, authenticate
 from supervisor.hub import SupervisorHub
@@ -285,6 +285,7 @@ def create_app(hub: SupervisorHub, users: Mapping[str, User], *, secure_cookie: 
         Route("/healthz", healthz),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
+    routes += web_agents.routes(hub, current_user=current_user, read_form=read_form, csrf_ok=lambda r, f: csrf_ok(r, f, session_csrf(r)))
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
     app.state.sessions, app.state.throttle = sessions, throttle
     return app
