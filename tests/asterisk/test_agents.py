@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from tests.asterisk import harness
 from tests.asterisk.harness import Ami
 
 PINS = {"7001": "2468", "7002": "1357", "7003": "8642", "7004": "9753"}
@@ -153,8 +154,9 @@ def skilled_desks(rig) -> dict[str, str]:
     async def login() -> dict[str, str]:
         penalties = {}
         async with rig.ami() as ami:
-            # the plain desk first: app_queue's rrmemory alone would ring it first for every call
-            for number, interface in (("7004", PLAIN), ("7003", HEALTH)):
+            # the health desk first: rrmemory alone would ring it first for every call, so the call without the
+            # tag ringing the plain desk first is the skills' doing
+            for number, interface in (("7003", HEALTH), ("7004", PLAIN)):
                 await dial_code(ami, f"*91{number}", PINS[number] + "#")
                 added = await ami.wait("QueueMemberAdded", timeout=20, Queue="general-12345",
                                        Interface=re.escape(interface))
@@ -194,3 +196,47 @@ def test_the_skill_rule_and_penalties_as_asterisk_loaded_them(rig, skilled_desks
     shown = members(rig, "general-12345")
     # `queue show` prints no penalty for 0
     assert re.search(r"health desk \(Local/rr7003@test-ringer/n\) \(ringinuse", shown) and re.search(r"plain desk .*with penalty 1", shown), shown
+
+
+async def test_a_supervisor_logs_an_agent_in_from_the_view_the_same_membership_as_the_phone_code(rig, workdir):
+    """web_agents.perform through the generated AMI user `hotline`, as the view does: QueueMemberAdded with the
+    skill penalty, kept in the astdb across a restart like the phone login, then QueueMemberRemoved."""
+    from ivr.ami.client import AmiClient
+    from supervisor.auth import User
+    from supervisor.hub import SupervisorHub
+    from supervisor.web_agents import RosterSource, perform
+
+    conf = workdir / "agents-conf"
+    (conf / "routing.yaml").write_text((harness.ROOT / "conf" / "routing.yaml").read_text(encoding="utf-8"),
+                                       encoding="utf-8")
+    supervisor = User("lead", "supervisor", "scrypt$x")
+
+    async def act(kind: str) -> dict:
+        hub = SupervisorHub({"pbx": AmiClient("127.0.0.1", rig.pbx.ami_port, "hotline", harness.AMI_SECRET,
+                                              ping_interval=30)})
+        await hub.start()
+        try:
+            assert await hub.wait_synced(10)
+            status, result = await perform(hub, RosterSource(conf / "routing.yaml"), supervisor, kind, "7001", "pbx",
+                                           "en")
+            assert status == 200 and result["ok"], result
+            return result
+        finally:
+            await hub.stop()
+
+    async with rig.ami() as ami:
+        result = await act("login")
+        added = {q: await ami.wait("QueueMemberAdded", timeout=20, Queue=q, Interface=re.escape(DESK1))
+                 for q in ("general-12345", "expert-12320")}
+    assert result["queues"] == ["expert-12320", "general-12345"]
+    assert added["general-12345"]["Penalty"] == "1" and added["expert-12320"]["Penalty"] == "4"
+    assert {e["MemberName"] for e in added.values()} == {"test desk 1"}
+    assert {e["Membership"] for e in added.values()} == {"dynamic"}
+    restart(rig)
+    assert DESK1 in members(rig, "general-12345") and DESK1 in members(rig, "expert-12320")
+    async with rig.ami() as ami:
+        await act("logout")
+        for queue in ("general-12345", "expert-12320"):
+            await ami.wait("QueueMemberRemoved", timeout=20, Queue=queue, Interface=re.escape(DESK1))
+    restart(rig)
+    assert DESK1 not in members(rig, "general-12345") and DESK1 not in members(rig, "expert-12320")
