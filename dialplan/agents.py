@@ -1,7 +1,8 @@
 """extensions_hotline_agents.conf: agents log in to and out of their queues from their phone, with a PIN.
 
 `*91<agent>` logs the agent in (AddQueueMember to each of its queues, with its penalty, name and state
-interface), `*92<agent>` logs it out (RemoveQueueMember); both ask for the PIN first (Read, ends with #).
+interface), `*92<agent>` logs it out (RemoveQueueMember); both ask for the PIN first (ReadExten, ends with #
+or the digit timeout: Read would put the digits in the verbose log).
 The PIN each extension compares with comes from the secrets (the agent's pin_env), so this file is written
 0600 like pjsip_hotline.conf; extensions_hotline.conf includes it. An agent whose PIN is not set cannot log in.
 
@@ -32,6 +33,10 @@ RULES_FILENAME = "queuerules_hotline.conf"
 SKILL_RULE = "hotline-skills"
 WIDE_OPEN = 1000          # QUEUE_MAX_PENALTY once a skilled call is opened to everyone (penalties are <= 100 + bands)
 CTX_AGENTS = "hotline-agents"
+# Where ReadExten matches the digits keyed: every 4-12 digit string, with or without the closing #. Read()
+# would log them (app_read: `User entered '1234'` at verbose 3); ReadExten only at debug level. Patterns of
+# every length, never the PIN, so keying stops at # or the digit timeout, never at a first wrong digit.
+CTX_PIN_ENTRY = "hotline-agent-pin-entry"
 LOGIN, LOGOUT = "*91", "*92"
 PIN = re.compile(r"^[0-9]{4,12}$")
 PIN_WAIT_SECONDS = 8
@@ -61,7 +66,15 @@ def render_agents(facts: Facts, options: RenderOptions) -> str:
               .add(f"Playback({options.prompt_agent_refused})")
               .add("Hangup()"))
     ctx.exten(Exten("i").add("Playback(pbx-invalid)").add("Hangup()"))
-    return join_lines(document(head, [ctx]))
+    sections = [ctx]
+    if roster is not None:
+        entry = Section(CTX_PIN_ENTRY)
+        entry.comment("Only for ReadExten's matching (never dialed into): any 4-12 digits, # or not. Holds no PIN.")
+        for digits in range(4, 13):
+            for end in ("", "#"):
+                entry.exten(Exten(f"_{'X' * digits}{end}").add("NoOp()"))
+        sections.append(entry)
+    return join_lines(document(head, sections))
 
 
 def _code(code: str, agent: Agent, pin: str | None, options: RenderOptions) -> Exten:
@@ -75,7 +88,7 @@ def _code(code: str, agent: Agent, pin: str | None, options: RenderOptions) -> E
     if pin is None:
         exten.add(f"NoOp(hotline: {agent.pin_env} was not set at render time: agent {agent.number} cannot log in)")
         return exten.add(f"Goto({CTX_AGENTS},refused,1)")
-    exten.add(f"Read(HOTLINE_PIN,{options.prompt_agent_pin},12,,1,{PIN_WAIT_SECONDS})")
+    exten.add(f"ReadExten(HOTLINE_PIN,{options.prompt_agent_pin},{CTX_PIN_ENTRY},,{PIN_WAIT_SECONDS})")
     # Compared inside the expression, so the verbose log shows its result (0 or 1), never a PIN.
     exten.add(f'GotoIf($["${{FILTER(0-9,${{HOTLINE_PIN}})}}" = "{pin}"]?ok)')
     exten.add("Set(HOTLINE_PIN=)")

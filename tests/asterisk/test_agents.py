@@ -240,3 +240,15 @@ async def test_a_supervisor_logs_an_agent_in_from_the_view_the_same_membership_a
             await ami.wait("QueueMemberRemoved", timeout=20, Queue=queue, Interface=re.escape(DESK1))
     restart(rig)
     assert DESK1 not in members(rig, "general-12345") and DESK1 not in members(rig, "expert-12320")
+
+
+def test_no_entered_pin_is_in_the_verbose_log(rig):
+    """Every login and logout above keyed a PIN (verbose 3, as the rig logs): the log names none of them.
+    Read() logged `app_read.c: User entered '2468'`; ReadExten logs the digits only at debug level. Left out:
+    the `dtmf` log level's per-digit lines (the admin's logger.conf choice) and the test phone's own SendDTMF."""
+    log = rig.pbx.log_text()
+    assert "ReadExten(\"Local/*917001@hotline-agents" in log and "app_read.c: User entered" not in log
+    leaks = [line for line in log.splitlines() if any(pin in line for pin in PINS.values())
+             and "DTMF[" not in line and "SendDTMF(" not in line]
+    assert leaks == []
+    assert re.search(r'GotoIf\("Local/\*917001@hotline-agents-[0-9a-f]+;2", "1\?ok"\)', log)
