@@ -1,7 +1,8 @@
 """extensions_hotline_agents.conf: agents log in to and out of their queues from their phone, with a PIN.
 
 `*91<agent>` logs the agent in (AddQueueMember to each of its queues, with its penalty, name and state
-interface), `*92<agent>` logs it out (RemoveQueueMember); both ask for the PIN first (Read, ends with #).
+interface), `*92<agent>` logs it out (RemoveQueueMember); both ask for the PIN first (ReadExten, ends with #
+or the digit timeout: Read would put the digits in the verbose log).
 The PIN each extension compares with comes from the secrets (the agent's pin_env), so this file is written
 0600 like pjsip_hotline.conf; extensions_hotline.conf includes it. An agent whose PIN is not set cannot log in.
 
@@ -9,6 +10,12 @@ Membership survives an Asterisk restart through app_queue itself: with `persiste
 [general], every dynamic member added or removed is stored in the astdb (Queue/PersistentMembers/<queue>)
 and added back when app_queue loads.
 Phones reach the codes when their context has `include => hotline-agents`.
+
+Skills (routing.agents): the member's penalty carries its skill band (`Roster.member_penalty`); each queue
+context with skilled agents sets, before Queue(), QUEUE_MIN/MAX_PENALTY to the band range of the first skill
+the call's HOTLINE_TAGS names (`skill_steps`), or for a call with none to the agents without skills (QUEUE_MIN_
+PENALTY = the floor: the skilled stay free for their calls). queuerules_hotline.conf opens every call of such
+a queue to every member after `skill_first_seconds` (app_queue's penaltychange; the queue's defaultrule).
 """
 from __future__ import annotations
 
@@ -22,7 +29,14 @@ from dialplan.options import RenderOptions
 from routing.agents import Agent
 
 FILENAME = "extensions_hotline_agents.conf"
+RULES_FILENAME = "queuerules_hotline.conf"
+SKILL_RULE = "hotline-skills"
+WIDE_OPEN = 1000          # QUEUE_MAX_PENALTY once a skilled call is opened to everyone (penalties are <= 100 + bands)
 CTX_AGENTS = "hotline-agents"
+# Where ReadExten matches the digits keyed: every 4-12 digit string, with or without the closing #. Read()
+# would log them (app_read: `User entered '1234'` at verbose 3); ReadExten only at debug level. Patterns of
+# every length, never the PIN, so keying stops at # or the digit timeout, never at a first wrong digit.
+CTX_PIN_ENTRY = "hotline-agent-pin-entry"
 LOGIN, LOGOUT = "*91", "*92"
 PIN = re.compile(r"^[0-9]{4,12}$")
 PIN_WAIT_SECONDS = 8
@@ -52,7 +66,15 @@ def render_agents(facts: Facts, options: RenderOptions) -> str:
               .add(f"Playback({options.prompt_agent_refused})")
               .add("Hangup()"))
     ctx.exten(Exten("i").add("Playback(pbx-invalid)").add("Hangup()"))
-    return join_lines(document(head, [ctx]))
+    sections = [ctx]
+    if roster is not None:
+        entry = Section(CTX_PIN_ENTRY)
+        entry.comment("Only for ReadExten's matching (never dialed into): any 4-12 digits, # or not. Holds no PIN.")
+        for digits in range(4, 13):
+            for end in ("", "#"):
+                entry.exten(Exten(f"_{'X' * digits}{end}").add("NoOp()"))
+        sections.append(entry)
+    return join_lines(document(head, sections))
 
 
 def _code(code: str, agent: Agent, pin: str | None, options: RenderOptions) -> Exten:
@@ -66,13 +88,14 @@ def _code(code: str, agent: Agent, pin: str | None, options: RenderOptions) -> E
     if pin is None:
         exten.add(f"NoOp(hotline: {agent.pin_env} was not set at render time: agent {agent.number} cannot log in)")
         return exten.add(f"Goto({CTX_AGENTS},refused,1)")
-    exten.add(f"Read(HOTLINE_PIN,{options.prompt_agent_pin},12,,1,{PIN_WAIT_SECONDS})")
+    exten.add(f"ReadExten(HOTLINE_PIN,{options.prompt_agent_pin},{CTX_PIN_ENTRY},,{PIN_WAIT_SECONDS})")
     # Compared inside the expression, so the verbose log shows its result (0 or 1), never a PIN.
     exten.add(f'GotoIf($["${{FILTER(0-9,${{HOTLINE_PIN}})}}" = "{pin}"]?ok)')
     exten.add("Set(HOTLINE_PIN=)")
     exten.add(f"Goto({CTX_AGENTS},refused,1)")
     exten.add("Set(HOTLINE_PIN=)", label="ok")
-    for queue, penalty in agent.queues:
+    for queue, _ in agent.queues:
+        penalty = options.agents.member_penalty(agent, queue)
         if login:
             state = f",{agent.state_interface}" if agent.state_interface else ""
             exten.add(f"AddQueueMember({queue},{agent.interface},{penalty},,{agent.name}{state})")
@@ -82,3 +105,54 @@ def _code(code: str, agent: Agent, pin: str | None, options: RenderOptions) -> E
             exten.add(f"NoOp(hotline: agent {agent.number} {queue} ${{RQMSTATUS}})")
     exten.add(f"Playback({options.prompt_agent_logged_in if login else options.prompt_agent_logged_out})")
     return exten.add("Hangup()")
+
+
+def render_queue_rules(facts: Facts, options: RenderOptions) -> str:
+    """queuerules_hotline.conf: the rule that opens a skilled call to every member of its queue after a while."""
+    roster = options.agents
+    head = header(RULES_FILENAME, facts.table, "Queue rules of the agents' skills. Include it from "
+                  "queuerules.conf; queues with skilled agents name it as defaultrule.")
+    section = Section(SKILL_RULE)
+    if roster is None or not roster.skill_bands:
+        section.comment("No agent has a skill: no queue uses this rule.")
+    else:
+        seconds, floor = roster.skill_first_seconds, roster.generalist_floor
+        section.comment(f"After {seconds} s every call of a queue with skilled agents rings every member (min 0, max "
+                        f"{WIDE_OPEN}); skilled agents then rank with penalty-0 agents (raise to {floor}).")
+        section.comment("Until then a call rings the agents of its skill, or without skills (the queue context).")
+    # an empty rule is valid: app_queue keeps the variables as the dialplan set them
+    if roster is not None and roster.skill_bands:
+        section.body.append(f"penaltychange => {roster.skill_first_seconds},{WIDE_OPEN},0,{roster.generalist_floor}")
+    return join_lines(document(head, [section]))
+
+
+def queue_has_skills(options: RenderOptions, queue_id: str) -> bool:
+    return options.agents is not None and bool(options.agents.queue_skills(queue_id))
+
+
+def skill_steps(options: RenderOptions, queue_id: str, queue_label: str) -> list[tuple[str, str | None]]:
+    """(application, label) lines a queue context runs before Queue() (at `queue_label`) to apply skills."""
+    roster = options.agents
+    if roster is None or not roster.queue_skills(queue_id):
+        return []
+    skills = roster.queue_skills(queue_id)
+    steps: list[tuple[str, str | None]] = [
+        (f"NoOp(hotline: skills in {queue_id}: {' '.join(skills)} - tagged calls ring those agents first)", None),
+    ]
+    for index, skill in enumerate(skills, 1):
+        steps.append((f"GotoIf($[${{FIELDNUM(HOTLINE_TAGS,+,{skill})}} > 0]?skill_{index})", None))
+    # A call with no skill tag rings the agents without skills first (the skilled stay free for their calls);
+    # the same rule opens it to everyone. Set here, all three, so that the rule may change them.
+    steps += [(f"Set(QUEUE_MIN_PENALTY={roster.generalist_floor})", None),
+              (f"Set(QUEUE_MAX_PENALTY={WIDE_OPEN})", None),
+              ("Set(QUEUE_RAISE_PENALTY=0)", None)]
+    steps.append((f"Goto({queue_label})", None))
+    for index, skill in enumerate(skills, 1):
+        low, high = roster.skill_window(skill)
+        steps += [(f"Set(QUEUE_MIN_PENALTY={low})", f"skill_{index}"),
+                  (f"Set(QUEUE_MAX_PENALTY={high})", None),
+                  ("Set(QUEUE_RAISE_PENALTY=0)", None),
+                  (f"NoOp(hotline: skill {skill}: penalties {low}-{high} first, all after "
+                   f"{roster.skill_first_seconds} s)", None),
+                  (f"Goto({queue_label})", None)]
+    return steps

@@ -15,7 +15,7 @@ from typing import Mapping
 from dialplan.extensions import CTX_ENGINE, FILENAME as EXTENSIONS
 from dialplan.features import FILENAME as FEATURES
 from dialplan.manager import FILENAME as MANAGER
-from dialplan.agents import FILENAME as AGENTS
+from dialplan.agents import FILENAME as AGENTS, RULES_FILENAME as QUEUERULES
 from dialplan.switches import FILENAME as SWITCHES
 from dialplan.pjsip import FILENAME as PJSIP
 from dialplan.queues import FILENAME as QUEUES
@@ -27,6 +27,7 @@ INCLUDED_FROM: dict[str, str] = {
     MANAGER: "manager.conf",
     PJSIP: "pjsip.conf",
     QUEUES: "queues.conf",
+    QUEUERULES: "queuerules.conf",
 }
 
 INCLUDES: dict[str, str] = {admin: ours for ours, admin in INCLUDED_FROM.items()}   # admin file -> ours
@@ -43,6 +44,7 @@ RELOADS: dict[str, dict[str, str]] = {
     MANAGER: {"Action": "Command", "Command": "manager reload"},
     FEATURES: {"Action": "Reload", "Module": "features"},
     QUEUES: {"Action": "Reload", "Module": "app_queue"},
+    QUEUERULES: {"Action": "Reload", "Module": "app_queue"},
     EXTENSIONS: {"Action": "Command", "Command": "dialplan reload"},
 }
 
@@ -104,7 +106,10 @@ def plan(rendered: Mapping[str, str], installed: Mapping[str, str | None],
             edits[admin_name] = new
     changed = ({INCLUDED_BY_OURS.get(name, name) for name in meaningful}
                | {name for name in rendered if INCLUDED_FROM.get(name) in edits})
-    return Plan(ours, edits, [name for name in RELOADS if name in changed])
+    reloads = [name for name in RELOADS if name in changed]
+    if QUEUES in reloads and QUEUERULES in reloads:   # reloading app_queue reads its rules too: once is enough
+        reloads.remove(QUEUERULES)
+    return Plan(ours, edits, reloads)
 
 
 def _settings(text: str) -> list[str]:

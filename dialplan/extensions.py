@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from dialplan.agents import FILENAME as AGENTS_FILENAME
+from dialplan.agents import FILENAME as AGENTS_FILENAME, skill_steps
 from dialplan.switches import FILENAME as SWITCHES_FILENAME
 from dialplan.common import RenderError, comment_text, header, join_lines
 from dialplan.conftext import Exten, Section, document
@@ -275,21 +275,27 @@ def _queue(facts: Facts, options: RenderOptions, queue: Queue) -> Section:
     exten = Exten("s")
     exten.add(f"Set(HOTLINE_QUEUE={queue.id})")
     exten.add(f"UserEvent({QUEUED_EVENT},Queue: {queue.id},Dialed: ${{HOTLINE_DIALED}})")
+    label = "join" if queue.id == facts.general else "queue"
+    if queue.id == facts.general:
+        exten.add("Set(HOTLINE_GENERAL_TRIES=0)")
+    steps = skill_steps(options, queue.id, label)
+    for app, step_label in steps:
+        exten.add(app, step_label)
+    label = label if steps else None
     if queue.overflow is not None:
         ctx.comment(f"Overflow: after {queue.overflow.after_seconds} s unanswered (or nobody logged in) "
                     f"to {queue.overflow.to}.")
-        exten.add(f"Queue({queue.id},{QUEUE_OPTIONS},,,{queue.overflow.after_seconds})")
+        exten.add(f"Queue({queue.id},{QUEUE_OPTIONS},,,{queue.overflow.after_seconds})", label)
         exten.add(_queue_left(queue.id, queue.overflow.to))
         exten.add(f"Goto({queue_context(queue.overflow.to)},s,1)")
     elif queue.id != facts.general:
         ctx.comment(f"No overflow of its own: an unanswered caller goes on to {facts.general}.")
-        exten.add(f"Queue({queue.id},{QUEUE_OPTIONS})")
+        exten.add(f"Queue({queue.id},{QUEUE_OPTIONS})", label)
         exten.add(_queue_left(queue.id, facts.general))
         exten.add(f"Goto({queue_context(facts.general)},s,1)")
     else:
         ctx.comment("The last resort (joinempty=yes, leavewhenempty=no, no timeout): Queue() only returns if the")
         ctx.comment("queue is missing or full; retry, then a clear announcement rather than silence.")
-        exten.add("Set(HOTLINE_GENERAL_TRIES=0)")
         exten.add(f"Queue({queue.id},{QUEUE_OPTIONS})", "join")
         exten.add("Set(HOTLINE_GENERAL_TRIES=${INC(HOTLINE_GENERAL_TRIES)})")
         exten.add(_queue_left(queue.id, f"${{IF($[${{HOTLINE_GENERAL_TRIES}} < {GENERAL_TRIES}]?{queue.id}:)}}"))

@@ -12,6 +12,7 @@ joinempty / leavewhenempty (app_queue: a list of member states under which a cal
 """
 from __future__ import annotations
 
+from dialplan.agents import SKILL_RULE, queue_has_skills
 from dialplan.common import comment_text, conf_value, header, join_lines
 from dialplan.conftext import Section, document
 from dialplan.facts import Facts
@@ -57,6 +58,8 @@ def _queue(facts: Facts, options: RenderOptions, queue: Queue) -> Section:
     section.set("ringinuse", "no")
     section.set("setinterfacevar", "yes")      # MEMBERINTERFACE etc. on the caller's channel for the engine
     section.set("setqueuevar", "yes")          # QUEUENAME, QUEUEHOLDTIME, ... for records
+    if queue_has_skills(options, queue.id):    # opens a skilled call to every member after a while
+        section.set("defaultrule", SKILL_RULE)
     for member in sorted(queue.members):
         section.body.append(f"member => {conf_value(member)}")
     return section

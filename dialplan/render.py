@@ -14,7 +14,7 @@ from typing import Mapping
 
 import structlog
 
-from dialplan.agents import FILENAME as AGENTS, render_agents
+from dialplan.agents import FILENAME as AGENTS, RULES_FILENAME as QUEUERULES, render_agents, render_queue_rules
 from dialplan.extensions import FILENAME as EXTENSIONS, render_extensions
 from dialplan.facts import Facts, gather
 from dialplan.features import FILENAME as FEATURES, render_features
@@ -27,7 +27,7 @@ from routing.model import RoutingTable
 
 log = structlog.get_logger()
 
-FILES = (EXTENSIONS, AGENTS, SWITCHES, FEATURES, MANAGER, PJSIP, QUEUES)
+FILES = (EXTENSIONS, AGENTS, SWITCHES, FEATURES, MANAGER, PJSIP, QUEUERULES, QUEUES)
 SECRET_FILES = frozenset({PJSIP, MANAGER, AGENTS, SWITCHES})     # may hold a password or PINs: written 0600
 MASK = "********"
 
@@ -39,6 +39,7 @@ _RENDERERS = {
     PJSIP: render_pjsip,
     QUEUES: render_queues,
     SWITCHES: render_switches,
+    QUEUERULES: render_queue_rules,
 }
 
 

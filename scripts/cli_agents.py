@@ -39,12 +39,13 @@ def _load(table_path: Path, agents_path: Path | None) -> Roster:
         raise SystemExit(2) from None
 
 
-@click.group()
+@click.group(epilog="\b\nExamples:\n  hotline agents check\n  hotline agents list --secrets /etc/hotline/secrets.env")
 def agents() -> None:
     """Agents and the queues they log in to from their phone (*91<agent> in, *92<agent> out, with a PIN)."""
 
 
-@agents.command("check")
+@agents.command("check", epilog="\b\nExamples:\n  hotline agents check\n"
+                "  hotline agents check --table conf/routing.yaml --agents conf/agents.yaml")
 @_files
 def check_command(table_path: Path, agents_path: Path | None) -> None:
     """Validate the agents file against the routing table."""
@@ -53,13 +54,15 @@ def check_command(table_path: Path, agents_path: Path | None) -> None:
     click.echo(f"{roster.source}: ok, version {roster.version}: {len(roster.agents)} agents in {len(queues)} queues")
 
 
-@agents.command("list")
+@agents.command("list", epilog="\b\nExamples:\n  hotline agents list\n"
+                "  hotline agents list --secrets /etc/hotline/secrets.env")
 @_files
 @click.option("--secrets", "secrets_file", type=click.Path(dir_okay=False, path_type=Path),
               default=lambda: os.environ.get("HOTLINE_SECRETS_FILE") or None,
               help="KEY=value file with the PINs (default: $HOTLINE_SECRETS_FILE); the environment wins over it.")
 def list_command(table_path: Path, agents_path: Path | None, secrets_file: Path | None) -> None:
-    """Each agent: codes, interface, queues with penalties, and whether its PIN is set (never the PIN)."""
+    """Each agent: codes, interface, queues with penalties (and the member penalty its skills give), skills, and
+    whether its PIN is set (never the PIN)."""
     roster = _load(table_path, agents_path)
     try:
         file_values = read_secrets_file(secrets_file) if secrets_file else {}
@@ -68,7 +71,8 @@ def list_command(table_path: Path, agents_path: Path | None, secrets_file: Path 
         raise SystemExit(2) from None
     for agent in roster.agents:
         pin = "set" if (os.environ.get(agent.pin_env) or file_values.get(agent.pin_env)) else "MISSING"
-        queues = ", ".join(f"{q} (penalty {p})" for q, p in agent.queues)
+        queues = ", ".join(f"{q} (penalty {p}, as member {roster.member_penalty(agent, q)})" for q, p in agent.queues)
+        skills = f"  skills: {', '.join(agent.skills)}" if agent.skills else ""
         click.echo(f"{agent.number}  {agent.name}  {LOGIN}{agent.number}/{LOGOUT}{agent.number}  {agent.interface}"
                    + (f" (state {agent.state_interface})" if agent.state_interface else "")
-                   + f"  PIN {agent.pin_env}: {pin}  queues: {queues}")
+                   + f"  PIN {agent.pin_env}: {pin}  queues: {queues}{skills}")

@@ -32,7 +32,7 @@ from starlette.responses import (HTMLResponse, JSONResponse, PlainTextResponse, 
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from supervisor import i18n, metrics
+from supervisor import i18n, metrics, web_agents
 from supervisor.actions import ACTIONS
 from supervisor.auth import LoginThrottle, User, authenticate
 from supervisor.hub import SupervisorHub
@@ -361,6 +361,8 @@ def create_app(hub: SupervisorHub, users: Mapping[str, User], *, secure_cookie: 
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     routes[-1:-1] = switch_routes(hub, current_user, csrf_ok, session_csrf, read_form)   # override switches
+    routes[-1:-1] = web_agents.routes(hub, current_user=current_user, read_form=read_form,    # agents' login
+                                      csrf_ok=lambda r, f: csrf_ok(r, f, session_csrf(r)))
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
     app.state.sessions, app.state.throttle = sessions, throttle
     return app

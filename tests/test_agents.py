@@ -54,8 +54,70 @@ def test_an_agent_with_its_queues_and_penalties():
 
 def test_a_queue_the_table_does_not_have_is_reported_at_its_line():
     found = problems(GOOD.replace("expert-12320", "expert-99999"))
-    assert found == ["agents.yaml:7:32: agent 1001: queue 'expert-99999' is not a queue of the routing table "
-                     "routing.yaml"]
+    assert found[0].startswith("agents.yaml:7:32: agent 1001: queue 'expert-99999' is not a queue of the routing "
+                               "table routing.yaml")
+
+
+def test_a_misspelt_queue_gets_the_near_misses():
+    found = problems(GOOD.replace("general-12345", "genral-12345"))
+    assert found == ["agents.yaml:7:14: agent 1001: queue 'genral-12345' is not a queue of the routing table "
+                     "routing.yaml (did you mean 'general-12345'?)"]
+
+
+SKILLED = GOOD + """\
+    skills: [health]
+  1002:
+    name: desk 2
+    interface: PJSIP/agent-1002
+    pin_env: PIN_1002
+    queues: {general-12345: 1}
+"""
+
+
+def test_a_skill_that_is_no_line_tag_is_reported_at_its_line_with_the_near_misses():
+    found = problems(SKILLED.replace("[health]", "[tourism, helth]"))
+    assert found == ["agents.yaml:8:23: agent 1001: skill 'helth' is not a tag of a queued line of routing.yaml "
+                     "(did you mean 'health'?)"]
+    assert problems(SKILLED.replace("[health]", "[emergency]"))[0].endswith(
+        "skill 'emergency' is not a tag of a queued line of routing.yaml")      # 110/119/120/122 are never queued
+
+
+def test_the_skilled_agent_ranks_first_for_its_tag_and_with_the_penalty_0_agents_otherwise():
+    r = roster(SKILLED)
+    skilled, plain = r.agents
+    assert skilled.skills == ("health",) and r.skill_bands == (("health",),) and r.generalist_floor == 1
+    assert r.member_penalty(skilled, "general-12345") == 0
+    assert r.member_penalty(skilled, "expert-12320") == 5         # only helps out there: floor 1 + 4, skills or not
+    assert r.queue_skills("expert-12320") == []
+    assert r.member_penalty(plain, "general-12345") == 2          # floor 1 + its penalty 1
+    assert r.skill_window("health") == (0, 0) and r.skill_window("tax") is None
+    assert r.queue_skills("general-12345") == ["health"] and r.skill_first_seconds == 20
+
+
+def test_skill_sets_get_bands_in_which_each_tag_is_one_range():
+    text = SKILLED.replace("[health]", "[health, housing-fund]") + """\
+    skills: [housing-fund]
+  1003:
+    name: desk 3
+    interface: PJSIP/agent-1003
+    pin_env: PIN_1003
+    queues: {general-12345: 0}
+    skills: [tax]
+"""
+    r = roster(text)
+    assert r.skill_bands == (("health", "housing-fund"), ("housing-fund",), ("tax",))
+    assert r.skill_window("health") == (0, 0) and r.skill_window("housing-fund") == (0, 1)
+    assert r.skill_window("tax") == (2, 2) and r.generalist_floor == 3
+
+
+def test_skill_sets_no_penalty_range_can_express_are_refused():
+    sets = [["health", "tax"], ["tax", "legal"], ["legal", "health"]]     # a cycle: no order keeps each together
+    text = "version: 1\nagents:\n" + "".join(
+        f"  {1001 + i}: {{name: d{i}, interface: PJSIP/a{i}, pin_env: P{i}, queues: {{general-12345: 0}}, "
+        f"skills: [{', '.join(s)}]}}\n" for i, s in enumerate(sets))
+    found = problems(text)
+    assert len(found) == 1 and "cannot be ranked as app_queue penalty ranges" in found[0]
+    assert found[0].startswith("agents.yaml:3:")
 
 
 def test_a_pin_in_yaml_is_refused():

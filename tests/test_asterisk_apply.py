@@ -26,7 +26,9 @@ def test_first_apply_installs_everything_and_reloads_every_module_dialplan_last(
     files = _rendered()
     todo = ap.plan(files, {n: None for n in files}, {a: "[general]\n" for a in ap.INCLUDED_FROM.values()})
     assert set(todo.ours) == set(files) and set(todo.admin) == set(ap.INCLUDED_FROM.values())
-    assert todo.reloads[-1] == "extensions_hotline.conf" and set(todo.reloads) == set(files) - set(ap.INCLUDED_BY_OURS)
+    # app_queue reloaded once for its queues and rules
+    assert todo.reloads[-1] == "extensions_hotline.conf"
+    assert set(todo.reloads) == set(files) - set(ap.INCLUDED_BY_OURS) - {ap.QUEUERULES}
 
 
 def test_the_agents_file_is_installed_with_the_dialplan_and_never_named_in_an_admin_file():
@@ -36,6 +38,15 @@ def test_the_agents_file_is_installed_with_the_dialplan_and_never_named_in_an_ad
     changed = dict(files, **{ap.AGENTS: files[ap.AGENTS] + "exten => 9,1,NoOp()\n"})
     todo = ap.plan(changed, dict(files), admin)
     assert set(todo.ours) == {ap.AGENTS} and todo.admin == {} and todo.reloads == ["extensions_hotline.conf"]
+
+
+def test_a_changed_skill_rule_alone_reloads_app_queue():
+    files = _rendered()
+    admin = {a: f"#include {o}\n" for o, a in ap.INCLUDED_FROM.items()}
+    changed = dict(files, **{ap.QUEUERULES: files[ap.QUEUERULES] + "penaltychange => 5,+1\n"})
+    todo = ap.plan(changed, dict(files), admin)
+    assert set(todo.ours) == {ap.QUEUERULES} and todo.reloads == [ap.QUEUERULES]
+    assert ap.RELOADS[ap.QUEUERULES] == {"Action": "Reload", "Module": "app_queue"}
 
 
 def test_nothing_changed_means_nothing_to_do():

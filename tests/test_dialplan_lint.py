@@ -10,6 +10,7 @@ keeps its messages in process-wide state. Nothing is ignored: no ALINT_IGNORE, z
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -67,7 +68,12 @@ def test_dialplan_check_is_clean(tmp_path: Path, variant: str) -> None:
     staged = _stage(tmp_path, OPTION_SETS[variant])
     done = subprocess.run([str(ASTERISKLINT), "dialplan-check", "extensions.conf"], cwd=staged, env=_env(),
                           capture_output=True, text=True, timeout=60)
-    assert done.stderr == "" and done.returncode == 0, done.stderr
+    # asterisklint 0.4.3 models no ReadExten (app_readexten, in Asterisk since 1.6): the one message let through,
+    # by its exact text; the real Asterisk runs it in tests/asterisk/test_agents.py
+    unknown_readexten = re.compile(r"^extensions_hotline_agents\.conf:\d+ E_APP_MISSING: app 'ReadExten' does "
+                                   r"not exist, dialplan will halt here!\n", re.MULTILINE)
+    rest = unknown_readexten.sub("", done.stderr)
+    assert rest == "" and (done.returncode == 0 or rest != done.stderr), done.stderr
 
 
 def test_dialplan_check_would_catch_a_broken_goto(tmp_path: Path) -> None:

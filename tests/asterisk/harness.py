@@ -444,6 +444,7 @@ bind={pbx.sip_host}:{pbx.sip_port}
 {extra_pjsip}
 """)
     pbx.write("queues.conf", "[general]\npersistentmembers=no\nautofill=yes\n#include queues_hotline.conf\n")
+    pbx.write("queuerules.conf", "#include queuerules_hotline.conf\n")
     pbx.write("features.conf", "#include features_hotline.conf\n")
     pbx.write("extensions.conf", "[general]\nstatic=yes\nwriteprotect=yes\nclearglobalvars=no\n[globals]\n"
                                  f"#include extensions_hotline.conf\n{TEST_CONTEXTS}\n{extra_extensions}\n")

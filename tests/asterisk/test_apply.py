@@ -21,7 +21,7 @@ from tests.asterisk.harness import Ami, Asterisk, Engine, place_call, vars_after
 ROOT = harness.ROOT
 PERMITS = ("--ami-permit", "127.0.0.1/255.255.255.255", "--ami-permit", "127.0.0.2")   # the applied change
 ADMIN_SECRET = "adminAmiSecret1"
-ADMIN_FILES = ("extensions.conf", "pjsip.conf", "queues.conf", "manager.conf", "features.conf")
+ADMIN_FILES = ("extensions.conf", "pjsip.conf", "queues.conf", "queuerules.conf", "manager.conf", "features.conf")
 
 
 class Site:
