@@ -60,6 +60,8 @@ class _Queued:
     abandoned: bool = False
     hanging_up: bool = False                 # the caller's HangupRequest seen: an Abandon now is the caller's
     abandon_at: datetime | None = None       # a QueueCallerAbandon not yet known as abandon or overflow
+    connected_at: datetime | None = None     # AgentConnect: the talk starts
+    talk: float | None = None                # AgentComplete's TalkTime, when it comes before the Hangup
     seen: datetime = field(default=None)     # type: ignore[assignment]
 
 
@@ -135,7 +137,14 @@ class QueueOutcomeTracker:
         call.wait = call.waited + this_queue
         call.answered_by = ev.get("Interface") or ev.get("MemberName") or ev.get("DestChannel")
         call.left_after = None
+        call.connected_at = at
         call.seen = at
+
+    def _on_AgentComplete(self, uniqueid: str, ev: Mapping[str, str], at: datetime) -> None:
+        call = self._calls.get(uniqueid)
+        if call is not None and call.answered_by is not None:
+            call.talk = _seconds(ev.get("TalkTime"))
+            call.seen = at
 
     def _on_QueueCallerAbandon(self, uniqueid: str, ev: Mapping[str, str], at: datetime) -> None:
         call = self._calls.get(uniqueid)
@@ -190,11 +199,15 @@ class QueueOutcomeTracker:
             outcome = Outcome.ABANDONED
             call.wait = call.waited + (at - call.queue_joined_at).total_seconds()
         cause = " ".join(part for part in (ev.get("Cause"), ev.get("Cause-txt")) if part) or None
+        # Talk time for the forecast's handle time: Asterisk's own count, else connect to hang-up (an
+        # AgentComplete deferred past the caller's Hangup, or one we missed).
+        talk = call.talk if call.talk is not None else (
+            max(0.0, (at - call.connected_at).total_seconds()) if call.connected_at is not None else None)
         return CallRecord(uniqueid=call.uniqueid, dialed=call.dialed, line=call.line, caller=call.caller,
                           arrived_at=call.joined_at, action="queue", target=call.queue,
                           wait_seconds=max(0.0, call.wait) if call.wait is not None else None,
                           answered_by=call.answered_by, outcome=outcome,
-                          hangup_cause=cause,
+                          hangup_cause=cause, talk_seconds=talk if call.answered_by is not None else None,
                           ended_at=at, revision=1)
 
     def _evict(self, at: datetime) -> None:

@@ -48,6 +48,7 @@ def call_row(rec: CallRecord, key: bytes) -> Row:
         "hangup_cause": rec.hangup_cause,
         "table_version": rec.table_version,
         "revision": rec.revision,
+        "talk_seconds": rec.talk_seconds,
     }
 
 

@@ -66,6 +66,8 @@ calls = Table(
     Column("hangup_cause", String, nullable=True),
     Column("table_version", String, nullable=True),
     Column("revision", Integer, nullable=False, default=0),
+    # 0007: seconds an agent talked (AgentComplete's TalkTime, else AgentConnect to Hangup): the handle time
+    Column("talk_seconds", Float, nullable=True),
     Index(None, "caller_hash", "arrived_at"),
     Index(None, "line", "arrived_at"),
     Index(None, "arrived_at"),

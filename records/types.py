@@ -88,6 +88,7 @@ class CallRecord:
     ended_at: datetime | None = None
     table_version: str | None = None
     revision: int = 0
+    talk_seconds: float | None = None    # an agent's talk time (answered calls), for the traffic forecast
 
     def __post_init__(self) -> None:
         if not self.uniqueid:
