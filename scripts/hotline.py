@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, str] = {
     "ami": "scripts.cli_ami:ami", "transfer": "scripts.cli_ami:transfer",
     "agents": "scripts.cli_agents:agents",
     "doctor": "scripts.cli_doctor:doctor",
+    "traffic": "scripts.cli_traffic:traffic",
 }
 
 

@@ -145,22 +145,24 @@ class Replayer:
         tokens = path.split(">") if path else []
         vanished = False
         if tokens:
-            followed = self._follow(route, tokens, at)
-            vanished = followed is None
-            route = followed or route     # a path that no longer exists: the call's own route
+            followed, vanished = self._follow(route, tokens, at)
+            route = followed or route     # a path that no longer exists from its start: the call's own route
         return _replayed(route, vanished)
 
-    def _follow(self, route: Route, tokens: list[str], at: datetime) -> Route | None:
+    def _follow(self, route: Route, tokens: list[str], at: datetime) -> tuple[Route | None, bool]:
+        """(where the recorded keys lead now, whether the recorded path is gone). Gone: the line has no menu
+        or another one, a menu entered is not the one recorded, or the keys end somewhere before the recording
+        did (then the call goes where its keys now lead)."""
         menus = self.menus
         if menus is None or route.menu is None or route.category is Category.ABUSE or route.menu not in menus:
-            return None
+            return None, True
         if tokens[0] != route.menu:
-            return None
+            return None, True
         stack, menu = [route.menu], menus[route.menu]
         failures, plays, i = 0, 0, 1
         while i < len(tokens):
             if plays >= menus.max_menu_plays:
-                return route
+                return route, False
             plays += 1
             key, i = tokens[i], i + 1
             if key != "t" and key in menu.options:
@@ -183,12 +185,12 @@ class Replayer:
                 stack.append(dest.target or "")
                 entered = dest.target
             else:
-                return self._terminal(route, dest, ">".join(tokens[:i]), at)
+                return self._terminal(route, dest, ">".join(tokens[:i]), at), i < len(tokens)
             if entered is not None:
                 if i >= len(tokens) or tokens[i] != entered or entered not in menus:
-                    return None   # the recorded caller heard another menu here: the path is gone
+                    return None, True   # the recorded caller heard another menu here: the path is gone
                 menu, i = menus[entered], i + 1
-        return replace(route, action=Action.HANGUP, target=None)   # hung up inside the menus
+        return replace(route, action=Action.HANGUP, target=None), False   # hung up inside the menus
 
     def _terminal(self, route: Route, dest: Destination, walked: str, at: datetime) -> Route:
         tags = tuple(dict.fromkeys(route.tags + dest.tags))
