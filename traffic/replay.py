@@ -88,8 +88,8 @@ class TimeBuckets:
                     moments.add(span.end)
         self.moments = sorted(moments)
 
-    def key(self, at: datetime) -> tuple:
-        local = at.astimezone(self.tz)
+    def key(self, at: datetime, local: datetime | None = None) -> tuple:
+        local = local or at.astimezone(self.tz)
         # Windows are [start, end) and spans [start, end): bisect_right puts a bound in the segment it opens.
         return (local.date(), bisect.bisect_right(self.moments, local.time()),
                 bisect.bisect_right(self.instants, at))
@@ -109,9 +109,9 @@ class Replayer:
         route = decide(self.table, call.dialed, caller, call.arrived_at)
         return self._with_path(route, call.ivr_path, call.arrived_at)
 
-    def replay_one(self, call: RecordedCall) -> Replayed:
+    def replay_one(self, call: RecordedCall, local: datetime | None = None) -> Replayed:
         listed = self.listed.get(call.caller_hash) if call.caller_hash else None
-        cache_key = (call.dialed, listed, self.buckets.key(call.arrived_at), call.ivr_path)
+        cache_key = (call.dialed, listed, self.buckets.key(call.arrived_at, local), call.ivr_path)
         found = self._cache.get(cache_key)
         if found is None:
             found = self._cache[cache_key] = self.decide_one(call)
@@ -121,8 +121,9 @@ class Replayer:
         report = ReplayReport()
         tz = self.table.timezone
         for call in calls:
-            out = self.replay_one(call)
-            hour = call.arrived_at.astimezone(tz).hour
+            local = call.arrived_at.astimezone(tz)
+            out = self.replay_one(call, local)
+            hour = local.hour
             report.calls += 1
             report.by_queue[hour, out.target] += 1
             if out.target != call.target:
