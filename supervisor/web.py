@@ -31,6 +31,7 @@ from supervisor.actions import ACTIONS
 from supervisor.auth import LoginThrottle, User, authenticate
 from supervisor.hub import SupervisorHub
 from supervisor.sessions import Session, SessionStore
+from supervisor.web_forecast import forecast_routes
 
 log = structlog.get_logger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -285,6 +286,7 @@ def create_app(hub: SupervisorHub, users: Mapping[str, User], *, secure_cookie: 
         Route("/healthz", healthz),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
+    routes += forecast_routes(current)   # /forecast, /api/forecast (issue 13): admins and supervisors
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
     app.state.sessions, app.state.throttle = sessions, throttle
     return app

@@ -8,6 +8,7 @@ import csv
 import html
 import io
 import math
+from datetime import timezone
 from typing import Any, Callable, Mapping
 
 from routing.model import RoutingTable
@@ -45,7 +46,8 @@ def when(how: int, t: Text) -> str:
 def forecast_dict(fc: Forecast, table: RoutingTable) -> dict[str, Any]:
     """For machines: instants in UTC ISO-8601 (labelled), hour of week 0 = Monday 00:00 local."""
     return {
-        "period_utc": {"start": fc.start.isoformat(), "end": fc.end.isoformat()},
+        "period_utc": {"start": fc.start.astimezone(timezone.utc).isoformat(),
+                       "end": fc.end.astimezone(timezone.utc).isoformat()},
         "timezone": str(table.timezone), "target": {"share": fc.target.share, "seconds": fc.target.seconds},
         "queues": [vars(q) for q in fc.queues.values()],
         "cells": [{**vars(c), "weekday": c.how // 24 + 1, "hour": c.how % 24}
@@ -133,13 +135,18 @@ def _esc(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _heat_color(value: int, top: int) -> str:
-    if not value:
-        return "#ffffff"
-    share = value / top if top else 0
-    # white -> deep blue, readable text both ends
-    r, g, b = (int(255 - share * (255 - c)) for c in (31, 111, 235))
-    return f"rgb({r},{g},{b})"
+HEAT_STEPS = 8
+
+
+def _heat_css() -> str:
+    """Classes rather than style attributes: the web view's Content-Security-Policy allows no inline style."""
+    rules = []
+    for step in range(1, HEAT_STEPS + 1):
+        share = step / HEAT_STEPS
+        r, g, b = (int(255 - share * (255 - c)) for c in (31, 111, 235))
+        ink = "#fff" if share > 0.55 else "#1b1f24"
+        rules.append(f".heat td.h{step}{{background:rgb({r},{g},{b});color:{ink}}}")
+    return "".join(rules)
 
 
 def heatmap_html(values: list[int], t: Text) -> str:
@@ -151,9 +158,8 @@ def heatmap_html(values: list[int], t: Text) -> str:
         cells = []
         for h in range(24):
             v = values[d * 24 + h]
-            share = v / top if top else 0
-            color = "#fff" if share > 0.55 else "#1b1f24"
-            cells.append(f'<td style="background:{_heat_color(v, top)};color:{color}">{v or ""}</td>')
+            step = max(1, math.ceil(v / top * HEAT_STEPS)) if v and top else 0
+            cells.append(f'<td class="h{step}">{v or ""}</td>')
         rows.append(f'<tr><th class="l">{_esc(days[d])}</th>{"".join(cells)}</tr>')
     return (f'<table class="heat"><tr><th class="l">{_esc(t("forecast.weekday"))} \\ {_esc(t("forecast.hour"))}'
             f'</th>{head}</tr>{"".join(rows)}</table>')
@@ -172,9 +178,13 @@ def bars_svg(values: list[float], labels: Mapping[int, str], width: int = 840, h
             f'<text x="0" y="10">{top:.1f}</text>{ticks}</svg>')
 
 
+def report_css() -> str:
+    return CSS + _heat_css()
+
+
 def _page(title: str, lang: str, body: str) -> str:
     return (f'<!doctype html><html lang="{_esc(lang)}"><head><meta charset="utf-8"><title>{_esc(title)}</title>'
-            f'<style>{CSS}</style></head><body>{body}</body></html>\n')
+            f'<style>{report_css()}</style></head><body>{body}</body></html>\n')
 
 
 def _html_table(headers: list[str], rows: list[list[str]], left: int = 1) -> str:
