@@ -86,8 +86,11 @@ def forecast_routes(current: Callable[[Request], Any], provider: Provider | None
         hit = cache.get(key)
         if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
             return hit[1]
+        started = time.monotonic()
         result = await asyncio.to_thread(provider, _day(key[0]), _day(key[1]), key[2])
         cache[key] = (time.monotonic(), result)
+        log.info("forecast.computed", start=key[0] or None, end=key[1] or None, target=key[2] or None,
+                 seconds=round(time.monotonic() - started, 2))
         return result
 
     async def page(request: Request) -> Response:

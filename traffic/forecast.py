@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import random
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Iterable, Mapping
 
@@ -195,6 +195,5 @@ def _simulate_all(table: RoutingTable, result: Forecast, roster, rng: random.Ran
 
 
 def _with_sim(cell: Cell, seen) -> Cell:
-    from dataclasses import replace
     return replace(cell, sim_service_level=seen.service_level, sim_abandoned=seen.abandoned,
                    sim_overflowed=seen.overflowed)

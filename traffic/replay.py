@@ -15,7 +15,7 @@ import bisect
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time
-from typing import Iterable, Mapping
+from typing import Iterable
 
 from ivr.menus import Destination, Kind, Menus
 from routing.decide import decide, to_queue
@@ -213,8 +213,3 @@ def _replayed(route: Route, vanished: bool) -> Replayed:
     return Replayed(action=route.action.value, target=route.target, category=route.category.value,
                     line=route.line, closed_queue=closed, path_vanished=vanished)
 
-
-def rows_to_calls(rows: Iterable[Mapping]) -> Iterable[RecordedCall]:
-    for row in rows:
-        yield RecordedCall(dialed=row["dialed"], arrived_at=row["arrived_at"], caller_hash=row.get("caller_hash"),
-                           ivr_path=row.get("ivr_path"), target=row.get("target"), action=row.get("action"))
