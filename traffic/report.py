@@ -241,13 +241,17 @@ def _queue_name(table: RoutingTable, queue: str | None, t: Text) -> str:
     return found.name if found else queue
 
 
+def _by_hour(counter) -> list:
+    """(hour, queue...) -> n items in hour order, then by queue ids (None: no queue, first)."""
+    return sorted(counter.items(), key=lambda kv: (kv[0][0], *("" if q is None else q for q in kv[0][1:])))
+
+
 def replay_dict(report: ReplayReport) -> dict[str, Any]:
     return {
         "calls": report.calls, "moved": report.moved, "decisions": report.decisions,
-        "moves": [{"hour": h, "from": a, "to": b, "calls": n} for (h, a, b), n in sorted(report.moves.items(),
-                                                                                           key=str)],
-        "by_queue": [{"hour": h, "queue": q, "calls": n} for (h, q), n in sorted(report.by_queue.items(), key=str)],
-        "closed": [{"hour": h, "queue": q, "calls": n} for (h, q), n in sorted(report.closed.items(), key=str)],
+        "moves": [{"hour": h, "from": a, "to": b, "calls": n} for (h, a, b), n in _by_hour(report.moves)],
+        "by_queue": [{"hour": h, "queue": q, "calls": n} for (h, q), n in _by_hour(report.by_queue)],
+        "closed": [{"hour": h, "queue": q, "calls": n} for (h, q), n in _by_hour(report.closed)],
         "cancelled": dict(report.cancelled), "unknown": dict(report.unknown),
         "vanished_paths": dict(report.vanished_paths), "listing_unknown": report.listing_unknown,
     }
@@ -257,9 +261,9 @@ def replay_csv(report: ReplayReport) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(("kind", "hour", "from", "to", "calls"))
-    for (h, a, b), n in sorted(report.moves.items(), key=str):
+    for (h, a, b), n in _by_hour(report.moves):
         writer.writerow(("move", h, a or "", b or "", n))
-    for (h, q), n in sorted(report.closed.items(), key=str):
+    for (h, q), n in _by_hour(report.closed):
         writer.writerow(("closed", h, q, "", n))
     for line, n in sorted(report.cancelled.items()):
         writer.writerow(("cancelled", "", line, "", n))
@@ -274,10 +278,9 @@ def _replay_rows(report: ReplayReport, table: RoutingTable, t: Text) -> dict[str
     name = lambda q: _queue_name(table, q, t)   # noqa: E731
     return {
         "moves": ([t("forecast.hour"), t("forecast.from"), t("forecast.to"), t("forecast.calls")],
-                  [[f"{h:02d}:00", name(a), name(b), str(n)] for (h, a, b), n in sorted(report.moves.items(),
-                                                                                         key=str)]),
+                  [[f"{h:02d}:00", name(a), name(b), str(n)] for (h, a, b), n in _by_hour(report.moves)]),
         "closed": ([t("forecast.hour"), t("forecast.queue"), t("forecast.calls")],
-                   [[f"{h:02d}:00", name(q), str(n)] for (h, q), n in sorted(report.closed.items(), key=str)]),
+                   [[f"{h:02d}:00", name(q), str(n)] for (h, q), n in _by_hour(report.closed)]),
         "cancelled": ([t("forecast.line"), t("forecast.calls")],
                       [[line, str(n)] for line, n in sorted(report.cancelled.items())]),
         "unknown": ([t("forecast.line"), t("forecast.calls")],
@@ -305,7 +308,7 @@ def replay_html(report: ReplayReport, table: RoutingTable, t: Text, lang: str, g
             f"<h2>{_esc(t('forecast.moves_chart'))}</h2>{bars_svg(per_hour, {h: f'{h:02d}' for h in range(0, 24, 3)}, 480)}"]
     for key, (headers, rows) in _replay_rows(report, table, t).items():
         body.append(f"<h2>{_esc(t(f'forecast.{key}'))}</h2>"
-                    + (_html_table(headers, rows, 3 if key == "moves" else 1) if rows
+                    + (_html_table(headers, rows, {"moves": 3, "closed": 2}.get(key, 1)) if rows
                        else f"<p>{_esc(t('forecast.nothing'))}</p>"))
     body.append(f'<p class="note">{_esc(t("forecast.generated", at=generated))}</p>')
     return _page(t("forecast.replay_title"), lang, "".join(body))
