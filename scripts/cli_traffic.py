@@ -209,6 +209,7 @@ def forecast_cmd(start, end, target, roster, simulate, talk, seed, db_url, lang,
 def synthesize_cmd(days, start, seed, talk_mean, patience_mean, staffing, db_url) -> None:
     """Write a realistic synthetic period of calls into the database (a 12345 day's shape, the table's
     holidays), so a fresh install can show a forecast."""
+    from ivr.menus import MenuError, load_menus
     from records.keys import key_from_settings
     from traffic.source import write_calls
     from traffic.synth import Model, synthesize
@@ -220,7 +221,11 @@ def synthesize_cmd(days, start, seed, talk_mean, patience_mean, staffing, db_url
         today = datetime.now(timezone.utc).astimezone(table.timezone).date()
         first = today - timedelta(days=today.weekday() + 7)
     model = Model(talk_mean=talk_mean, patience_mean=patience_mean, staffing=staffing)
-    records = synthesize(table, first, days, seed, model)
+    try:
+        menus = load_menus(ctx.settings.ivr_menus, table)
+    except (MenuError, OSError) as exc:
+        raise click.ClickException(f"the menus {ctx.settings.ivr_menus} do not load: {exc}") from None
+    records = synthesize(table, first, days, seed, model, menus)
     written = write_calls(ctx.engine(), records, key_from_settings(ctx.settings))
     click.echo(f"wrote {written} synthetic calls, {first} to {first + timedelta(days=days - 1)} "
                f"({table.timezone}), seed {seed}, into {ctx.shown_url()}")

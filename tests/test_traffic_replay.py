@@ -114,3 +114,21 @@ def test_ivr_paths_are_followed_in_the_candidate_menus_and_vanished_ones_reporte
     report = Replayer(TABLE, menus, KEY).replay(calls)
     assert report.vanished_paths == {"main>5>cities>2": 1}     # key 5 now leads to 12345 directly
     assert report.moves == {(10, "city-sanya", "general-12345"): 1}
+
+
+def test_a_week_with_ivr_paths_replays_to_the_same_queues():
+    week = synthesize(TABLE, date(2026, 11, 23), 2, seed=8, menus=MENUS)
+    calls = [RecordedCall(r.dialed, r.arrived_at, caller_hash(r.caller, KEY), ">".join(r.ivr_path) or None,
+                          r.target, r.action) for r in week]
+    assert sum(1 for c in calls if c.ivr_path) > len(calls) / 2
+    assert {c.target for c in calls} >= {"city-haikou", "city-sanya", "business-environment"}
+    report = Replayer(TABLE, MENUS, KEY).replay(calls)
+    assert report.moved == 0 and not report.vanished_paths
+    # the menus without the cities submenu: those paths are gone, their callers now reach 12345
+    menus = load_menus(CONF / "ivr.yaml", TABLE, text=(CONF / "ivr.yaml").read_text(encoding="utf-8").replace(
+        '"5": {menu: cities, label: 市县分平台 city and county sub-platforms}', '"5": {queue: general-12345}'))
+    report = Replayer(TABLE, menus, KEY).replay(calls)
+    gone = sum(n for p, n in report.vanished_paths.items() if p.startswith("main>5>cities"))
+    assert gone == sum(1 for c in calls if (c.ivr_path or "").startswith("main>5>cities")) > 0
+    assert {(a, b) for (_h, a, b) in report.moves} <= {("city-haikou", "general-12345"),
+                                                        ("city-sanya", "general-12345")}

@@ -142,13 +142,16 @@ class Replayer:
         return report
 
     # ---- the IVR path, walked in the candidate menus as ivr.session walks a caller's keys ----------------
-    def _with_path(self, route: Route, path: str | None, at: datetime) -> Replayed:
+    def after_path(self, route: Route, path: str | None, at: datetime) -> tuple[Route, bool]:
+        """The route once the caller's recorded keys are walked in the menus; True: the path is gone."""
         tokens = path.split(">") if path else []
-        vanished = False
-        if tokens:
-            followed, vanished = self._follow(route, tokens, at)
-            route = followed or route     # a path that no longer exists from its start: the call's own route
-        return _replayed(route, vanished)
+        if not tokens:
+            return route, False
+        followed, vanished = self._follow(route, tokens, at)
+        return followed or route, vanished   # a path gone from its start: the call's own route
+
+    def _with_path(self, route: Route, path: str | None, at: datetime) -> Replayed:
+        return _replayed(*self.after_path(route, path, at))
 
     def _follow(self, route: Route, tokens: list[str], at: datetime) -> tuple[Route | None, bool]:
         """(where the recorded keys lead now, whether the recorded path is gone). Gone: the line has no menu

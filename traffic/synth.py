@@ -5,7 +5,9 @@ lunch dip, an afternoon peak, a tail into the evening); rest days and the table'
 flatter day. Every call is routed by routing.decide under the table, so its queue is what the table says;
 its wait, outcome and talk come from simulating each hour (traffic.simulate) with the agents Erlang C asks
 for that hour times `staffing`. Talk times are log-normal (mean `talk_mean`), patience exponential (mean
-`patience_mean`). One seeded random.Random: the same seed writes the same calls.
+`patience_mean`). With the menus, callers of a line with a menu press keys as in MENU_CHOICES (recorded as
+the call's IVR path, walked by traffic.replay as the IVR would), so the sub-platforms and special seats get
+their calls too. One seeded random.Random: the same seed writes the same calls.
 """
 from __future__ import annotations
 
@@ -15,10 +17,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Mapping
 
+from ivr.menus import Menus
 from records.types import CallRecord, Outcome
 from routing.decide import decide
 from routing.model import Action, RoutingTable
 from traffic import erlang
+from traffic.replay import Replayer
 from traffic.simulate import Arrival, QueueSpec, simulate
 
 # Share of a working day's calls per local hour (sums to 1 after normalising): 12345 centres see a morning peak
@@ -33,6 +37,16 @@ DAILY_VOLUME: Mapping[str, int] = {
     "12345": 2400, "12320": 260, "12329": 160, "12348": 120, "12333": 240, "12366": 150, "12360": 90,
     "12305": 50, "12318": 80, "12317": 40, "12367": 50, "12349": 40, "12396": 20, "12336": 15, "12312": 15,
     "12301": 15, "12300": 15, "12356": 15, "96119": 10, "12322": 10,
+}
+
+# What callers press in each shipped menu, by weight (paths as ivr.session records them: menu ids and keys;
+# "t" is a timeout). Menus not named here: the caller waits for the line's own route.
+MENU_CHOICES: Mapping[str, tuple[tuple[str, int], ...]] = {
+    "main": (("main>1", 46), ("main>0", 10), ("main>2", 14), ("main>3", 4), ("main>4", 2),
+             ("main>5>cities>1", 8), ("main>5>cities>2", 5), ("main>5>cities>0", 2), ("main>6", 3),
+             ("main>t>t>t", 4), ("main>9>1", 2)),
+    "expert-12320": (("expert-12320>1", 65), ("expert-12320>2", 30), ("expert-12320>t>t", 5)),
+    "subcenter": (("subcenter>1", 60), ("subcenter>2", 40)),
 }
 
 
@@ -55,9 +69,10 @@ def is_working(table: RoutingTable, day: date) -> bool:
     return calendars[0].is_working_day(day) if calendars else day.weekday() < 5
 
 
-def synthesize(table: RoutingTable, first_day: date, days: int, seed: int, model: Model = Model()
-               ) -> list[CallRecord]:
+def synthesize(table: RoutingTable, first_day: date, days: int, seed: int, model: Model = Model(),
+               menus: Menus | None = None) -> list[CallRecord]:
     rng = random.Random(seed)
+    walker = Replayer(table, menus) if menus is not None else None
     tz = table.timezone
     callers = [f"1{rng.randint(3, 9)}{rng.randint(0, 999_999_999):09d}" for _ in range(5000)]
     records: list[CallRecord] = []
@@ -68,19 +83,24 @@ def synthesize(table: RoutingTable, first_day: date, days: int, seed: int, model
         scale = (1.0 if working else RESTDAY_FACTOR) / sum(shape)
         for hour in range(24):
             start = datetime.combine(day, time(hour), tz)
-            records += _one_hour(table, model, rng, start, callers, scale * shape[hour])
+            records += _one_hour(table, model, rng, start, callers, scale * shape[hour], walker)
     return records
 
 
 def _one_hour(table: RoutingTable, model: Model, rng: random.Random, start: datetime, callers: list[str],
-              share: float) -> list[CallRecord]:
-    calls = []   # (offset, dialed, caller, route)
+              share: float, walker: Replayer | None) -> list[CallRecord]:
+    calls = []   # (offset, dialed, caller, route, ivr path)
     for dialed, volume in model.volumes.items():
         rate = volume * share / 3600.0
         t = rng.expovariate(rate) if rate > 0 else 3600.0
         while t < 3600.0:
-            caller = rng.choice(callers)
-            calls.append((t, dialed, caller, decide(table, dialed, caller, start + timedelta(seconds=t))))
+            caller, at = rng.choice(callers), start + timedelta(seconds=t)
+            route, path = decide(table, dialed, caller, at), None
+            choices = MENU_CHOICES.get(route.menu or "") if walker is not None else None
+            if choices:
+                path = rng.choices([p for p, _ in choices], [w for _, w in choices])[0]
+                route, _gone = walker.after_path(route, path, at)
+            calls.append((t, dialed, caller, route, path))
             t += rng.expovariate(rate)
     calls.sort(key=lambda c: c[0])
     queued = [i for i, c in enumerate(calls) if c[3].action is Action.QUEUE and c[3].target in table.queues]
@@ -90,11 +110,12 @@ def _one_hour(table: RoutingTable, model: Model, rng: random.Random, start: date
     fates = simulate(_staffing(table, model, [calls[i][3].target for i in queued]), arrivals)
     fate_of = {i: (fate, talk) for i, fate, talk in zip(queued, fates, talks)}
     out = []
-    for n, (offset, dialed, caller, route) in enumerate(calls):
+    for n, (offset, dialed, caller, route, path) in enumerate(calls):
         at = start + timedelta(seconds=offset)
         base = dict(uniqueid=f"synth-{start:%Y%m%d%H}-{n:05d}", dialed=dialed, line=route.line, caller=caller,
                     arrived_at=at, category=route.category.value, rule_id=route.rule_id,
                     action=route.action.value, target=route.target, tags=route.tags, language="zh",
+                    ivr_path=tuple(path.split(">")) if path else (),
                     table_version=table.version, revision=1)
         found = fate_of.get(n)
         if found is None:     # a callback request or an announcement: no queue
