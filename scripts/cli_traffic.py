@@ -21,7 +21,7 @@ EXAMPLES_REPLAY = ("\b\nExamples:\n  hotline traffic replay --from 2026-11-01 --
                    "  hotline traffic replay --table new.yaml --menus new-ivr.yaml --html /tmp/replay.html")
 EXAMPLES_FORECAST = ("\b\nExamples:\n  hotline traffic forecast\n"
                      "  hotline traffic forecast --from 2026-11-01 --to 2026-11-30 --target 80/15 --html /tmp/f.html\n"
-                     "  hotline traffic forecast --roster conf/roster.csv --json -")
+                     "  hotline traffic forecast --roster conf/roster.example.csv --json -")
 EXAMPLES_SYNTH = ("\b\nExamples:\n  hotline traffic synthesize --days 7\n"
                   "  hotline traffic synthesize --days 7 --start 2026-11-23 --seed 7 --db-url sqlite:////tmp/try.db")
 

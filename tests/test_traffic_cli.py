@@ -70,6 +70,10 @@ def test_forecast_with_a_roster_csv_and_yaml(db):
     r = run(db, "forecast", "--roster", str(roster), "--lang", "en")
     assert r.exit_code == 0, r.output
     assert "Rostered service level" in r.output and "Simulated abandonment" in r.output
+    shipped = run(db, "forecast", "--roster", str(CONF / "roster.example.csv"), "--json", "-")
+    assert shipped.exit_code == 0, shipped.output
+    cells = json.loads(shipped.output)["cells"]
+    assert any(c["rostered"] == 26 and c["queue"] == "general-12345" for c in cells)
     bad = path / "roster.yaml"
     bad.write_text("- {queue: general-12345, weekday: '*', hour: 9, agents: 5}\n"
                    "- {queue: nowhere, weekday: 1, hour: 9, agents: 5}\n"
