@@ -1,8 +1,10 @@
 """`make bench` / `python -m benchmarks`: every benchmark in turn, each with its own baseline."""
-from benchmarks import agi_load, routing_bench
+from benchmarks import agi_load, routing_bench, traffic_bench
 
 if __name__ == "__main__":
     print("== routing: decision and load+validate ==")
     routing_bench.main()
     print("\n== FastAGI engine vs bare panoramisk app ==")
     agi_load.main()
+    print("\n== traffic replay: 1 M recorded calls vs a bare loop over them ==")
+    traffic_bench.main()

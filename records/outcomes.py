@@ -61,6 +61,8 @@ class _Queued:
     abandoned: bool = False
     hanging_up: bool = False                 # the caller's HangupRequest seen: an Abandon now is the caller's
     abandon_at: datetime | None = None       # a QueueCallerAbandon not yet known as abandon or overflow
+    connected_at: datetime | None = None     # AgentConnect: the talk starts
+    talk: float | None = None                # AgentComplete's TalkTime, when it comes before the Hangup
     seen: datetime = field(default=None)     # type: ignore[assignment]
     legs: list[dict[str, Any]] = field(default_factory=list)   # queues left so far (records.figures.leg)
     answered_at: datetime | None = None
@@ -160,7 +162,14 @@ class QueueOutcomeTracker:
         call.answered_at = call.answered_at or at
         call.leg_answered, call.leg_answered_at = True, at
         call.left_after = None
+        call.connected_at = at
         call.seen = at
+
+    def _on_AgentComplete(self, uniqueid: str, ev: Mapping[str, str], at: datetime) -> None:
+        call = self._calls.get(uniqueid)
+        if call is not None and call.answered_by is not None:
+            call.talk = _seconds(ev.get("TalkTime"))
+            call.seen = at
 
     def _on_QueueCallerAbandon(self, uniqueid: str, ev: Mapping[str, str], at: datetime) -> None:
         call = self._calls.get(uniqueid)
@@ -234,11 +243,17 @@ class QueueOutcomeTracker:
         result = _leg_result(call, final=ended is not None)
         left = call.leg_answered_at if result == ANSWERED else ended
         current = call.leg(left, this_queue if result else None, result)
+        # Talk time for the forecast's handle time: Asterisk's own count, else connect to hang-up (an
+        # AgentComplete deferred past the caller's Hangup, or one we missed).
+        talk = call.talk if call.talk is not None else (
+            max(0.0, (ended - call.connected_at).total_seconds())
+            if call.connected_at is not None and ended is not None else None)
         return CallRecord(uniqueid=call.uniqueid, dialed=call.dialed, line=call.line, caller=call.caller,
                           arrived_at=call.joined_at, action="queue", target=call.queue,
                           wait_seconds=max(0.0, call.wait) if call.wait is not None else None,
                           answered_by=call.answered_by, outcome=outcome,
                           hangup_cause=cause, ended_at=ended, revision=1,
+                          talk_seconds=talk if call.answered_by is not None else None,
                           queue_legs=call.legs_with(current), answered_at=call.answered_at)
 
     def _evict(self, at: datetime) -> None:

@@ -50,6 +50,7 @@ def call_row(rec: CallRecord, key: bytes) -> Row:
         "revision": rec.revision,
         "queue_legs": [dict(leg) for leg in rec.queue_legs] or None,
         "answered_at": _iso(rec.answered_at),
+        "talk_seconds": rec.talk_seconds,
     }
 
 

@@ -70,6 +70,8 @@ calls = Table(
     # answered | abandoned | overflowed), and when an agent answered. Filled from AMI (records.outcomes).
     Column("queue_legs", JSON, nullable=True),
     Column("answered_at", UtcDateTime, nullable=True),
+    # 0007: seconds an agent talked (AgentComplete's TalkTime, else AgentConnect to Hangup): the handle time
+    Column("talk_seconds", Float, nullable=True),
     Index(None, "caller_hash", "arrived_at"),
     Index(None, "line", "arrived_at"),
     Index(None, "arrived_at"),

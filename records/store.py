@@ -12,7 +12,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from records.schema import SPOOLED_TABLES, calls
 
 # Facts known once the call is over; a later revision of the same call fills or replaces them.
-OUTCOME_FIELDS = ("ended_at", "wait_seconds", "answered_by", "outcome", "hangup_cause", "queue_legs", "answered_at")
+OUTCOME_FIELDS = ("ended_at", "wait_seconds", "answered_by", "outcome", "hangup_cause", "queue_legs", "answered_at",
+                  "talk_seconds")
 # Facts from the routing decision: the first record that has them wins.
 ROUTING_FIELDS = ("caller_masked", "caller_hash", "ivr_path", "category", "rule_id", "action", "target", "tags",
                   "language", "table_version")

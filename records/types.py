@@ -90,6 +90,7 @@ class CallRecord:
     revision: int = 0
     queue_legs: tuple[Mapping[str, Any], ...] = ()   # records.figures.leg(): the queues joined, in order
     answered_at: datetime | None = None
+    talk_seconds: float | None = None    # an agent's talk time (answered calls), for the traffic forecast
 
     def __post_init__(self) -> None:
         if not self.uniqueid:

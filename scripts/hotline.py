@@ -28,6 +28,7 @@ SUBCOMMANDS: dict[str, str] = {
     "agents": "scripts.cli_agents:agents",
     "switch": "scripts.cli_switches:switch",
     "doctor": "scripts.cli_doctor:doctor",
+    "traffic": "scripts.cli_traffic:traffic",
 }
 
 

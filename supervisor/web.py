@@ -37,6 +37,7 @@ from supervisor.actions import ACTIONS
 from supervisor.auth import LoginThrottle, User, authenticate
 from supervisor.hub import SupervisorHub
 from supervisor.sessions import Session, SessionStore
+from supervisor.web_forecast import forecast_routes
 from supervisor.web_switches import switch_routes
 
 log = structlog.get_logger(__name__)
@@ -363,6 +364,7 @@ def create_app(hub: SupervisorHub, users: Mapping[str, User], *, secure_cookie: 
     routes[-1:-1] = switch_routes(hub, current_user, csrf_ok, session_csrf, read_form)   # override switches
     routes[-1:-1] = web_agents.routes(hub, current_user=current_user, read_form=read_form,    # agents' login
                                       csrf_ok=lambda r, f: csrf_ok(r, f, session_csrf(r)))
+    routes[-1:-1] = forecast_routes(current)   # /forecast, /api/forecast (issue 13): admins and supervisors
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
     app.state.sessions, app.state.throttle = sessions, throttle
     return app

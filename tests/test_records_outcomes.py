@@ -208,3 +208,21 @@ def test_channels_that_never_queue_are_forgotten():
     assert len(tracker._channels) == 50
     tracker.feed({"Event": "Newchannel", "Uniqueid": "much-later"}, BASE + timedelta(hours=1, minutes=1))
     assert set(tracker._channels) == {"later", "much-later"}
+
+
+def test_talk_time_from_the_real_agentcomplete():
+    """The transcript's agent talks ~6 s and Asterisk's AgentComplete says TalkTime: 7; a queue-redirect call
+    nobody answered has no talk time (issue 13: the forecast's handle time)."""
+    (answered,) = replay("ami-queue-answered.txt", QueueOutcomeTracker())
+    assert answered.talk_seconds == 7.0
+    (redirected,) = replay("ami-queue-redirect.txt", QueueOutcomeTracker())
+    assert redirected.talk_seconds is None
+
+
+def test_talk_time_without_agentcomplete_is_connect_to_hangup():
+    tracker = QueueOutcomeTracker()
+    feed = _feeder(tracker, "u-talk")
+    feed("QueueCallerJoin", 0, Queue="general-12345", Exten="12345", CallerIDNum="13800000000")
+    feed("AgentConnect", 4, Interface="PJSIP/agent1", HoldTime="4")
+    (record,) = feed("Hangup", 130, Cause="16", **{"Cause-txt": "Normal Clearing"})
+    assert record.talk_seconds == 126.0 and record.wait_seconds == 4.0

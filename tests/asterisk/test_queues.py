@@ -145,11 +145,16 @@ async def test_leave_empty_is_an_overflow_not_an_abandon(rig):
             assert minors["overflowed"] == 1
             assert (general["answered"], general["abandoned"]) == (1, 0)
             assert not any(e.get("Event") == "VarSet" for e in hv.events)     # its read class: no dialplan
+            await asyncio.sleep(3)                    # they talk: the forecast's handle time (issue 13)
             await hang_up(ami, tag)
             await hv.until(lambda: hv.records)
             assert hv.records[0].outcome.value == "answered"
+            assert hv.records[0].talk_seconds >= 2
             rows = await wait_rows(rig, tag)          # `hotline serve`'s own AMI link wrote the same outcome
             assert rows[0][0] == "answered" and rows[0][3] == "Local/ag11@test-agent/n", rows
+            with sqlite3.connect(rig.engine.db_url.removeprefix("sqlite:///")) as db:
+                (talk,), = db.execute("select talk_seconds from calls where uniqueid = ?", (tag,)).fetchall()
+            assert talk >= 2
         finally:
             await ami.action("QueueRemove", Queue="general-12345", Interface="Local/ag11@test-agent/n")
 
