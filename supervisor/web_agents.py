@@ -25,6 +25,7 @@ from routing.loader import TableError, load_table
 from routing.model import RoutingTable
 from scripts.settings import CONF_DIR
 from supervisor import i18n
+from supervisor.names import localised
 from supervisor.auth import User
 from supervisor.hub import SupervisorHub
 
@@ -65,12 +66,13 @@ def _lang(request: Request) -> str:
                           request.query_params.get("lang") or request.cookies.get(LANG_COOKIE))
 
 
-def agents_view(hub: SupervisorHub, table: RoutingTable | None, roster: Roster | None, user: User) -> dict:
+def agents_view(hub: SupervisorHub, table: RoutingTable | None, roster: Roster | None, user: User,
+                lang: str = i18n.DEFAULT_LANGUAGE) -> dict:
     """Every agent with its queues (names from the table) and, per server, which of them it is logged in to."""
     servers = sorted(hub.state.servers)
     agents = []
     for agent in roster.agents if roster else ():
-        queues = [{"id": q, "name": table.queues[q].name if table and q in table.queues else q,
+        queues = [{"id": q, "name": localised(table.queues[q].name, lang) if table and q in table.queues else q,
                    "penalty": roster.member_penalty(agent, q)} for q, _ in agent.queues]
         logged = {s: [q for q, _ in agent.queues if _member(hub, s, q, agent) is not None] for s in servers}
         agents.append({"number": agent.number, "name": agent.name, "interface": agent.interface,
@@ -120,7 +122,8 @@ async def perform(hub: SupervisorHub, source: RosterSource, user: User, kind: st
             done.append(fields["Queue"])
         except Exception as exc:        # the AMI error (e.g. "Unable to add interface to queue"): shown as is
             failed.append((fields["Queue"], str(exc)[:120]))
-    names = lambda ids: "、".join(table.queues[q].name if table and q in table.queues else q for q in ids)  # noqa: E731
+    names = lambda ids: "、".join(localised(table.queues[q].name, lang) if table and q in table.queues else q  # noqa: E731
+                                 for q in ids)
     if failed:
         queue, reason = failed[0]
         message = i18n.text("agents.failed", lang, agent=name, queue=names([queue]), reason=reason)
@@ -153,7 +156,7 @@ def routes(hub: SupervisorHub, *, current_user: Callable[[Request], User | None]
             return JSONResponse({"error": "login required"}, status_code=401)
         lang = _lang(request)
         table, roster, problem = source.get()
-        body = agents_view(hub, table, roster, user)
+        body = agents_view(hub, table, roster, user, lang)
         body.update(lang=lang, problem=problem,
                     texts={k: v for k, v in i18n.messages_for(lang).items() if k.startswith("agents.")})
         return JSONResponse(body)

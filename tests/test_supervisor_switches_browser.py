@@ -26,8 +26,11 @@ async def _login(context, base: str, user: str):
 
 
 async def _in(page, lang: str) -> None:
-    """The page in `lang` (the page's language is html lang; the switches' texts follow it)."""
-    await page.evaluate(f"document.documentElement.lang = '{lang}'; window.hotlineSwitches.refresh()")
+    """The page in `lang`, chosen as a user does: the header's language button (the whole page follows)."""
+    if await page.evaluate("document.documentElement.lang") != lang:
+        await page.click(f'form.lang button[value="{lang}"]')
+        await page.wait_for_function(f"document.documentElement.lang === '{lang}'")
+    await page.locator("#banner-switches").wait_for(state="attached")
 
 
 async def test_admin_switches_typhoon_on_and_everyone_sees_the_banner(tmp_path, monkeypatch):
@@ -71,6 +74,7 @@ async def test_admin_switches_typhoon_on_and_everyone_sees_the_banner(tmp_path, 
                 await supervisor.screenshot(path="/tmp/switches-supervisor-zh.png")
 
                 await _in(admin, "zh")
+                await admin.locator("#banners details.switch-panel").evaluate("d => d.open = true")
                 row = admin.locator('form.switch-row[data-switch="typhoon"]')
                 await row.locator("input[name=why]").fill("台风过境")
                 await row.locator("button[type=submit]").click()
