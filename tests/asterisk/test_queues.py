@@ -22,6 +22,9 @@ from tests.asterisk.harness import place_call
 
 MINORS_OVERFLOW = 4          # s: minors-protection's overflow after_seconds in this rig's table
 ENGINE_QUEUE_WAIT = 25       # s: bound for a call to reach its queue (engine prompts, DTMF menus)
+# minors-protection keeps extended hours (08:00-22:00 on working days): every call is placed at a working-day
+# 10:00 (the rig's engine honours HOTLINE_AT), never at the wall clock's hour
+WORKDAY_10H = "2026-11-26T10:00:00+08:00"
 
 
 def short_minors_overflow(text: str) -> str:
@@ -126,7 +129,7 @@ async def test_leave_empty_is_an_overflow_not_an_abandon(rig):
     async with rig.ami() as ami, HotlineView(rig.pbx.ami_port) as hv:
         await member(ami, "general-12345", "Local/ag11@test-agent/n", "ag11")
         try:
-            tag = await place_call(ami, "12349", caller="13800001349")
+            tag = await place_call(ami, "12349", caller="13800001349", variables={"HOTLINE_AT": WORKDAY_10H})
             await ami.wait("QueueCallerAbandon", Queue="minors-protection", Uniqueid=re.escape(tag),
                            timeout=ENGINE_QUEUE_WAIT)
             await ami.wait("AgentConnect", Queue="general-12345", Uniqueid=re.escape(tag), timeout=10)
@@ -164,7 +167,7 @@ async def test_caller_hanging_up_while_a_member_rings_is_an_abandon(rig):
     async with rig.ami() as ami, HotlineView(rig.pbx.ami_port) as hv:
         await member(ami, "general-12345", "Local/rr12@test-ringer/n", "rr12")
         try:
-            tag = await place_call(ami, "12345", caller="13800002345", dtmf="1")
+            tag = await place_call(ami, "12345", caller="13800002345", dtmf="1", variables={"HOTLINE_AT": WORKDAY_10H})
             await ami.wait("AgentCalled", Queue="general-12345", Uniqueid=re.escape(tag), timeout=ENGINE_QUEUE_WAIT)
             await hv.until(lambda: any(e.get("Event") == "AgentCalled" for e in hv.events))
             (rr12,) = [m for m in hv.queue("general-12345")["members"] if m["interface"] == "Local/rr12@test-ringer/n"]
@@ -217,7 +220,7 @@ async def test_queue_timeout_is_an_overflow_then_an_abandon_in_the_next_queue(ri
     async with rig.ami() as ami, HotlineView(rig.pbx.ami_port) as hv:
         await member(ami, "minors-protection", "Local/rr13@test-ringer/n", "rr13")
         try:
-            tag = await place_call(ami, "12349", caller="13800003349")
+            tag = await place_call(ami, "12349", caller="13800003349", variables={"HOTLINE_AT": WORKDAY_10H})
             join = await ami.wait("QueueCallerJoin", Queue="minors-protection", Uniqueid=re.escape(tag),
                                   timeout=ENGINE_QUEUE_WAIT)
             abandon = await ami.wait("QueueCallerAbandon", Queue="minors-protection", Uniqueid=re.escape(tag),
