@@ -2,9 +2,10 @@
 validating both YAML files again (pydantic, the cross-checks) in every process, one per call.
 
 Safety, in this order:
-- **Keyed by content.** The key hashes the two files' paths and exact text, this format's number and the field
-  names of every value class. An edited file, a moved file or code whose values changed shape gives another
-  key, and a snapshot under any other key is not used: the caller validates the files as before.
+- **Keyed by content.** The key hashes the two files' paths and exact text, this format's number, the field
+  names of every value class and the source of the modules that build the values. An edited or moved file, or
+  upgraded loaders, give another key, and a snapshot under any other key is not used: the caller validates
+  the files as before.
 - **Data, never code.** The file is JSON (the stdlib's parser: it builds strings, numbers, lists and dicts, and
   runs nothing). Objects are rebuilt only through the constructors of the value classes listed in `_CLASSES`
   (frozen dataclasses, no __post_init__) and the enums in `_ENUMS`; a tag naming anything else makes the file
@@ -22,7 +23,6 @@ import enum
 import hashlib
 import json
 import os
-import tempfile
 from datetime import date, datetime, time
 from pathlib import Path
 from types import MappingProxyType
@@ -53,12 +53,29 @@ _SHAPE = ";".join(f"{name}:{','.join(f.name for f in dataclasses.fields(cls))}"
     f"{name}:{','.join(m.value for m in cls)}" for name, cls in sorted(_ENUMS.items()))
 
 
+# The code that turns the files into values: after an upgrade that changed any of it, the old snapshot is stale
+# even for the same files (a loader fix may build other values from the same text).
+_BUILDERS = ("routing/loader.py", "routing/checks.py", "routing/schema.py", "routing/model.py", "routing/hours.py",
+             "routing/yamlsource.py", "ivr/menus.py", "ivr/menu_values.py", "routing/config_snapshot.py")
+
+
+def _builders_digest() -> bytes:
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for name in _BUILDERS:
+        try:
+            digest.update(name.encode() + b"\0" + (root / name).read_bytes() + b"\0")
+        except OSError:
+            digest.update(name.encode() + b"\0missing\0")
+    return digest.digest()
+
+
 class SnapshotUnusable(Exception):
     """Why a snapshot file was not used (the caller validates the files instead)."""
 
 
 def source_key(table_path: str | Path, table_text: str, menus_path: str | Path, menus_text: str) -> str:
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(_builders_digest())
     for part in (f"format {FORMAT}", _SHAPE, str(table_path), table_text, str(menus_path), menus_text):
         data = part.encode("utf-8", "surrogatepass")
         digest.update(len(data).to_bytes(8, "big") + data)
@@ -160,6 +177,8 @@ def write(path: str | Path, key: str, table: model.RoutingTable, menus: menu_val
     if (table_back != table or menus_back != menus or _encode(table_back) != data["table"]
             or _encode(menus_back) != data["menus"]):
         raise ValueError("the snapshot does not decode back to the validated values")
+    import tempfile                                       # here: a call that reads a snapshot never needs it
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".snapshot-", dir=path.parent)
