@@ -1,5 +1,5 @@
 """`make bench` / `python -m benchmarks`: every benchmark in turn, each with its own baseline."""
-from benchmarks import agi_load, routing_bench, traffic_bench
+from benchmarks import agi_load, classic_bench, routing_bench, traffic_bench
 
 if __name__ == "__main__":
     print("== routing: decision and load+validate ==")
@@ -8,3 +8,5 @@ if __name__ == "__main__":
     agi_load.main()
     print("\n== traffic replay: 1 M recorded calls vs a bare loop over them ==")
     traffic_bench.main()
+    print("\n== classic AGI: a process per call vs a bare pyst2 script ==")
+    classic_bench.main()

@@ -17,7 +17,8 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import Any, BinaryIO
+from pathlib import Path
+from typing import Any, BinaryIO, NamedTuple
 
 import structlog
 from asterisk.agi import AGI, AGIAppError, AGIHangup, AGIInvalidCommand, AGIUsageError
@@ -26,6 +27,7 @@ from ivr.agi.codec import ProtocolError, ResponseParser, command_line, parse_env
 from ivr.agi.commands import HANGUP_NOTICE, Command, Response
 
 log = structlog.get_logger()
+FAST_READ_LIMIT = 2 * 1024 * 1024            # under routing.yamlsource.MAX_FILE_BYTES: bigger files take the loaders' path
 
 
 class ClassicClosed(ConnectionError):
@@ -129,20 +131,27 @@ def main(argv: list[str] | None = None, stdin: BinaryIO | None = None, stdout: B
         return _run(channel)
 
 
+class _Fixed:
+    """The one (table, menus) of this process: what Engine reads of a ConfigHolder (a process per call never
+    reloads, and ConfigHolder's reload machinery would cost imports)."""
+
+    def __init__(self, config: Any) -> None:
+        self.current = config
+
+
 def _run(channel: ClassicChannel) -> int:
-    from ivr.engine import ConfigHolder, Engine, fail_open_commands
-    from scripts.settings import load_settings
+    from ivr.engine import Engine, fail_open_commands
 
     try:
-        settings = load_settings()
-        holder = ConfigHolder.from_files(settings.routing_table, settings.ivr_menus)
+        paths = classic_paths()
+        config = load_validated(paths)
     except Exception as exc:
         log.error("classic.config_unusable", error=f"{type(exc).__name__}: {str(exc)[:500]}")
         for cmd in fail_open_commands(channel.env):
             channel.send(cmd)
         return 0
-    engine = Engine(holder, allow_test_clock=os.environ.get("HOTLINE_ALLOW_TEST_CLOCK") == "1",
-                    switchboard=_switches(settings, channel.env))
+    engine = Engine(_Fixed(config), allow_test_clock=os.environ.get("HOTLINE_ALLOW_TEST_CLOCK") == "1",
+                    switchboard=_switches(paths, channel.env))
     try:
         engine.handle_sync(channel.env, channel.send)
     except ClassicClosed as exc:
@@ -150,7 +159,66 @@ def _run(channel: ClassicChannel) -> int:
     return 0
 
 
-def _switches(settings, env) -> object | None:
+class ClassicPaths(NamedTuple):
+    routing_table: Path
+    ivr_menus: Path
+    db_url: str
+    config_snapshot: Path
+
+
+def classic_paths() -> ClassicPaths:
+    """The four settings classic AGI needs, as scripts.settings reads them (HOTLINE_* in the environment, then the
+    defaults), without importing pydantic-settings, which alone costs more than this whole call should. With a
+    secrets file (HOTLINE_SECRETS_FILE, which may set anything) the real Settings are read."""
+    env = {k.lower(): v for k, v in os.environ.items() if k[:8].lower() == "hotline_"}
+    if env.get("hotline_secrets_file"):
+        from scripts.settings import load_settings
+        s = load_settings()
+        return ClassicPaths(s.routing_table, s.ivr_menus, s.db_url, s.config_snapshot)
+    root = Path(__file__).resolve().parents[1]
+    var = root / "var"
+    return ClassicPaths(Path(env.get("hotline_routing_table", root / "conf" / "routing.yaml")),
+                        Path(env.get("hotline_ivr_menus", root / "conf" / "ivr.yaml")),
+                        env.get("hotline_db_url", f"sqlite:///{var / 'hotline.sqlite3'}"),
+                        Path(env.get("hotline_config_snapshot", var / "cache" / "config-snapshot.json")))
+
+
+def load_validated(paths: ClassicPaths) -> Any:
+    """The validated (table, menus): from the snapshot made from these exact files, else validated here (the
+    loaders, every check, as before) and the snapshot written for the next calls. Any problem with the
+    snapshot costs only speed; a problem with the files raises (the caller fails open)."""
+    from ivr.engine import Config, load_config
+    from routing import config_snapshot
+
+    try:
+        table_text, menus_text = _read_text(paths.routing_table), _read_text(paths.ivr_menus)
+    except (OSError, ValueError):            # the loaders say what is wrong, with file:line
+        return load_config(paths.routing_table, paths.ivr_menus)
+    key = config_snapshot.source_key(paths.routing_table, table_text, paths.ivr_menus, menus_text)
+    try:
+        return Config(*config_snapshot.read(paths.config_snapshot, key))
+    except config_snapshot.SnapshotUnusable as exc:
+        reason = str(exc)
+
+    config = load_config(paths.routing_table, paths.ivr_menus, table_text=table_text, menus_text=menus_text)
+    try:
+        config_snapshot.write(paths.config_snapshot, key, config.table, config.menus)
+        log.info("classic.snapshot_written", why=reason, table=config.table.version)
+    except Exception as exc:                 # e.g. var/cache not writable by Asterisk's user: only slower
+        log.warning("classic.snapshot_not_written", why=reason, error=f"{type(exc).__name__}: {exc}")
+    return config
+
+
+def _read_text(path: Path) -> str:
+    """The file's text as the loaders would read it; ValueError when only the loaders can say what is wrong."""
+    with path.open("rb") as handle:
+        raw = handle.read(FAST_READ_LIMIT + 1)
+    if len(raw) > FAST_READ_LIMIT:
+        raise ValueError("big file: the loader's own limit decides")
+    return raw.decode("utf-8")               # UnicodeDecodeError is a ValueError
+
+
+def _switches(paths: ClassicPaths, env) -> object | None:
     """The override switches for this one call (a process per call: one bounded read of the records); none for
     an emergency number (never affected) or when the records cannot be read (then the call goes as the table says).
     Plain DB-API (no SQLAlchemy import): a SQLite file that does not exist is not created."""
@@ -164,7 +232,7 @@ def _switches(settings, env) -> object | None:
         from records.switch_state import read_snapshot_light
 
         board = SwitchBoard(None)
-        board.current = read_snapshot_light(settings.db_url, timeout=1.0)   # read-only: creates no file
+        board.current = read_snapshot_light(paths.db_url, timeout=1.0)   # read-only: creates no file
         return board
     except Exception as exc:
         log.warning("classic.switches_unavailable", error=f"{type(exc).__name__}: {exc}")

@@ -31,7 +31,7 @@ import structlog
 
 from ivr.agi.commands import (Answer, ChannelStatus, Command, GetData, GetOption, Response, SayDigits, SetVariable,
                               StreamFile)
-from ivr.menus import DTMF_KEYS, SILENCE, Destination, Kind, Menu, Menus
+from ivr.menu_values import DTMF_KEYS, SILENCE, Destination, Kind, Menu, Menus
 from routing.decide import overflow_chain, to_queue
 from routing.model import Action, Category, Route, RoutingTable
 from routing.privacy import mask_number

@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     db_url: str = f"sqlite:///{VAR_DIR / 'hotline.sqlite3'}"
     spool_dir: Path = VAR_DIR / "spool"
     pid_file: Path = VAR_DIR / "hotline.pid"
+    # The validated table+menus compiled for classic AGI (routing.config_snapshot); written on first use.
+    config_snapshot: Path = VAR_DIR / "cache" / "config-snapshot.json"
     # A dry-run engine (`hotline serve --dry-run`) keeps all its state here and listens on its own port, so
     # testing beside production never touches production's pid file, records or web port.
     dry_run_dir: Path = VAR_DIR / "dry-run"

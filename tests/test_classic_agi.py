@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -98,9 +99,43 @@ def _answer(proc_in, proc_out, channel: AsteriskChannel, on_hangup=None) -> None
                 on_hangup()
 
 
+SNAPSHOT_DIR = tempfile.mkdtemp(prefix="classic-snapshot-")    # never the project's var/cache
+
+
 def _subprocess_env(**extra):
+    extra.setdefault("HOTLINE_CONFIG_SNAPSHOT", os.path.join(SNAPSHOT_DIR, "snapshot.json"))
     env = dict(os.environ, PYTHONPATH=str(ROOT), HOTLINE_ALLOW_TEST_CLOCK="1", **extra)
     return env
+
+
+def _classic_call(env: dict, channel: AsteriskChannel) -> str:
+    proc = subprocess.Popen([sys.executable, "-m", "ivr.classic"], cwd=ROOT, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        _answer(proc.stdin, proc.stdout, channel)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        proc.kill()
+        err = proc.stderr.read().decode()
+    return err
+
+
+def test_classic_subprocess_writes_the_snapshot_once_then_routes_from_it(tmp_path):
+    env = _subprocess_env(HOTLINE_CONFIG_SNAPSHOT=str(tmp_path / "cache" / "snapshot.json"))
+    for n in range(2):
+        channel = AsteriskChannel(asterisk_env(dialed="12320"), ["1"], variables={"HOTLINE_AT": WORKDAY_10H})
+        err = _classic_call(env, channel)
+        assert ("classic.snapshot_written" in err) == (n == 0)
+        assert channel.t.variables["HOTLINE_TARGET"] == "expert-12320"
+
+
+@pytest.mark.parametrize("junk", [b"\x80\x04not a snapshot", b'{"format": 1, "key": "x"}'])
+def test_classic_subprocess_sends_an_emergency_call_on_with_a_junk_snapshot(tmp_path, junk):
+    snapshot = tmp_path / "snapshot.json"
+    snapshot.write_bytes(junk)
+    channel = AsteriskChannel(asterisk_env(dialed="110"))
+    _classic_call(_subprocess_env(HOTLINE_CONFIG_SNAPSHOT=str(snapshot)), channel)
+    assert (channel.t.variables["HOTLINE_ACTION"], channel.t.variables["HOTLINE_TARGET"]) == ("dial", "emergency-110")
 
 
 def test_classic_subprocess_routes_a_call():
@@ -161,8 +196,9 @@ def keep_structlog():
     structlog.configure(**old)
 
 
-def test_classic_in_process_with_pipes(keep_sighup, keep_structlog, monkeypatch):
+def test_classic_in_process_with_pipes(keep_sighup, keep_structlog, monkeypatch, tmp_path):
     monkeypatch.setenv("HOTLINE_ALLOW_TEST_CLOCK", "1")
+    monkeypatch.setenv("HOTLINE_CONFIG_SNAPSHOT", str(tmp_path / "snapshot.json"))
     to_agi_r, to_agi_w = os.pipe()
     from_agi_r, from_agi_w = os.pipe()
     agi_in, agi_out = os.fdopen(to_agi_r, "rb"), os.fdopen(from_agi_w, "wb")
