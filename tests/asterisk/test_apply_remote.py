@@ -171,11 +171,14 @@ def test_second_remote_apply_writes_and_reloads_nothing(site):
 
 
 def test_a_failing_check_rolls_back_over_ami(site):
-    before = (site.remote.confdir / "manager_hotline.conf").read_text()
+    path = site.remote.confdir / "manager_hotline.conf"
+    path.chmod(0o600)   # README: the admin may tighten the mode once; writes over AMI keep it
+    before = path.read_text()
     res = site.hotline("apply", "--ami-permit", "10.9.9.9")   # the engine's user may then not log in from here
     assert res.returncode == 4, res.stdout + res.stderr
     assert "AMI user hotline cannot log in" in res.stderr and "rolled back over AMI" in res.stderr
-    after = (site.remote.confdir / "manager_hotline.conf").read_text()
+    after = path.read_text()
+    assert path.stat().st_mode & 0o777 == 0o600
     assert "permit = 127.0.0.1/255.255.255.255" in after and "10.9.9.9" not in after
     assert [l for l in after.splitlines() if not l.startswith(";")] == \
         [l for l in before.splitlines() if not l.startswith(";")]
