@@ -171,3 +171,9 @@ def test_getconfig_answer_reads_back_to_the_same_canonical_text():
     assert rm.canonical(rm.from_getconfig(reply)) == "[ctx]\nexten=1,1,NoOp(a=b)\nsame=n,Hangup()\n[empty]\n"
     assert rm.canonical(rm.parse("[ctx]\nexten => 1,1,NoOp(a=b)\nsame => n,Hangup()\n[empty]\n")) == \
         rm.canonical(rm.from_getconfig(reply))
+
+
+def test_the_engines_generated_ami_user_never_gets_the_config_class():
+    """apply --remote needs write=config; only the admin's own AMI user may have it."""
+    from dialplan.manager import WRITE
+    assert "config" not in WRITE and "system" not in WRITE and "command" not in WRITE

@@ -171,10 +171,22 @@ def test_second_remote_apply_writes_and_reloads_nothing(site):
 
 
 def test_a_failing_check_rolls_back_over_ami(site):
+    """A table change (queues and the dialplan) with an AMI permit that locks the engine's user out: the login
+    check fails, the files read over AMI before (GetConfig writes `exten=` for `exten =>`) go back, and Asterisk
+    runs exactly the dialplan and queues it ran before."""
     path = site.remote.confdir / "manager_hotline.conf"
     path.chmod(0o600)   # README: the admin may tighten the mode once; writes over AMI keep it
     before = path.read_text()
-    res = site.hotline("apply", "--ami-permit", "10.9.9.9")   # the engine's user may then not log in from here
+    contexts = ap.contexts((site.remote.confdir / "extensions_hotline.conf").read_text())
+    running = _running(site.remote, contexts)
+    text = site.table.read_text(encoding="utf-8")
+    site.table.write_text(text.replace("member_timeout: 15", "member_timeout: 12", 1), encoding="utf-8")
+    try:
+        res = site.hotline("apply", "--ami-permit", "10.9.9.9")   # the engine's user may then not log in from here
+    finally:
+        site.table.write_text(text, encoding="utf-8")
+    assert "extensions_hotline.conf" in res.stdout and "queues_hotline.conf" in res.stdout
+    assert _running(site.remote, contexts) == running
     assert res.returncode == 4, res.stdout + res.stderr
     assert "AMI user hotline cannot log in" in res.stderr and "rolled back over AMI" in res.stderr
     after = path.read_text()
