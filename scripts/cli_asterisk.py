@@ -335,15 +335,19 @@ async def _apply(version, rendered, todo: ap.Plan, confdir: Path, host, port, us
 @asterisk.command("check")
 @_render_options
 @_ami_options
+@click.option("--remote", is_flag=True, help="Compare our files and the admin's includes over AMI (GetConfig), not "
+                                             "in --confdir: the admin AMI user needs write=config.")
 def check_command(table_path, agi, agi_hosts, hagi, secrets_file, strict, no_dns, engine_timeout,
                   emergency_engine_timeout, transport, ami_permit, agents_path, confdir, ami_host, ami_port,
-                  ami_user, ami_secret_env, timeout) -> None:
+                  ami_user, ami_secret_env, timeout, remote) -> None:
     """Say what is wrong with the running Asterisk's hotline config. Exit 0: nothing, 1: problems, 5: no AMI."""
     table, options, rendered, _missing = _rendered(table_path, agi, agi_hosts, hagi, secrets_file, strict,
                                                    engine_timeout, transport, ami_permit, no_dns,
                                                    emergency_engine_timeout, agents_path)
     problems: list[str] = []
-    if confdir.is_dir():
+    if remote:
+        pass   # our files and the includes are read over AMI below
+    elif confdir.is_dir():
         for ours, admin_name in ap.INCLUDED_FROM.items():
             text = _read(confdir / admin_name)
             if text is None or not ap.has_include(text, ours):
@@ -359,7 +363,7 @@ def check_command(table_path, agi, agi_hosts, hagi, secrets_file, strict, no_dns
     problems += _engine_unreachable(rendered[EXTENSIONS], timeout)
     secret = _admin_secret(ami_secret_env)
     result = asyncio.run(_check_running(rendered, ami_host, ami_port, ami_user, secret, timeout,
-                                        options.secrets.get(options.ami_secret_env)))
+                                        options.secrets.get(options.ami_secret_env), remote))
     if result is None:
         click.echo(f"error: cannot log in to AMI at {ami_host}:{ami_port} as {ami_user}", err=True)
         raise SystemExit(EXIT_AMI)
@@ -371,12 +375,19 @@ def check_command(table_path, agi, agi_hosts, hagi, secrets_file, strict, no_dns
     click.echo(f"ok: the running Asterisk has the hotline config of table {table.version}")
 
 
-async def _check_running(rendered, host, port, user, secret, timeout, hotline_secret) -> list[str] | None:
+async def _check_running(rendered, host, port, user, secret, timeout, hotline_secret,
+                         remote: bool = False) -> list[str] | None:
     client = await _login(host, port, user, secret, timeout)
     if client is None:
         return None
     try:
         problems = []
+        if remote:
+            from scripts.cli_asterisk_remote import NoConfigClass, file_problems
+            try:
+                problems += await file_problems(client, user, rendered)
+            except NoConfigClass as exc:
+                problems.append(str(exc))
         for module in ap.REQUIRED_MODULES:
             try:
                 await client.action({"Action": "ModuleCheck", "Module": module})

@@ -80,18 +80,35 @@ def reloads_for(changed: set[str]) -> list[str]:
 
 
 async def missing_includes(client: AmiClient, user: str, wanted: dict[str, rm.Sections]) -> list[str]:
-    """Admin files whose GetConfig (which follows #include) lacks the first section of ours."""
+    """Admin files whose GetConfig (which follows #include) lacks a section of ours with its first line (the
+    admin's own file may have a section of the same name: features.conf's [general])."""
     problems = []
     for ours, sections in wanted.items():
-        if not sections:
-            continue
         admin = ap.INCLUDED_FROM[ours]
-        have = await read_config(client, user, admin)
-        if have is None or sections[0][0] not in {cat for cat, _ in have}:
+        have = await read_config(client, user, admin) if sections else []
+        seen = [(cat, {(name, value) for name, value, _obj in items}) for cat, items in have or []]
+        if have is None or not all(any(cat == c and (not items or items[0][:2] in lines) for c, lines in seen)
+                                   for cat, items in sections):
             problems.append(f"{admin} on the Asterisk host does not #include {ours}: add the line "
                             f"`#tryinclude {ours}` to it by hand, once (AMI cannot write an #include; "
                             "#tryinclude, unlike #include, does not break the file while ours is missing)")
     return problems
+
+
+async def file_problems(client: AmiClient, user: str, rendered: dict[str, str]) -> list[str]:
+    """`check --remote`: our files as the remote Asterisk has them against a render, and the admin's includes."""
+    new = {name: rm.parse(text, name) for name, text in rm.remote_files(rendered).items()}
+    problems, installed = [], {}
+    for name, sections in new.items():
+        have = await read_config(client, user, name)
+        if have is None:
+            problems.append(f"{name} is missing on the Asterisk host: run `hotline asterisk apply --remote`")
+            continue
+        installed[name] = have   # whatever its content, the admin's file must include it
+        if rm.canonical(have) != rm.canonical(sections):
+            problems.append(f"{name} on the Asterisk host differs from a render of the table: "
+                            "`hotline asterisk apply --remote`")
+    return problems + await missing_includes(client, user, installed)
 
 
 async def remote_apply(client: AmiClient, user: str, rendered: dict[str, str], dry_run: bool,

@@ -170,6 +170,22 @@ def test_second_remote_apply_writes_and_reloads_nothing(site):
     assert "nothing written, nothing reloaded" in res.stdout and site.digest() == before
 
 
+def test_check_remote_on_a_good_instance_and_after_the_admin_dropped_an_include(site):
+    good = site.hotline("check", remote=True)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert good.stdout.startswith("ok:")
+    features = site.remote.confdir / "features.conf"
+    kept = features.read_text()
+    features.write_text("[general]\n")
+    try:
+        bad = site.hotline("check", remote=True)
+    finally:
+        features.write_text(kept)
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert "features.conf on the Asterisk host does not #include features_hotline.conf" in bad.stdout
+    assert "host differs" not in bad.stdout and "is missing on" not in bad.stdout and bad.stdout.count("problem:") == 1
+
+
 def test_a_failing_check_rolls_back_over_ami(site):
     """A table change (queues and the dialplan) with an AMI permit that locks the engine's user out: the login
     check fails, the files read over AMI before (GetConfig writes `exten=` for `exten =>`) go back, and Asterisk
