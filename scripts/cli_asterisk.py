@@ -61,8 +61,8 @@ def _ami_options(func):
                         help="Your admin AMI user, write=system,config,command (reload, dialplan show).")(func)
     func = click.option("--ami-port", type=int, default=5038, show_default=True)(func)
     func = click.option("--ami-host", default="127.0.0.1", show_default=True,
-                        help="Asterisk's AMI. Another host: `apply --remote` writes the files over AMI (or point --confdir "
-                             "at a mounted copy of its config dir).")(func)
+                        help="Asterisk's AMI. Another host: `apply --remote` writes the files over AMI "
+                             "(or point --confdir at a mounted copy of its config dir).")(func)
     func = click.option("--confdir", type=click.Path(file_okay=False, path_type=Path), default="/etc/asterisk",
                         show_default=True, help="Asterisk's config dir (astetcdir), holding extensions.conf etc.")(func)
     return func

@@ -132,7 +132,8 @@ from dialplan import remote as rm   # noqa: E402
 
 
 def test_remote_parse_keeps_order_duplicates_and_objects_and_drops_comments():
-    text = "; header\n[ctx]\nexten => 1,1,NoOp(a=b)\n same => n,Hangup() ; why\n\nexten => 1,3,NoOp()\n[q]\nk=v\nk = w\n"
+    text = ("; header\n[ctx]\nexten => 1,1,NoOp(a=b)\n same => n,Hangup() ; why\n\nexten => 1,3,NoOp()\n"
+            "[q]\nk=v\nk = w\n")
     assert rm.parse(text) == [("ctx", [("exten", "1,1,NoOp(a=b)", True), ("same", "n,Hangup() ; why", True),
                                        ("exten", "1,3,NoOp()", True)]),
                               ("q", [("k", "v", False), ("k", "w", False)])]
@@ -177,3 +178,17 @@ def test_the_engines_generated_ami_user_never_gets_the_config_class():
     """apply --remote needs write=config; only the admin's own AMI user may have it."""
     from dialplan.manager import WRITE
     assert "config" not in WRITE and "system" not in WRITE and "command" not in WRITE
+
+
+def test_a_non_local_ami_host_without_confdir_means_remote(tmp_path, monkeypatch):
+    """No --confdir and an AMI host elsewhere: the remote path (it asks for the admin secret and never looks for
+    /etc/asterisk); the same host with a --confdir: the local path (which checks that directory first)."""
+    from click.testing import CliRunner
+    from scripts.hotline import cli
+    monkeypatch.delenv("HOTLINE_AMI_ADMIN_SECRET", raising=False)
+    base = ["--log-level", "warning", "asterisk", "apply", "--table", "conf/routing.yaml", "--ami-host", "10.255.0.9"]
+    remote = CliRunner().invoke(cli, base)
+    assert remote.exit_code == 2 and "set HOTLINE_AMI_ADMIN_SECRET" in remote.output
+    assert "not a directory" not in remote.output
+    local = CliRunner().invoke(cli, [*base, "--confdir", str(tmp_path / "nowhere")])
+    assert local.exit_code == 2 and "is not a directory" in local.output
