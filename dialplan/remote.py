@@ -54,11 +54,14 @@ def remote_files(rendered: Mapping[str, str]) -> dict[str, str]:
 
 
 def parse(text: str, name: str = "") -> Sections:
-    """What Asterisk reads of one of our files, in order. Full-line comments and blank lines are dropped; a
-    trailing `; comment` is kept in the value (Asterisk strips it when it reads the written file again)."""
+    """What Asterisk reads of one of our files, in order: comments (whole-line or trailing) and blank lines
+    dropped, as Asterisk drops them. An escaped `\\;` is refused: GetConfig answers it unescaped, so what a
+    rollback wrote back would start a comment."""
     found: Sections = []
     for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
+        if "\\;" in raw:
+            raise RemoteFormatError(f"{name}:{number}: an escaped ';' cannot be read back over AMI faithfully")
+        line = raw.split(";", 1)[0].strip()
         if not line or line.startswith(";"):
             continue
         head = _HEAD.match(line)

@@ -134,13 +134,13 @@ from dialplan import remote as rm   # noqa: E402
 def test_remote_parse_keeps_order_duplicates_and_objects_and_drops_comments():
     text = ("; header\n[ctx]\nexten => 1,1,NoOp(a=b)\n same => n,Hangup() ; why\n\nexten => 1,3,NoOp()\n"
             "[q]\nk=v\nk = w\n")
-    assert rm.parse(text) == [("ctx", [("exten", "1,1,NoOp(a=b)", True), ("same", "n,Hangup() ; why", True),
+    assert rm.parse(text) == [("ctx", [("exten", "1,1,NoOp(a=b)", True), ("same", "n,Hangup()", True),
                                        ("exten", "1,3,NoOp()", True)]),
                               ("q", [("k", "v", False), ("k", "w", False)])]
 
 
 def test_remote_parse_refuses_what_updateconfig_cannot_write_with_file_and_line():
-    for text, line in (("[a]\n#include x.conf\n", 2), ("[t](!)\nk=v\n", 1), ("k=v\n", 1)):
+    for text, line in (("[a]\n#include x.conf\n", 2), ("[t](!)\nk=v\n", 1), ("k=v\n", 1), ("[a]\nk=a\\;b\n", 2)):
         with pytest.raises(rm.RemoteFormatError, match=rf"^f.conf:{line}: "):
             rm.parse(text, "f.conf")
 
