@@ -186,6 +186,20 @@ def test_check_remote_on_a_good_instance_and_after_the_admin_dropped_an_include(
     assert "host differs" not in bad.stdout and "is missing on" not in bad.stdout and bad.stdout.count("problem:") == 1
 
 
+def test_a_change_reloads_only_its_module_over_ami(site):
+    async def run():
+        async with Ami(site.remote.ami_port) as ami:
+            res = await asyncio.to_thread(site.hotline, "apply", "--ami-permit", "127.0.0.1/255.255.255.255",
+                                          "--ami-permit", "127.0.0.2")
+            await asyncio.sleep(0.5)   # a Reload event would be here by now (it follows the reply at once)
+            return res, [e.get("Module", "") for e in ami.find("Reload")]
+    res, reloads = asyncio.run(run())
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "will write manager_hotline.conf over AMI and reload manager_hotline.conf" in res.stdout
+    assert not any(m.startswith(("app_queue", "res_pjsip", "features")) for m in reloads), reloads
+    assert "permit = 127.0.0.2" in (site.remote.confdir / "manager_hotline.conf").read_text()
+
+
 def test_a_failing_check_rolls_back_over_ami(site):
     """A table change (queues and the dialplan) with an AMI permit that locks the engine's user out: the login
     check fails, the files read over AMI before (GetConfig writes `exten=` for `exten =>`) go back, and Asterisk
