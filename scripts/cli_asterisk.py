@@ -3,7 +3,7 @@
 apply: render -> show the diff against --confdir -> install our *_hotline.conf (and one `#include` line in each
 admin file that lacks it) -> reload over AMI exactly the modules whose files changed -> check what Asterisk now
 runs -> on a failed reload or check, put the previous files back and reload again. Files are installed only in a
-local (or mounted) --confdir; AMI may be on another host (reload and check only).
+local (or mounted) --confdir, or with --remote over AMI on another host (scripts/cli_asterisk_remote.py).
 
 apply logs in with an AMI user the admin gives (--ami-user, its secret in the variable named by --ami-secret-env):
 Command and Reload need the system/config/command write classes, which the generated least-privilege `hotline`
@@ -27,6 +27,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import click
+from click.core import ParameterSource
 import structlog
 
 from dialplan import apply as ap
@@ -60,8 +61,8 @@ def _ami_options(func):
                         help="Your admin AMI user, write=system,config,command (reload, dialplan show).")(func)
     func = click.option("--ami-port", type=int, default=5038, show_default=True)(func)
     func = click.option("--ami-host", default="127.0.0.1", show_default=True,
-                        help="Asterisk's AMI. Another host: reload and check only; install the files there by "
-                             "pointing --confdir at a mounted or synced copy of its config dir.")(func)
+                        help="Asterisk's AMI. Another host: `apply --remote` writes the files over AMI "
+                             "(or point --confdir at a mounted copy of its config dir).")(func)
     func = click.option("--confdir", type=click.Path(file_okay=False, path_type=Path), default="/etc/asterisk",
                         show_default=True, help="Asterisk's config dir (astetcdir), holding extensions.conf etc.")(func)
     return func
@@ -215,15 +216,27 @@ def _admin_secret(env_name: str) -> str:
 @_render_options
 @_ami_options
 @click.option("--dry-run", is_flag=True, help="Show the diff, the includes and the reloads; change nothing.")
+@click.option("--remote", is_flag=True,
+              help="Asterisk on another host: read and write our files over AMI (GetConfig/UpdateConfig), no "
+                   "--confdir. Implied by a non-local --ami-host without --confdir. The admin AMI user needs "
+                   "write=system,config,command; the #include lines are added there by hand, once.")
 @click.option("--db-url", default=lambda: os.environ.get("HOTLINE_DB_URL") or None,
               help="Records database for the audit row (default $HOTLINE_DB_URL; none: no audit row).")
 def apply_command(table_path, agi, agi_hosts, hagi, secrets_file, strict, no_dns, engine_timeout,
                   emergency_engine_timeout, transport, ami_permit, agents_path, confdir, ami_host, ami_port,
-                  ami_user, ami_secret_env, timeout, dry_run, db_url) -> None:
+                  ami_user, ami_secret_env, timeout, dry_run, remote, db_url) -> None:
     """Render, show the diff, install into --confdir, reload what changed over AMI, check; roll back on failure."""
     table, options, rendered, missing_secrets = _rendered(table_path, agi, agi_hosts, hagi, secrets_file, strict,
                                                           engine_timeout, transport, ami_permit, no_dns,
                                                           emergency_engine_timeout, agents_path)
+    confdir_given = click.get_current_context().get_parameter_source("confdir") != ParameterSource.DEFAULT
+    if remote or (not confdir_given and ami_host not in ("127.0.0.1", "localhost", "::1")):
+        if missing_secrets:
+            click.echo(f"warning: secrets missing, placeholders rendered: {', '.join(missing_secrets)}", err=True)
+        secret = _admin_secret(ami_secret_env)
+        raise SystemExit(asyncio.run(_apply_remote(table.version, rendered, ami_host, ami_port, ami_user, secret,
+                                                   timeout, options.secrets.get(options.ami_secret_env), dry_run,
+                                                   db_url)))
     if not confdir.is_dir():
         click.echo(f"error: {confdir} is not a directory (Asterisk's config dir)", err=True)
         raise SystemExit(2)
@@ -247,6 +260,28 @@ def apply_command(table_path, agi, agi_hosts, hagi, secrets_file, strict, no_dns
     secret = _admin_secret(ami_secret_env)
     raise SystemExit(asyncio.run(_apply(table.version, rendered, todo, confdir, ami_host, ami_port, ami_user, secret,
                                         timeout, options.secrets.get(options.ami_secret_env), db_url)))
+
+
+async def _apply_remote(version, rendered, host, port, user, secret, timeout, hotline_secret, dry_run,
+                        db_url) -> int:
+    from scripts.cli_asterisk_remote import NoConfigClass, remote_apply
+    client = await _login(host, port, user, secret, timeout)
+    if client is None:
+        click.echo(f"error: cannot log in to AMI at {host}:{port} as {user}: nothing written", err=True)
+        return EXIT_AMI
+    try:
+        code, params = await remote_apply(client, user, rendered, dry_run, lambda: _checks(
+            client, rendered, host, port, hotline_secret, timeout))
+    except NoConfigClass as exc:
+        click.echo(f"error: {exc}: nothing written", err=True)
+        return EXIT_AMI
+    finally:
+        await client.close()
+    if not dry_run and params.get("files") and code in (0, EXIT_ROLLED_BACK):
+        problems = params.pop("problems", [])
+        _audit(db_url, {**params, "table_version": version, "ami": f"{host}:{port}"}, "ok" if code == 0 else "error",
+               "rolled back: " + "; ".join(problems) if problems else "")
+    return code
 
 
 def _describe(fields: dict[str, str]) -> str:
@@ -300,15 +335,19 @@ async def _apply(version, rendered, todo: ap.Plan, confdir: Path, host, port, us
 @asterisk.command("check")
 @_render_options
 @_ami_options
+@click.option("--remote", is_flag=True, help="Compare our files and the admin's includes over AMI (GetConfig), not "
+                                             "in --confdir: the admin AMI user needs write=config.")
 def check_command(table_path, agi, agi_hosts, hagi, secrets_file, strict, no_dns, engine_timeout,
                   emergency_engine_timeout, transport, ami_permit, agents_path, confdir, ami_host, ami_port,
-                  ami_user, ami_secret_env, timeout) -> None:
+                  ami_user, ami_secret_env, timeout, remote) -> None:
     """Say what is wrong with the running Asterisk's hotline config. Exit 0: nothing, 1: problems, 5: no AMI."""
     table, options, rendered, _missing = _rendered(table_path, agi, agi_hosts, hagi, secrets_file, strict,
                                                    engine_timeout, transport, ami_permit, no_dns,
                                                    emergency_engine_timeout, agents_path)
     problems: list[str] = []
-    if confdir.is_dir():
+    if remote:
+        pass   # our files and the includes are read over AMI below
+    elif confdir.is_dir():
         for ours, admin_name in ap.INCLUDED_FROM.items():
             text = _read(confdir / admin_name)
             if text is None or not ap.has_include(text, ours):
@@ -324,7 +363,7 @@ def check_command(table_path, agi, agi_hosts, hagi, secrets_file, strict, no_dns
     problems += _engine_unreachable(rendered[EXTENSIONS], timeout)
     secret = _admin_secret(ami_secret_env)
     result = asyncio.run(_check_running(rendered, ami_host, ami_port, ami_user, secret, timeout,
-                                        options.secrets.get(options.ami_secret_env)))
+                                        options.secrets.get(options.ami_secret_env), remote))
     if result is None:
         click.echo(f"error: cannot log in to AMI at {ami_host}:{ami_port} as {ami_user}", err=True)
         raise SystemExit(EXIT_AMI)
@@ -336,12 +375,19 @@ def check_command(table_path, agi, agi_hosts, hagi, secrets_file, strict, no_dns
     click.echo(f"ok: the running Asterisk has the hotline config of table {table.version}")
 
 
-async def _check_running(rendered, host, port, user, secret, timeout, hotline_secret) -> list[str] | None:
+async def _check_running(rendered, host, port, user, secret, timeout, hotline_secret,
+                         remote: bool = False) -> list[str] | None:
     client = await _login(host, port, user, secret, timeout)
     if client is None:
         return None
     try:
         problems = []
+        if remote:
+            from scripts.cli_asterisk_remote import NoConfigClass, file_problems
+            try:
+                problems += await file_problems(client, user, rendered)
+            except NoConfigClass as exc:
+                problems.append(str(exc))
         for module in ap.REQUIRED_MODULES:
             try:
                 await client.action({"Action": "ModuleCheck", "Module": module})

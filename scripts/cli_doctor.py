@@ -184,34 +184,59 @@ def _fd_links(fd_dir: Path) -> Iterable[str]:
 
 # --- Asterisk ------------------------------------------------------------------------------------------------
 def check_asterisk(settings: Settings, timeout: float = 5.0) -> Check:
+    """The one AMI server of HOTLINE_AMI_HOST/PORT/USER/SECRET."""
     where = f"{settings.ami_host}:{settings.ami_port}"
     if settings.ami_secret is None:
         return Check("asterisk", WARN, "HOTLINE_AMI_SECRET not set: the engine runs without AMI",
                      "set it (secrets file) for call outcomes, transfers and the live queue view")
-    return asyncio.run(_ami_login(settings, where, timeout))
+    return asyncio.run(_ami_login("asterisk", settings.ami_host, settings.ami_port, settings.ami_user,
+                                  settings.ami_secret.get_secret_value(), where, timeout))
 
 
-async def _ami_login(settings: Settings, where: str, timeout: float) -> Check:
+def check_asterisks(settings: Settings, timeout: float = 5.0, environ=None) -> list[Check]:
+    """Every AMI server the engine and the view use (HOTLINE_AMI_SERVERS, supervisor/config.py), each logged in
+    to; without that list, the one server of check_asterisk."""
+    from supervisor.config import ConfigError, ami_servers, environment
+
+    if not environment(environ).get("HOTLINE_AMI_SERVERS", "").strip():
+        return [check_asterisk(settings, timeout)]
+    try:
+        servers = ami_servers(settings, environ)
+    except ConfigError as exc:
+        return [Check("asterisk", FAIL, str(exc), "name=[user@]host:port, comma-separated")]
+    checks = []
+    for server in servers:
+        name, where = f"asterisk {server.name}", f"{server.host}:{server.port}"
+        if not server.secret:
+            checks.append(Check(name, WARN, f"AMI {where}: no secret (HOTLINE_AMI_SECRET_"
+                                            f"{server.name.upper().replace('-', '_')} or HOTLINE_AMI_SECRET)",
+                                "set it in the secrets file"))
+            continue
+        checks.append(asyncio.run(_ami_login(name, server.host, server.port, server.user, server.secret, where,
+                                             timeout)))
+    return checks
+
+
+async def _ami_login(name: str, host: str, port: int, user: str, secret: str, where: str, timeout: float) -> Check:
     from ivr.ami.client import AmiClient, AmiError
 
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(settings.ami_host, settings.ami_port), timeout)
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
         writer.close()
     except (OSError, asyncio.TimeoutError) as exc:
-        return Check("asterisk", FAIL, f"AMI {where} unreachable: {type(exc).__name__}: {exc}",
+        return Check(name, FAIL, f"AMI {where} unreachable: {type(exc).__name__}: {exc}",
                      "is Asterisk running with manager.conf `enabled = yes` on this address and port?")
-    client = AmiClient.from_settings(settings, events=False, action_timeout=timeout, connect_timeout=timeout,
-                                     reconnect_max_delay=timeout)
+    client = AmiClient(host, port, user, secret, events=False, action_timeout=timeout, connect_timeout=timeout,
+                       reconnect_max_delay=timeout)
     try:
         await client.start()
         if not client.connected:
-            return Check("asterisk", FAIL, f"AMI {where}: login as {settings.ami_user} refused",
+            return Check(name, FAIL, f"AMI {where}: login as {user} refused",
                          "the secret and permit in manager_hotline.conf must match HOTLINE_AMI_SECRET and this host")
         reply = (await client.action({"Action": "Ping"}))[0]
-        return Check("asterisk", OK, f"AMI {where}: logged in as {settings.ami_user}, "
-                                     f"Ping {reply.get('Ping', reply.get('Response'))}")
+        return Check(name, OK, f"AMI {where}: logged in as {user}, Ping {reply.get('Ping', reply.get('Response'))}")
     except AmiError as exc:
-        return Check("asterisk", FAIL, f"AMI {where}: {exc}", "see Asterisk's log (`manager show connected`)")
+        return Check(name, FAIL, f"AMI {where}: {exc}", "see Asterisk's log (`manager show connected`)")
     finally:
         await client.close()
 
@@ -284,7 +309,7 @@ def run_checks(settings: Settings, *, var_dir: Path = VAR_DIR, ami_timeout: floa
     checks = [check_config(settings), check_database(settings), check_spool(settings),
               check_port("AGI", settings.agi_host, settings.agi_port),
               check_port("web", settings.web_host, settings.web_port),
-              check_asterisk(settings, ami_timeout)]
+              *check_asterisks(settings, ami_timeout)]
     return checks + check_keys(settings, var_dir)
 
 

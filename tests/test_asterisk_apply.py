@@ -122,3 +122,73 @@ def test_a_failed_write_puts_everything_back_and_reloads_nothing(tmp_path, monke
     assert code == 2 and sent == []
     assert sorted(p.name for p in conf.iterdir()) == ["extensions.conf"]
     assert (conf / "extensions.conf").read_text() == "[general]\n"
+
+
+# --- the remote variant (dialplan/remote.py): what UpdateConfig is asked to write --------------------------------
+
+import pytest  # noqa: E402
+
+from dialplan import remote as rm   # noqa: E402
+
+
+def test_remote_parse_keeps_order_duplicates_and_objects_and_drops_comments():
+    text = ("; header\n[ctx]\nexten => 1,1,NoOp(a=b)\n same => n,Hangup() ; why\n\nexten => 1,3,NoOp()\n"
+            "[q]\nk=v\nk = w\n")
+    assert rm.parse(text) == [("ctx", [("exten", "1,1,NoOp(a=b)", True), ("same", "n,Hangup()", True),
+                                       ("exten", "1,3,NoOp()", True)]),
+                              ("q", [("k", "v", False), ("k", "w", False)])]
+
+
+def test_remote_parse_refuses_what_updateconfig_cannot_write_with_file_and_line():
+    for text, line in (("[a]\n#include x.conf\n", 2), ("[t](!)\nk=v\n", 1), ("k=v\n", 1), ("[a]\nk=a\\;b\n", 2)):
+        with pytest.raises(rm.RemoteFormatError, match=rf"^f.conf:{line}: "):
+            rm.parse(text, "f.conf")
+
+
+def test_remote_files_carry_the_included_contexts_inline():
+    rendered = {"extensions_hotline.conf": "[a]\nexten => 1,1,NoOp()\n#include extensions_hotline_agents.conf\n"
+                                           "#include extensions_hotline_switches.conf\n",
+                "extensions_hotline_agents.conf": "[hotline-agents]\nexten => 2,1,NoOp()\n",
+                "extensions_hotline_switches.conf": "[hotline-switches]\nexten => 3,1,NoOp()\n"}
+    files = rm.remote_files(rendered)
+    assert list(files) == ["extensions_hotline.conf"]
+    assert [cat for cat, _ in rm.parse(files["extensions_hotline.conf"])] == ["a", "hotline-agents", "hotline-switches"]
+
+
+def test_update_actions_chunk_under_amis_header_limit_and_mark_objects():
+    sections = [("c", [("exten", f"{i},1,NoOp()", True) for i in range(100)])]
+    chunks = rm.update_actions(sections)
+    assert sum(len(c) for c in chunks) == 101 and all(len(c) <= rm.CHUNK for c in chunks)
+    first, later = rm.update_config("x.conf", chunks[0], True), rm.update_config("x.conf", chunks[1], False)
+    assert len(first) + 1 < 128   # + the ActionID
+    assert first["SrcFilename"] == rm.SCRATCH and later["SrcFilename"] == "x.conf"
+    assert first["Action-000000"] == "NewCat" and first["Value-000001"] == ">0,1,NoOp()"
+    assert rm.update_actions([]) == [[]]   # an empty file: one UpdateConfig with no operation
+
+
+def test_getconfig_answer_reads_back_to_the_same_canonical_text():
+    reply = {"Response": "Success", "Category-000000": "ctx", "Line-000000-000000": "exten=1,1,NoOp(a=b)",
+             "Line-000000-000001": "same=n,Hangup()", "Category-000001": "empty"}
+    assert rm.canonical(rm.from_getconfig(reply)) == "[ctx]\nexten=1,1,NoOp(a=b)\nsame=n,Hangup()\n[empty]\n"
+    assert rm.canonical(rm.parse("[ctx]\nexten => 1,1,NoOp(a=b)\nsame => n,Hangup()\n[empty]\n")) == \
+        rm.canonical(rm.from_getconfig(reply))
+
+
+def test_the_engines_generated_ami_user_never_gets_the_config_class():
+    """apply --remote needs write=config; only the admin's own AMI user may have it."""
+    from dialplan.manager import WRITE
+    assert "config" not in WRITE and "system" not in WRITE and "command" not in WRITE
+
+
+def test_a_non_local_ami_host_without_confdir_means_remote(tmp_path, monkeypatch):
+    """No --confdir and an AMI host elsewhere: the remote path (it asks for the admin secret and never looks for
+    /etc/asterisk); the same host with a --confdir: the local path (which checks that directory first)."""
+    from click.testing import CliRunner
+    from scripts.hotline import cli
+    monkeypatch.delenv("HOTLINE_AMI_ADMIN_SECRET", raising=False)
+    base = ["--log-level", "warning", "asterisk", "apply", "--table", "conf/routing.yaml", "--ami-host", "10.255.0.9"]
+    remote = CliRunner().invoke(cli, base)
+    assert remote.exit_code == 2 and "set HOTLINE_AMI_ADMIN_SECRET" in remote.output
+    assert "not a directory" not in remote.output
+    local = CliRunner().invoke(cli, [*base, "--confdir", str(tmp_path / "nowhere")])
+    assert local.exit_code == 2 and "is not a directory" in local.output
