@@ -19,13 +19,13 @@ a queue to every member after `skill_first_seconds` (app_queue's penaltychange; 
 """
 from __future__ import annotations
 
-import re
 from pathlib import PurePath
 
 from dialplan.common import RenderError, comment_text, header, join_lines
 from dialplan.conftext import Exten, Section, document
 from dialplan.facts import Facts
 from dialplan.options import RenderOptions
+from dialplan.pin import PIN, add_pin_check
 from routing.agents import Agent
 
 FILENAME = "extensions_hotline_agents.conf"
@@ -33,13 +33,7 @@ RULES_FILENAME = "queuerules_hotline.conf"
 SKILL_RULE = "hotline-skills"
 WIDE_OPEN = 1000          # QUEUE_MAX_PENALTY once a skilled call is opened to everyone (penalties are <= 100 + bands)
 CTX_AGENTS = "hotline-agents"
-# Where ReadExten matches the digits keyed: every 4-12 digit string, with or without the closing #. Read()
-# would log them (app_read: `User entered '1234'` at verbose 3); ReadExten only at debug level. Patterns of
-# every length, never the PIN, so keying stops at # or the digit timeout, never at a first wrong digit.
-CTX_PIN_ENTRY = "hotline-agent-pin-entry"
 LOGIN, LOGOUT = "*91", "*92"
-PIN = re.compile(r"^[0-9]{4,12}$")
-PIN_WAIT_SECONDS = 8
 
 
 def render_agents(facts: Facts, options: RenderOptions) -> str:
@@ -66,15 +60,7 @@ def render_agents(facts: Facts, options: RenderOptions) -> str:
               .add(f"Playback({options.prompt_agent_refused})")
               .add("Hangup()"))
     ctx.exten(Exten("i").add("Playback(pbx-invalid)").add("Hangup()"))
-    sections = [ctx]
-    if roster is not None:
-        entry = Section(CTX_PIN_ENTRY)
-        entry.comment("Only for ReadExten's matching (never dialed into): any 4-12 digits, # or not. Holds no PIN.")
-        for digits in range(4, 13):
-            for end in ("", "#"):
-                entry.exten(Exten(f"_{'X' * digits}{end}").add("NoOp()"))
-        sections.append(entry)
-    return join_lines(document(head, sections))
+    return join_lines(document(head, [ctx]))
 
 
 def _code(code: str, agent: Agent, pin: str | None, options: RenderOptions) -> Exten:
@@ -88,12 +74,7 @@ def _code(code: str, agent: Agent, pin: str | None, options: RenderOptions) -> E
     if pin is None:
         exten.add(f"NoOp(hotline: {agent.pin_env} was not set at render time: agent {agent.number} cannot log in)")
         return exten.add(f"Goto({CTX_AGENTS},refused,1)")
-    exten.add(f"ReadExten(HOTLINE_PIN,{options.prompt_agent_pin},{CTX_PIN_ENTRY},,{PIN_WAIT_SECONDS})")
-    # Compared inside the expression, so the verbose log shows its result (0 or 1), never a PIN.
-    exten.add(f'GotoIf($["${{FILTER(0-9,${{HOTLINE_PIN}})}}" = "{pin}"]?ok)')
-    exten.add("Set(HOTLINE_PIN=)")
-    exten.add(f"Goto({CTX_AGENTS},refused,1)")
-    exten.add("Set(HOTLINE_PIN=)", label="ok")
+    add_pin_check(exten, pin, options.prompt_agent_pin, f"{CTX_AGENTS},refused,1")
     for queue, _ in agent.queues:
         penalty = options.agents.member_penalty(agent, queue)
         if login:

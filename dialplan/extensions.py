@@ -18,6 +18,7 @@ from dialplan.switches import FILENAME as SWITCHES_FILENAME
 from dialplan.common import RenderError, comment_text, header, join_lines
 from dialplan.conftext import Exten, Section, document
 from dialplan.facts import Facts, TransferTarget
+from dialplan.pin import pin_entry_section
 from dialplan.options import AGI_SCRIPT, RenderOptions
 from routing.decide import UNKNOWN_TAG
 from routing.model import EmergencyRetry, Queue, Trunk
@@ -86,6 +87,7 @@ def render_extensions(facts: Facts, options: RenderOptions) -> str:
         _warm(facts),
         _threeway(facts),
         _escalate(facts),
+        pin_entry_section(),      # where the agents' and switches' PIN entry is matched (dialplan.pin)
     ]
     head = header(FILENAME, facts.table, "Dialplan: DIDs -> FastAGI engine -> queue/trunk, failing open to "
                   f"{facts.general}. Include it from extensions.conf.")

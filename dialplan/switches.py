@@ -1,19 +1,20 @@
 """extensions_hotline_switches.conf: the override switches flipped from a phone, with a PIN.
 
-`*95<code>` switches the table's switch with that code on, `*96<code>` off; both ask for the PIN first (Read,
-ends with #). The PIN is a secret like the agents' (the switch's pin_env, default HOTLINE_SWITCH_PIN, from the
-environment or the secrets file), so this file is written 0600; extensions_hotline.conf includes it. A switch
-whose PIN is not set cannot be flipped from a phone. After the PIN the engine's FastAGI script `switch` writes
-the flip to the records (who: the calling extension; audited) and answers HOTLINE_SWITCH_RESULT on|off|failed;
-the phone hears which. Admins' phones reach the codes with `include => hotline-switches`.
+`*95<code>` switches the table's switch with that code on, `*96<code>` off; both ask for the PIN first
+(dialplan.pin: ReadExten, ends with #, never logged). The PIN is a secret like the agents' (the switch's pin_env,
+default HOTLINE_SWITCH_PIN, from the environment or the secrets file), so this file is written 0600;
+extensions_hotline.conf includes it. A switch whose PIN is not set cannot be flipped from a phone. After the PIN
+the engine's FastAGI script `switch` writes the flip to the records (who: the calling extension; audited) and
+answers HOTLINE_SWITCH_RESULT on|off|failed; the phone hears which. Admins' phones reach the codes with
+`include => hotline-switches`.
 """
 from __future__ import annotations
 
-from dialplan.agents import PIN, PIN_WAIT_SECONDS
 from dialplan.common import RenderError, header, join_lines
 from dialplan.conftext import Exten, Section, document
 from dialplan.facts import Facts
 from dialplan.options import RenderOptions
+from dialplan.pin import PIN, add_pin_check
 from routing.model import Switch
 
 FILENAME = "extensions_hotline_switches.conf"
@@ -76,10 +77,5 @@ def _code(switch: Switch, on: bool, pin: str | None, options: RenderOptions) -> 
         exten.add(f"NoOp(hotline: {switch.pin_env} was not set at render time: switch {switch.id} cannot be "
                   "flipped from a phone)")
         return exten.add(f"Goto({CTX_SWITCHES},refused,1)")
-    exten.add(f"Read(HOTLINE_PIN,{options.prompt_agent_pin},12,,1,{PIN_WAIT_SECONDS})")
-    # Compared inside the expression, so the verbose log shows its result (0 or 1), never a PIN.
-    exten.add(f'GotoIf($["${{FILTER(0-9,${{HOTLINE_PIN}})}}" = "{pin}"]?ok)')
-    exten.add("Set(HOTLINE_PIN=)")
-    exten.add(f"Goto({CTX_SWITCHES},refused,1)")
-    exten.add("Set(HOTLINE_PIN=)", label="ok")
+    add_pin_check(exten, pin, options.prompt_agent_pin, f"{CTX_SWITCHES},refused,1")
     return exten.add(f"Goto({CTX_SWITCHES},flip,1)")

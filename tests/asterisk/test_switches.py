@@ -86,3 +86,14 @@ async def test_typhoon_from_the_phone_routes_the_next_call_then_off_again(rig):
         assert after.joins[0]["Queue"] == "expert-12329" and "hotline/typhoon-notice" not in after.sounds()
         await hang_up(ami, {"b": before, "t": expert, "u": unified, "p": police, "a": after})
     assert [f[:2] for f in flips(rig)] == [("typhoon", 1), ("typhoon", 0)]
+
+
+def test_no_entered_switch_pin_is_in_the_verbose_log(rig):
+    """The flips above keyed the switches' PIN (verbose 3, as the rig logs): it is read with ReadExten like the
+    agents' (dialplan.pin), so the log never names it (Read() logged `app_read.c: User entered '…'`). Left out,
+    as for the agents: the `dtmf` log level's per-digit lines and the test phone's own SendDTMF."""
+    log = rig.pbx.log_text()
+    assert 'ReadExten("Local/*951@hotline-switches' in log and "app_read.c: User entered" not in log
+    leaks = [line for line in log.splitlines()
+             if SWITCH_PIN in line and "DTMF[" not in line and "SendDTMF(" not in line]
+    assert leaks == []
