@@ -22,6 +22,7 @@ import yaml
 LANGUAGES = ("zh", "en")
 DEFAULT_LANGUAGE = "zh"
 CATALOG_DIR = Path(__file__).resolve().parent / "messages"
+LANG_COOKIE = "hotline_lang"  # the user's language choice, remembered by this browser (the page's buttons)
 
 
 class CatalogError(ValueError):
@@ -88,6 +89,15 @@ def negotiate(accept_language: str | None, chosen: str | None = None) -> str:
         if base in LANGUAGES and weight > 0:
             ranked.append((-weight, index, base))
     return min(ranked)[2] if ranked else DEFAULT_LANGUAGE
+
+
+def request_language(request: Any) -> str:
+    """The language of a web request (a Starlette Request): `?lang=` (a link, or a page's script asking in the
+    page's language), then the user's remembered choice (LANG_COOKIE), then the browser's Accept-Language."""
+    for chosen in (request.query_params.get("lang"), request.cookies.get(LANG_COOKIE)):
+        if chosen and chosen.strip().replace("_", "-").split("-")[0].lower() in LANGUAGES:
+            return language(chosen)
+    return negotiate(request.headers.get("accept-language"))
 
 
 def text(key: str, lang: str, /, **params: Any) -> str:

@@ -46,7 +46,6 @@ TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 MAX_BODY = 16 * 1024
 SESSION_COOKIE = "hotline_session"
 LOGIN_COOKIE = "hotline_login"  # the login form's CSRF token (double submit), before there is a session
-LANG_COOKIE = "hotline_lang"  # the user's language choice, remembered by this browser
 LANG_MAX_AGE = 365 * 24 * 3600
 _TEXT_SLOT = re.compile(r"\{\{t:([a-z0-9_.]+)\}\}")
 
@@ -118,9 +117,6 @@ def create_app(hub: SupervisorHub, users: Mapping[str, User], *, secure_cookie: 
     def current(request: Request) -> tuple[Session, User] | None:
         return sessions.get(request.cookies.get(SESSION_COOKIE), users)
 
-    def lang_of(request: Request) -> str:
-        return i18n.negotiate(request.headers.get("accept-language"), request.cookies.get(LANG_COOKIE))
-
     def current_user(request: Request) -> User | None:
         found = current(request)
         return found[1] if found else None
@@ -171,7 +167,7 @@ def create_app(hub: SupervisorHub, users: Mapping[str, User], *, secure_cookie: 
         token = request.cookies.get(LOGIN_COOKIE, "")
         if len(token) < 32:
             token = secrets.token_urlsafe(32)
-        lang = lang_of(request)
+        lang = i18n.request_language(request)
         body = fill((TEMPLATES_DIR / "login.html").read_text(encoding="utf-8"), lang,
                     {"csrf": token, "lang": lang, "message": i18n.text(message, lang, **params) if message else ""},
                     {"lang_switch": language_switch(lang, "/login")})
@@ -225,7 +221,7 @@ def create_app(hub: SupervisorHub, users: Mapping[str, User], *, secure_cookie: 
         if found is None:
             return unauthorised(request)
         session, user = found
-        lang = lang_of(request)
+        lang = i18n.request_language(request)
         role_key = f"view.role.{user.role}"
         body = fill((TEMPLATES_DIR / "index.html").read_text(encoding="utf-8"), lang,
                     {"csrf": session.csrf, "user": user.name, "role": user.role, "lang": lang,
@@ -245,7 +241,7 @@ def create_app(hub: SupervisorHub, users: Mapping[str, User], *, secure_cookie: 
         response = RedirectResponse(target, status_code=303)
         chosen = form.get("lang", "")
         if chosen in i18n.LANGUAGES:
-            response.set_cookie(LANG_COOKIE, chosen, max_age=LANG_MAX_AGE, path="/", httponly=True,
+            response.set_cookie(i18n.LANG_COOKIE, chosen, max_age=LANG_MAX_AGE, path="/", httponly=True,
                                 samesite="lax", secure=secure_cookie)
         return response
 
@@ -261,7 +257,7 @@ def create_app(hub: SupervisorHub, users: Mapping[str, User], *, secure_cookie: 
 
     async def api_state(request: Request) -> Response:
         user = current_user(request)
-        return JSONResponse(view_for(user, lang_of(request))) if user else unauthorised(request)
+        return JSONResponse(view_for(user, i18n.request_language(request))) if user else unauthorised(request)
 
     async def api_history(request: Request) -> Response:
         user = current_user(request)
@@ -279,7 +275,7 @@ def create_app(hub: SupervisorHub, users: Mapping[str, User], *, secure_cookie: 
         if found is None:
             return unauthorised(request)
         session_id, user = found[0].id, found[1]
-        lang = lang_of(request)
+        lang = i18n.request_language(request)
 
         async def stream():
             yield "retry: 2000\n\n"
@@ -299,7 +295,7 @@ def create_app(hub: SupervisorHub, users: Mapping[str, User], *, secure_cookie: 
         user = current_user(request)
         if user is None:
             return unauthorised(request)
-        lang = lang_of(request)
+        lang = i18n.request_language(request)
         form = await read_form(request)
         if form is None:
             return JSONResponse({"ok": False, "message": i18n.text("view.err.invalid", lang, detail="?"),

@@ -32,7 +32,6 @@ from supervisor.hub import SupervisorHub
 log = structlog.get_logger(__name__)
 KINDS = {"login": "add", "logout": "remove"}        # what the user's role must allow
 _NUMBER = re.compile(r"^[0-9]{2,8}$")
-LANG_COOKIE = "hotline_lang"
 
 
 class RosterSource:
@@ -59,11 +58,6 @@ class RosterSource:
         except (TableError, AgentsError) as exc:
             log.warning("supervisor.agents_file_invalid", problems=[str(p) for p in exc.problems][:5])
             return None, None, str(exc.problems[0]) if exc.problems else "invalid"
-
-
-def _lang(request: Request) -> str:
-    return i18n.negotiate(request.headers.get("accept-language"),
-                          request.query_params.get("lang") or request.cookies.get(LANG_COOKIE))
 
 
 def agents_view(hub: SupervisorHub, table: RoutingTable | None, roster: Roster | None, user: User,
@@ -154,7 +148,7 @@ def routes(hub: SupervisorHub, *, current_user: Callable[[Request], User | None]
         user = current_user(request)
         if user is None:
             return JSONResponse({"error": "login required"}, status_code=401)
-        lang = _lang(request)
+        lang = i18n.request_language(request)
         table, roster, problem = source.get()
         body = agents_view(hub, table, roster, user, lang)
         body.update(lang=lang, problem=problem,
@@ -173,7 +167,7 @@ def routes(hub: SupervisorHub, *, current_user: Callable[[Request], User | None]
         servers = sorted(hub.state.servers)
         server = form.get("server") or (servers[0] if len(servers) == 1 else "")
         status, result = await perform(hub, source, user, request.path_params["kind"],
-                                       request.path_params["number"], server, _lang(request))
+                                       request.path_params["number"], server, i18n.request_language(request))
         return JSONResponse(result, status_code=status)
 
     return [Route("/api/agents", api_agents),

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from supervisor.i18n import negotiate, text
+from supervisor.i18n import request_language, text
 
 log = structlog.get_logger(__name__)
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "forecast.html"
@@ -67,7 +67,7 @@ def forecast_routes(current: Callable[[Request], Any], provider: Provider | None
 
     def allowed(request: Request, page: bool = False) -> tuple[Any, str] | Response:
         found = current(request)
-        lang = negotiate(request.headers.get("accept-language"), request.query_params.get("lang"))
+        lang = request_language(request)
         if found is None:
             return (RedirectResponse("/login", status_code=303) if page
                     else JSONResponse({"error": "login required"}, status_code=401))

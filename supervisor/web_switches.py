@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from supervisor.i18n import negotiate, text
+from supervisor.i18n import request_language, text
 
 log = structlog.get_logger(__name__)
 FLIP_PERMISSION_ROLE = "admin"
@@ -120,14 +120,11 @@ def switch_routes(hub: Any, current_user: Callable, csrf_ok: Callable, session_c
                   read_form: Callable, desk: SwitchDesk | None = None) -> list[Route]:
     desk = desk or getattr(hub, "switch_desk", None) or SwitchDesk()
 
-    def lang_of(request: Request) -> str:
-        return negotiate(request.headers.get("accept-language"), request.query_params.get("lang"))
-
     async def api_switches(request: Request) -> Response:
         user = current_user(request)
         if user is None:
             return JSONResponse({"error": "login required"}, status_code=401)
-        lang = lang_of(request)
+        lang = request_language(request)
         try:
             data = await asyncio.to_thread(desk.listing, lang, datetime.now(timezone.utc))
         except Exception as exc:
@@ -143,7 +140,7 @@ def switch_routes(hub: Any, current_user: Callable, csrf_ok: Callable, session_c
         user = current_user(request)
         if user is None:
             return JSONResponse({"error": "login required"}, status_code=401)
-        lang = lang_of(request)
+        lang = request_language(request)
         form = await read_form(request)
         if form is None:
             return JSONResponse({"ok": False, "message": "unreadable request"}, status_code=400)

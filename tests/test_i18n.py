@@ -55,3 +55,24 @@ def test_duplicate_key_across_files_is_refused(tmp_path: Path):
     (tmp_path / "b.yaml").write_text("k: {zh: x, en: y}\n", encoding="utf-8")
     with pytest.raises(i18n.CatalogError, match="already defined in a.yaml"):
         i18n.load_catalog(tmp_path)
+
+
+class _Request:
+    """What i18n.request_language reads of a Starlette Request."""
+
+    def __init__(self, query=None, cookie=None, header=None):
+        self.query_params = {"lang": query} if query else {}
+        self.cookies = {i18n.LANG_COOKIE: cookie} if cookie else {}
+        self.headers = {"accept-language": header} if header else {}
+
+
+@pytest.mark.parametrize("query, cookie, header, expected", [
+    (None, None, None, "zh"),
+    (None, None, "en-US,en;q=0.9", "en"),
+    (None, "zh", "en-US", "zh"),          # the user's choice beats the browser
+    ("en", "zh", None, "en"),             # a link or the page's script asking in the page's language
+    ("klingon", "en", "zh-CN", "en"),     # an unsupported ?lang= is passed over, the choice stays
+    (None, "klingon", "en", "en"),
+])
+def test_request_language(query, cookie, header, expected):
+    assert i18n.request_language(_Request(query, cookie, header)) == expected
