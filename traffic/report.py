@@ -88,17 +88,22 @@ def _pad(text: str, width: int) -> str:
     return text + " " * (width - _width(text))
 
 
+
+def _summary(fc, t) -> tuple[list[str], list[list[str]]]:
+    """The per-queue summary table (headers, rows), the same in the terminal and the HTML report."""
+    headers = [t("forecast.queue"), t("forecast.calls"), t("forecast.aht"), t("forecast.patience"),
+               t("forecast.abandoned"), t("forecast.peak_agents")]
+    rows = [[q.name, str(q.calls), _num(q.aht, 0), _num(q.patience, 0) if q.patience else t("forecast.patience_none"),
+             str(q.abandoned), str(q.peak_agents)] for q in fc.queues.values()]
+    return headers, rows
+
 def forecast_text(fc: Forecast, table: RoutingTable, t: Text) -> str:
     tz = table.timezone
     parts = [t("forecast.title"), t("forecast.period", start=_local(fc.start, tz), end=_local(fc.end, tz), tz=tz),
              t("forecast.target", share=f"{fc.target.share * 100:g}", seconds=f"{fc.target.seconds:g}"), ""]
     if not fc.queues:
         return "\n".join(parts + [t("forecast.no_data")] + fc.notes)
-    parts.append(_table(
-        [t("forecast.queue"), t("forecast.calls"), t("forecast.aht"), t("forecast.patience"),
-         t("forecast.abandoned"), t("forecast.peak_agents")],
-        [[q.name, str(q.calls), _num(q.aht, 0), _num(q.patience, 0) if q.patience else t("forecast.patience_none"),
-          str(q.abandoned), str(q.peak_agents)] for q in fc.queues.values()]))
+    parts.append(_table(*_summary(fc, t)))
     days = weekday_names(t)
     for q in fc.queues.values():
         agents = fc.agents(q.id)
@@ -201,11 +206,7 @@ def forecast_section(fc: Forecast, table: RoutingTable, t: Text) -> str:
            f"{_esc(t('forecast.target', share=f'{fc.target.share * 100:g}', seconds=f'{fc.target.seconds:g}'))}</p>"]
     if not fc.queues:
         return "".join(out) + f"<p>{_esc(t('forecast.no_data'))}</p>"
-    out.append(_html_table(
-        [t("forecast.queue"), t("forecast.calls"), t("forecast.aht"), t("forecast.patience"),
-         t("forecast.abandoned"), t("forecast.peak_agents")],
-        [[q.name, str(q.calls), _num(q.aht, 0), _num(q.patience, 0) if q.patience else t("forecast.patience_none"),
-          str(q.abandoned), str(q.peak_agents)] for q in fc.queues.values()]))
+    out.append(_html_table(*_summary(fc, t)))
     days = weekday_names(t)
     labels = {d * 24: days[d] for d in range(7)}
     for q in fc.queues.values():
