@@ -88,7 +88,6 @@ def _pad(text: str, width: int) -> str:
     return text + " " * (width - _width(text))
 
 
-
 def _summary(fc, t) -> tuple[list[str], list[list[str]]]:
     """The per-queue summary table (headers, rows), the same in the terminal and the HTML report."""
     headers = [t("forecast.queue"), t("forecast.calls"), t("forecast.aht"), t("forecast.patience"),
@@ -96,6 +95,7 @@ def _summary(fc, t) -> tuple[list[str], list[list[str]]]:
     rows = [[q.name, str(q.calls), _num(q.aht, 0), _num(q.patience, 0) if q.patience else t("forecast.patience_none"),
              str(q.abandoned), str(q.peak_agents)] for q in fc.queues.values()]
     return headers, rows
+
 
 def forecast_text(fc: Forecast, table: RoutingTable, t: Text) -> str:
     tz = table.timezone
