@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_supervisor_browser import CHROMIUM, CHROMIUM_ARGS, _need_chromium
-from tests.test_supervisor_web import PASSWORDS, eventually, http, login, make_emulator, members, start_view
+from tests.test_supervisor_browser import CHROMIUM, CHROMIUM_ARGS, _need_chromium, collect_problems, sign_in
+from tests.test_supervisor_web import eventually, http, login, make_emulator, members, start_view
 
 ROOT = Path(__file__).resolve().parents[1]
 AGENTS = textwrap.dedent("""\
@@ -127,13 +127,10 @@ async def test_login_and_logout_from_the_browser(view, locale, logged_in, logout
         try:
             page = await browser.new_page(locale=locale, viewport={"width": 1440, "height": 900})
             page.set_default_timeout(10_000)
-            problems: list[str] = []
-            page.on("pageerror", lambda e: problems.append(str(e)))
+            problems = collect_problems(page, console=False)
             page.on("dialog", lambda d: d.accept())           # the confirmation
             await page.goto(f"http://127.0.0.1:{service.port}/login")
-            await page.fill("input[name=username]", "supervisor")
-            await page.fill("input[name=password]", PASSWORDS["supervisor"])
-            await page.click("button[type=submit]")
+            await sign_in(page)
             await page.click('#agents-panel button[data-agent="1003"][data-kind="login"]')
             row = await page.wait_for_selector('#agents-panel tr[data-agent="1003"][data-state="in"]')
             assert logged_in in await row.inner_text()

@@ -25,6 +25,21 @@ def _need_chromium() -> None:
             pytest.fail("Debian's chromium is required in CI (apt-get install -y chromium)")
         pytest.skip("no /usr/bin/chromium here")
 
+async def sign_in(page, user: str = "supervisor") -> None:
+    """Fill the login form the page shows with `user`'s test password and submit it."""
+    await page.fill("input[name=username]", user)
+    await page.fill("input[name=password]", PASSWORDS[user])
+    await page.click("button[type=submit]")
+
+
+def collect_problems(page, *, console: bool = True) -> list[str]:
+    """The page's errors (and console errors) as they happen, for a test to assert there are none."""
+    problems: list[str] = []
+    if console:
+        page.on("console", lambda m: problems.append(f"{m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    return problems
+
 
 def _scene(emu) -> None:
     """A believable moment: calls answered and abandoned today, agents busy, one caller waiting too long."""
@@ -67,14 +82,10 @@ async def test_supervisor_in_a_real_browser(tmp_path):
             try:
                 page = context.pages[0] if context.pages else await context.new_page()
                 page.set_default_timeout(10_000)
-                problems: list[str] = []
-                page.on("console", lambda m: problems.append(f"{m.type}: {m.text}") if m.type == "error" else None)
-                page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+                problems = collect_problems(page)
                 await page.goto(base + "/")
                 assert page.url.endswith("/login")
-                await page.fill("input[name=username]", "supervisor")
-                await page.fill("input[name=password]", PASSWORDS["supervisor"])
-                await page.click("button[type=submit]")
+                await sign_in(page)
                 try:
                     await page.wait_for_selector('.tile[data-queue="general-12345"] .caller.over')
                 except Exception:
@@ -155,13 +166,10 @@ async def test_english_wallboard_folds_counts_the_ivr_and_shows_the_link_down(tm
             try:
                 page = context.pages[0] if context.pages else await context.new_page()
                 page.set_default_timeout(10_000)
-                problems: list[str] = []
-                page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+                problems = collect_problems(page, console=False)
                 await page.goto(base + "/login")
                 assert await page.get_attribute("html", "lang") == "en"
-                await page.fill("input[name=username]", "supervisor")
-                await page.fill("input[name=password]", PASSWORDS["supervisor"])
-                await page.click("button[type=submit]")
+                await sign_in(page)
                 await page.wait_for_selector('.tile[data-queue="general-12345"] .caller')
                 assert await page.get_attribute("html", "lang") == "en"
                 order = await page.eval_on_selector_all(".tile", "ts => ts.map(t => t.dataset.queue)")
@@ -232,9 +240,7 @@ async def test_first_run_hint_in_a_real_browser(tmp_path):
                 page = context.pages[0] if context.pages else await context.new_page()
                 page.set_default_timeout(10_000)
                 await page.goto(f"http://127.0.0.1:{service.port}/login")
-                await page.fill("input[name=username]", "supervisor")
-                await page.fill("input[name=password]", PASSWORDS["supervisor"])
-                await page.click("button[type=submit]")
+                await sign_in(page)
                 hint = await page.wait_for_selector("#firstrun")
                 text = await hint.inner_text()
                 assert "尚未配置 Asterisk" in text and "HOTLINE_AMI_SECRET" in text

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_supervisor_browser import CHROMIUM_ARGS, CHROMIUM, _need_chromium
-from tests.test_supervisor_web import PASSWORDS, make_emulator, start_view
+from tests.test_supervisor_browser import CHROMIUM, CHROMIUM_ARGS, _need_chromium, collect_problems, sign_in
+from tests.test_supervisor_web import make_emulator, start_view
 
 pytestmark = pytest.mark.browser
 
@@ -14,13 +14,9 @@ pytestmark = pytest.mark.browser
 async def _login(context, base: str, user: str):
     page = await context.new_page()
     page.set_default_timeout(10_000)
-    problems: list[str] = []
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    problems = collect_problems(page)
     await page.goto(base + "/login")
-    await page.fill("input[name=username]", user)
-    await page.fill("input[name=password]", PASSWORDS[user])
-    await page.click("button[type=submit]")
+    await sign_in(page, user)
     await page.wait_for_url(base + "/")
     return page, problems
 

@@ -10,8 +10,8 @@ import pytest
 
 from records.db import ready_engine
 from routing.loader import load_table
-from tests.test_supervisor_browser import CHROMIUM, CHROMIUM_ARGS, _need_chromium
-from tests.test_supervisor_web import PASSWORDS, make_emulator, start_view
+from tests.test_supervisor_browser import CHROMIUM, CHROMIUM_ARGS, _need_chromium, collect_problems, sign_in
+from tests.test_supervisor_web import make_emulator, start_view
 from traffic.source import write_calls
 from traffic.synth import synthesize
 
@@ -40,13 +40,9 @@ async def test_forecast_page_in_a_real_browser(tmp_path, monkeypatch):
             try:
                 page = context.pages[0] if context.pages else await context.new_page()
                 page.set_default_timeout(15_000)
-                problems: list[str] = []
-                page.on("console", lambda m: problems.append(f"{m.type}: {m.text}") if m.type == "error" else None)
-                page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+                problems = collect_problems(page)
                 await page.goto(base + "/login")
-                await page.fill("input[name=username]", "supervisor")
-                await page.fill("input[name=password]", PASSWORDS["supervisor"])
-                await page.click("button[type=submit]")
+                await sign_in(page)
                 await page.wait_for_url(base + "/")
                 await page.click("a[href='/forecast']")
                 await page.wait_for_selector("#forecast table.heat")
