@@ -18,16 +18,12 @@ from records.db import make_engine, upgrade
 from scripts import cli_doctor as doctor
 from scripts.hotline import cli
 from scripts.settings import Settings
+from tests.asterisk.harness import free_port
 from tests.db_fixtures import pg_url  # noqa: F401
 from tests.test_ami_cli import EmulatorThread
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -1,17 +1,12 @@
 """`hotline doctor` logs in to every AMI server of HOTLINE_AMI_SERVERS (two emulators over TCP), each its own check."""
 from __future__ import annotations
 
-import socket
 
 from scripts import cli_doctor as doctor
 from scripts.settings import Settings
+from tests.asterisk.harness import free_port
 from tests.test_ami_cli import EmulatorThread
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_every_configured_ami_server_is_checked_with_its_own_secret(tmp_path):

@@ -22,16 +22,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.asterisk.harness import free_port
 from tests.test_fastagi_support import MENUS, TABLE
 
 ROOT = Path(__file__).resolve().parents[1]
 HOTLINE = [sys.executable, "-m", "scripts.hotline"]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run(args, env, timeout=60):

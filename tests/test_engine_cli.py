@@ -5,7 +5,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,16 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.asterisk.harness import free_port
 from tests.test_fastagi_support import MENUS, TABLE
 
 ROOT = Path(__file__).resolve().parents[1]
 HOTLINE = [sys.executable, "-m", "scripts.hotline"]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

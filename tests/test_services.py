@@ -8,7 +8,6 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from ivr.emulator import AsteriskChannel, asterisk_env
+from tests.asterisk.harness import free_port
 from tests.test_classic_agi import _answer
 from tests.test_fastagi_support import WORKDAY_10H
 
@@ -81,11 +81,6 @@ def test_engine_unit_reloads_by_sighup_and_gives_the_drain_time_to_finish():
     drain = float(argv[argv.index("--drain-timeout") + 1])
     assert float(service["TimeoutStopSec"]) > drain + 5      # systemd's SIGKILL never cuts a drain short
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(predicate, timeout: float, what: str) -> None:
