@@ -3,11 +3,15 @@
 Guarantees, each tested over real TCP in tests/test_fastagi_*.py:
 - a listen backlog of `backlog` (>= 128) and an accept loop that never does work of its own;
 - a connection is a call only once its agi_* block is complete and plausible (agi_network, agi_request,
-  agi_channel, agi_uniqueid; sane sizes). Before that it is *pending*: pending connections have their own
-  pool (`max_pending`, `max_pending_per_address`) and `env_timeout`, and never take a call slot. When a pool
-  is full, the oldest pending connection makes room if it is older than `pending_grace` (Asterisk writes its
-  block right after connecting: a real call is never that slow), else the newcomer is refused. An empty or
-  agi_*-less block is refused at once; nothing is sent to such a peer and no call is recorded;
+  agi_channel, agi_uniqueid; sane sizes). Before that it is *pending*: a connection that has not delivered
+  its block within `admit_after` seconds (checked by the watchdog, so within its period) enters the pending
+  pools (`max_pending`, `max_pending_per_address`) and has `env_timeout` in all; it never takes a call slot.
+  When a pool is full, the oldest pending connection makes room if it is older than `pending_grace`
+  (Asterisk writes its block right after connecting: a real call is never that slow), else the newcomer is
+  refused. Connections whose block is already there when they are read never touch the pools: a burst of
+  thousands of calls at once (Asterisk reconnecting after an outage, all from one address) is served, not
+  refused as a flood. An empty or agi_*-less block is refused at once; nothing is sent to such a peer and no
+  call is recorded;
 - an optional allow-list of peer addresses (`allow`, HOTLINE_AGI_ALLOW: loopback by default): any other
   address is closed at accept;
 - every connection that never became a call is counted by reason (`not_a_call`) and logged as
@@ -22,6 +26,7 @@ Guarantees, each tested over real TCP in tests/test_fastagi_*.py:
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import math
 import signal
@@ -65,11 +70,12 @@ def parse_allow(text: str) -> tuple[Network, ...]:
 
 @dataclass(frozen=True)
 class ServerLimits:
-    max_sessions: int = 2000
+    max_sessions: int = 6000          # ~8 KB per held call in `make bench`: 6,000 is ~50 MB
     max_pending: int = 1024           # connections still sending their agi_* block (never a call slot)
     max_pending_per_address: int = 512
+    admit_after: float = 0.1          # a connection without its block after this long counts as pending
     pending_grace: float = 0.25       # a pending connection younger than this is never dropped to make room
-    backlog: int = 1024
+    backlog: int = 4096               # the kernel caps it at net.core.somaxconn
     env_timeout: float = 2.0          # connect -> end of the agi_* block (Asterisk sends it at once)
     reply_timeout: float = 60.0       # one command -> its reply (a long announcement plays within this)
     drain_timeout: float = 10.0       # shutdown: time sessions in flight get to finish
@@ -80,6 +86,8 @@ class ServerLimits:
             raise ValueError("backlog must be >= 128: Asterisk opens connections in bursts")
         if self.max_sessions < 1:
             raise ValueError("max_sessions must be >= 1")
+        if self.admit_after < 0 or self.pending_grace < 0:
+            raise ValueError("admit_after and pending_grace must be >= 0")
         if self.max_pending < 1 or not 1 <= self.max_pending_per_address <= self.max_pending:
             raise ValueError("max_pending and max_pending_per_address must be >= 1, the latter <= the former")
 
@@ -92,6 +100,7 @@ class _Pending:
     since: float
     writer: asyncio.StreamWriter
     evicted: bool = False
+    refused: bool = False             # the pools were full when it came to count: closed as pending_full
 
 
 @dataclass
@@ -129,7 +138,12 @@ class _Tally:
 
 def _peer_address(writer: asyncio.StreamWriter) -> str:
     peer = writer.get_extra_info("peername")
-    host = peer[0] if isinstance(peer, tuple) and peer else str(peer or "")
+    return _normal_address(peer[0] if isinstance(peer, tuple) and peer else str(peer or ""))
+
+
+@functools.lru_cache(maxsize=1024)
+def _normal_address(host: str) -> str:
+    """The peer's address as the allow-list and the logs see it (cached: a handful of Asterisk boxes connect)."""
     try:
         ip = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
@@ -155,6 +169,7 @@ class FastAgiServer:
         self.fail_open = fail_open
         self.over_capacity = over_capacity
         self.allow = tuple(allow) if allow is not None else None
+        self._allowed_cache: dict[str, bool] = {}
         self._server: asyncio.base_events.Server | None = None
         self._sessions: set[asyncio.Task] = set()
         self._refusals: set[asyncio.Task] = set()
@@ -193,24 +208,34 @@ class FastAgiServer:
     def _allowed(self, address: str) -> bool:
         if self.allow is None:
             return True
+        known = self._allowed_cache.get(address)
+        if known is not None:
+            return known
         try:
             ip = ipaddress.ip_address(address)
+            allowed = any(ip in net for net in self.allow)
         except ValueError:
-            return False
-        return any(ip in net for net in self.allow)
+            allowed = False
+        if len(self._allowed_cache) >= 1024:       # a flood of addresses: bounded, the answer stays the same
+            self._allowed_cache.clear()
+        self._allowed_cache[address] = allowed
+        return allowed
 
-    def _admit(self, address: str, writer: asyncio.StreamWriter) -> _Pending | None:
-        """A place in the pending pools, making room by dropping the oldest one past its grace; None: full."""
+    def _admit(self, entry: _Pending) -> None:
+        """`entry` is still without its block after `admit_after`: it takes a place in the pending pools,
+        making room by dropping the oldest one past its grace, or is refused (pending_full) if none is."""
         now = time.monotonic()
+        address = entry.address
         mine = self._pending_by_address.get(address, {})
-        if len(mine) >= self.limits.max_pending_per_address and not self._evict_oldest(mine, now):
-            return None
-        if len(self._pending) >= self.limits.max_pending and not self._evict_oldest(self._pending, now):
-            return None
-        entry = _Pending(address, now, writer)
+        if (len(mine) >= self.limits.max_pending_per_address and not self._evict_oldest(mine, now)) or \
+                (len(self._pending) >= self.limits.max_pending and not self._evict_oldest(self._pending, now)):
+            entry.refused = True
+            self._refuse("pending_full", address, entry.writer, f"{self.limits.max_pending} pending connections "
+                         f"({self.limits.max_pending_per_address} per address), none older than "
+                         f"{self.limits.pending_grace} s")
+            return
         self._pending[entry] = None
         self._pending_by_address.setdefault(address, {})[entry] = None
-        return entry
 
     def _evict_oldest(self, pool: dict[_Pending, None], now: float) -> bool:
         oldest = next(iter(pool))
@@ -237,12 +262,9 @@ class FastAgiServer:
     async def _read_call_env(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                              address: str) -> tuple[dict[str, str], bytes] | None:
         """The env block of a call, or None (refused and counted) for a connection that never became one."""
-        entry = self._admit(address, writer)
-        if entry is None:
-            self._refuse("pending_full", address, writer, f"{self.limits.max_pending} pending connections "
-                         f"({self.limits.max_pending_per_address} per address), none older than "
-                         f"{self.limits.pending_grace} s")
-            return None
+        entry = _Pending(address, time.monotonic(), writer)
+        watchdog = self.app.watchdog
+        watchdog.arm(entry, self.limits.admit_after, lambda: self._admit(entry))
         try:
             return await self.app.read_call_env(reader, writer)
         except NotACall as exc:
@@ -257,8 +279,10 @@ class FastAgiServer:
             log.exception("fastagi.env_error")
             reason, detail = "error", f"{type(exc).__name__}: {exc}"
         finally:
+            watchdog.disarm(entry)
             self._release(entry)
-        self._refuse(reason, address, writer, detail)
+        if not entry.refused:              # a refused one was counted when the pools turned it away
+            self._refuse(reason, address, writer, detail)
         return None
 
     async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -155,6 +155,18 @@ async def test_a_full_pending_pool_of_young_connections_refuses_the_newcomer_not
             x.close()
 
 
+async def test_a_burst_of_calls_from_one_address_is_served_not_refused_as_a_flood():
+    """Asterisk reconnecting after an outage: hundreds of calls at once from one address, each block sent at
+    connect. Far more than the pending pools hold arrive in one accept batch; none is refused (pending_full)."""
+    limits = ServerLimits(max_sessions=500, max_pending=16, max_pending_per_address=8, env_timeout=10,
+                          reply_timeout=10, drain_timeout=2)
+    async with running_engine(limits=limits) as (server, _):
+        calls = await asyncio.gather(*(call(server, "12345", ["2"], at=WORKDAY_10H, timeout=30)
+                                       for _ in range(300)))
+        assert [t.destination for t in calls] == ["queue general-12345"] * 300
+        assert server.not_a_call == {} and server.stats["served"] == 300
+
+
 async def test_the_allow_list_closes_other_addresses_at_accept(events):
     holder = ConfigHolder(shipped_config(), TABLE, MENUS)
     engine = Engine(holder, allow_test_clock=True)
@@ -336,8 +348,8 @@ def test_serve_takes_its_allow_list_from_hotline_agi_allow(tmp_path):
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=15)
-    assert '"reason": "address_not_allowed"' in err and '"peer": "127.0.0.1"' in err
-    assert '"event": "fastagi.loopback_only"' not in err
+    assert '"reason":"address_not_allowed"' in err and '"peer":"127.0.0.1"' in err
+    assert '"event":"fastagi.loopback_only"' not in err
     bad = subprocess.run(command, cwd=root, env=dict(env, HOTLINE_AGI_ALLOW="10.0.0.0/8,asterisk-1"),
                          capture_output=True, text=True, timeout=30)
     assert bad.returncode == 1 and "'asterisk-1' is not an address or network" in bad.stderr
