@@ -25,7 +25,7 @@ Examples:
   hotline serve                                   # production: 127.0.0.1:4573, records, AMI, web view
   hotline serve --dry-run                         # a test engine beside it: port 4599, nothing of production's
   hotline serve --dry-run --records --web         # the dry run with its own records and view (var/dry-run/)
-  HOTLINE_AGI_ALLOW=10.0.0.5 hotline serve --host 0.0.0.0 --max-sessions 2000"""
+  HOTLINE_AGI_ALLOW=10.0.0.5 hotline serve --host 0.0.0.0 --max-sessions 6000"""
 
 
 @click.command(epilog=SERVE_EXAMPLES)
@@ -59,7 +59,7 @@ def serve(host, port, max_sessions, env_timeout, reply_timeout, drain_timeout, d
           ami, web, web_port, pid_file) -> None:
     """Run the FastAGI server (Asterisk: AGI(agi://HOST:PORT/route,${EXTEN})). SIGHUP reloads the YAML."""
     from ivr.engine import ConfigError, ConfigHolder
-    from scripts import enginestate
+    from scripts import enginestate, runtime
 
     settings = load_settings()
     if dry_run:
@@ -94,8 +94,11 @@ def serve(host, port, max_sessions, env_timeout, reply_timeout, drain_timeout, d
         _print_problems(exc.problems)
         raise SystemExit(1)
     try:
-        asyncio.run(_serve(holder, settings, host, port, max_sessions or settings.agi_max_sessions, env_timeout,
-                           reply_timeout, drain_timeout, allow_test_clock, records, ami, web, pid_file, dry_run))
+        runtime.run(_serve(holder, settings, host, port, max_sessions or settings.agi_max_sessions, env_timeout,
+                           reply_timeout, drain_timeout, allow_test_clock, records, ami, web, pid_file, dry_run),
+                    settings.event_loop)
+    except ValueError as exc:            # HOTLINE_EVENT_LOOP names no loop we can run
+        raise click.ClickException(str(exc)) from None
     except OSError as exc:               # lost a race for the port since the check: still no traceback
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
@@ -121,7 +124,10 @@ async def _serve(holder, settings, host, port, max_sessions, env_timeout, reply_
     from ivr.engine import Engine
     from ivr.fastagi import ServerLimits, build_server, parse_allow
     from scripts import companions, enginestate
+    from scripts.runtime import ensure_descriptors, settle_heap
 
+    # Every call holds a socket: the soft open-files limit is raised so the cap fits (or the cap is what fits).
+    max_sessions = ensure_descriptors(max_sessions, settings.agi_max_pending)
     try:                      # bad limits or allow-list: refused before anything starts
         limits = ServerLimits(max_sessions=max_sessions, env_timeout=env_timeout, reply_timeout=reply_timeout,
                               drain_timeout=drain_timeout, max_pending=settings.agi_max_pending,
@@ -180,6 +186,7 @@ async def _serve(holder, settings, host, port, max_sessions, env_timeout, reply_
     server = build_server(engine, host=host, port=port, limits=limits, allow=allow,
                           scripts={"switch": SwitchEntry(holder, board, engine.clock).handle})
     bound = await server.start()
+    settle_heap()
     enginestate.write_pid(pid_file)
     if allow_test_clock:
         log.warning("serve.test_clock_allowed", variable="HOTLINE_AT", advice="dry runs only, never production")
