@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from functools import lru_cache
 
 # A digit or an earlier mask star, then more of them across any separators that are not letters. Stars count
 # as places, so masking twice changes nothing and `138*0013*8000` is one number, not three short ones. A leading
@@ -47,7 +48,13 @@ def mask_text(text: str | None) -> str:
     """Mask every number in `text` (see the module doc); letters and separators stay where they stand."""
     if not text:
         return ""
-    return _NUMBER.sub(_mask_match, str(text))
+    return _masked(str(text))
+
+
+@lru_cache(maxsize=4096)
+def _masked(text: str) -> str:
+    # Cached: a call's log lines mask the same caller fields again and again (the regex is most of the cost).
+    return _NUMBER.sub(_mask_match, text)
 
 
 def mask_number(number: str | None) -> str:

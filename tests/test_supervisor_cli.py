@@ -74,7 +74,7 @@ async def test_hotline_web_serves_and_prints_generated_passwords_once(tmp_path):
                 line = (await proc.stdout.readline()).decode()
                 assert line, "hotline web exited: " + "".join(seen)
                 seen.append(line)
-                m = re.search(r'"url": "http://127\.0\.0\.1:(\d+)/".*supervisor\.web_started', line)
+                m = re.search(r'"url": ?"http://127\.0\.0\.1:(\d+)/".*supervisor\.web_started', line)
                 if m:
                     return m[1]
         port = await asyncio.wait_for(until_started(), 30)
