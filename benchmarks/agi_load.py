@@ -1,17 +1,28 @@
-"""FastAGI load: our engine vs a bare panoramisk app sending the same AGI commands, in the same run.
+"""FastAGI load: the engine as shipped against a bare panoramisk app and the Python floor, in one run.
 
-    .venv/bin/python -m benchmarks.agi_load            # ~1-2 minutes
+    .venv/bin/python -m benchmarks.agi_load [--quick]        # ~3 minutes (--quick: ~1)
 
-Both servers run in their own subprocess (CPU read from /proc/<pid>/stat, memory from /proc/<pid>/status);
-the load comes from this process, through the Asterisk emulator (ivr.emulator), over TCP on 127.0.0.1.
+Every server is a process of its own pinned to core 0 (taskset); this load generator runs on core 1 (on a
+one-core machine both share it, and the print says so). Server CPU is read from /proc/<pid>/stat (all its
+threads: the records flusher and any worker threads count), memory from /proc/<pid>/status.
 
-1. Throughput, closed loop: 50 calls in flight, each a 12345 call pressing 2 (13 AGI commands). Seven
-   alternating runs; medians of sessions/s and server CPU us per session; ratio engine/bare (target >= 0.7)
-   as the median over (engine run, next bare run) pairs.
-2. Held sessions: calls arrive at 200/s; each waits out the menu three times with the peer answering every
-   prompt after 1-3 s (~10 s per call), so ~2,000 sessions are open at once. Reported: p99 of the engine's
-   reaction time (reply handed over by the codec -> next command written, measured inside the server over
-   the last 40% of the run; target < 5 ms) and resident memory per held session (target < 50 KB).
+Servers:
+- engine (SQLite): `hotline serve` as users run it: records on (spool + SQLite, the embedded default), the abuse
+  rule on (the shipped table: 20 calls per 60 min), JSON logs at info level to a file, the web view on, no AMI;
+- engine (PostgreSQL): the same with the records in PostgreSQL (HOTLINE_BENCH_PG_URL, default the local server);
+- bare panoramisk: panoramisk 1.4's Application on asyncio, sending the very commands our engine sends for the
+  call (recorded from the engine in this run), one `send_command` each;
+- bare panoramisk on uvloop; protocol floor: a hand-written asyncio.Protocol on uvloop (benchmarks.agi_servers).
+
+1. Throughput, closed loop: 50 calls in flight, each a 12345 call pressing 2 (12 AGI commands), callers from a
+   pool of 200,000 numbers. Alternating runs, server by server; per server the median of CPU us per AGI command
+   and of calls/s; the ratios are medians over each run's ratio to the bare app's run in the same round.
+2. Held calls: 1,000 new calls/s, every prompt playing 1.33-2 s (three prompts: a time-out, the menu again, key
+   2), ~5,000 sessions open at once. Reported: the engine's reaction time (reply in -> next command out, and env
+   block in -> first command, measured inside the server) p50/p99 over the steady part, resident memory per held
+   session, calls not served.
+3. Burst: 2,000 calls opened at once (Asterisk reconnecting after an outage), each holding 1-2 s per prompt:
+   served to their route, refused, failed; how long the last connect took.
 """
 from __future__ import annotations
 
@@ -20,114 +31,50 @@ import json
 import os
 import random
 import signal
+import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
+
+from benchmarks.agi_client import CallResult, call, callers
 
 ROOT = Path(__file__).resolve().parents[1]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-THROUGHPUT_CALL = ("12345", ["2"])
-HELD_CALL = ("12345", ["timeout", "timeout", "timeout"])
+SERVER_CORE, LOAD_CORE = "0", 1
+THROUGHPUT_KEYS = ["2"]
+HELD_KEYS = ["timeout", "2"]
+BARE_KINDS = ("bare-panoramisk", "bare-panoramisk-uvloop", "protocol-uvloop")
 
 
-# ------------------------------------------------------------------ the servers (subprocess side)
-
-def engine_sequence() -> list[str]:
-    """The exact command lines our engine sends for THROUGHPUT_CALL (recorded once, in-process)."""
-    from ivr.emulator import AsteriskChannel, asterisk_env
-    from ivr.engine import CallFlow, load_config
-    from ivr.agi.codec import ResponseParser, command_line
-    from datetime import datetime, timezone
-
-    config = load_config(ROOT / "conf/routing.yaml", ROOT / "conf/ivr.yaml")
-    env = asterisk_env(dialed=THROUGHPUT_CALL[0])
-    channel = AsteriskChannel(env, THROUGHPUT_CALL[1])
-    flow = CallFlow(env, config, datetime.now(timezone.utc))
-    gen, lines, parser = flow.run(), [], ResponseParser()
-    cmd = next(gen)
-    try:
-        while True:
-            line = command_line(cmd)
-            lines.append(line)
-            (resp,) = parser.feed(channel.handle(line))
-            cmd = gen.send(resp)
-    except StopIteration:
-        return lines
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
-async def serve_engine(port_file: Path, stats_file: Path) -> None:
-    import structlog
-    from ivr.engine import ConfigHolder, Engine
-    from ivr.fastagi import ServerLimits, build_server
-    from ivr.fastagi_compat import AgiRequest
-    from scripts.logsetup import configure_logging
+def pinned(argv: list[str]) -> list[str]:
+    return (["taskset", "-c", SERVER_CORE] if (os.cpu_count() or 1) > 1 else []) + argv
 
-    configure_logging(level="info", fmt="json", stream=open(os.devnull, "w"))   # logs rendered, as in production
-    reactions: list[float] = []
-    original = AgiRequest.send
-
-    async def timed_send(self, cmd):           # reaction = previous reply handed over -> this command sent
-        last = getattr(self, "_bench_replied", None)
-        if last is not None and len(reactions) < 2_000_000:
-            reactions.append(time.perf_counter() - last)
-        resp = await original(self, cmd)
-        self._bench_replied = time.perf_counter()
-        return resp
-    AgiRequest.send = timed_send
-
-    holder = ConfigHolder.from_files(ROOT / "conf/routing.yaml", ROOT / "conf/ivr.yaml")
-    server = build_server(Engine(holder), port=0, limits=ServerLimits(max_sessions=10_000, reply_timeout=30))
-    await _run(server.start, server.shutdown, port_file, stats_file, reactions, structlog)
-
-
-async def serve_bare(port_file: Path, stats_file: Path) -> None:
-    from panoramisk.fast_agi import Application
-
-    sequence = engine_sequence()
-    app = Application(loop=asyncio.get_running_loop())
-
-    async def route(request):
-        for line in sequence:
-            await request.send_command(line)
-    app.add_route("route", route)
-    server = None
-
-    async def start():
-        nonlocal server
-        server = await asyncio.start_server(app.handler, "127.0.0.1", 0, backlog=1024)
-        return server.sockets[0].getsockname()[1]
-
-    async def stop():
-        server.close()
-    await _run(start, stop, port_file, stats_file, [], None)
-
-
-async def _run(start, stop, port_file: Path, stats_file: Path, reactions: list[float], _structlog) -> None:
-    port = await start()
-    port_file.write_text(str(port))
-    done = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, done.set)
-    loop.add_signal_handler(signal.SIGUSR1, reactions.clear)     # start of a measurement window
-    await done.wait()
-    stats_file.write_text(json.dumps({"reactions": reactions}))
-    await stop()
-
-
-# ------------------------------------------------------------------ the load (this process)
 
 class Server:
-    def __init__(self, kind: str, tmp: Path) -> None:
-        self.port_file, self.stats_file = tmp / f"{kind}.port", tmp / f"{kind}.stats"
-        self.proc = subprocess.Popen([sys.executable, "-m", "benchmarks.agi_load", "--serve", kind,
-                                      str(self.port_file), str(self.stats_file)], cwd=ROOT)
-        for _ in range(400):
-            if self.port_file.exists() and self.port_file.read_text():
-                break
-            time.sleep(0.025)
-        self.port = int(self.port_file.read_text())
+    """One server process; `kind` names it in the results."""
+
+    def __init__(self, kind: str, argv: list[str], port: int, env: dict[str, str], log: Path) -> None:
+        self.kind, self.port, self.log = kind, port, log
+        self.proc = subprocess.Popen(pinned(argv), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                     stderr=open(log, "ab"))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{kind} exited with {self.proc.returncode}; see {log}")
+            if listening(port):      # not a probe connection: panoramisk's reader spins forever on its EOF
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"{kind} did not listen on {port} within 60 s; see {log}")
 
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -139,142 +86,279 @@ class Server:
                 return int(line.split()[1])
         return 0
 
-    def stop(self) -> dict:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=30)
-        return json.loads(self.stats_file.read_text()) if self.stats_file.exists() else {}
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
 
 
-async def closed_loop(port: int, in_flight: int, seconds: float) -> tuple[int, int]:
-    from ivr.emulator import place_call
-    done = failed = 0
+def engine_env(tmp: Path, name: str, db_url: str | None) -> dict[str, str]:
+    from cryptography.fernet import Fernet
+    state = tmp / name
+    state.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
+    env.update({
+        "HOTLINE_DB_URL": db_url or f"sqlite:///{state / 'hotline.sqlite3'}",
+        "HOTLINE_SPOOL_DIR": str(state / "spool"), "HOTLINE_PID_FILE": str(state / "hotline.pid"),
+        "HOTLINE_WEB_PORT": str(free_port()), "HOTLINE_CALLER_HASH_KEY": "bench-" + os.urandom(16).hex(),
+        "HOTLINE_CALLBACK_KEY": Fernet.generate_key().decode(), "HOTLINE_CONFIG_SNAPSHOT": str(state / "snap.json"),
+    })
+    return env
+
+
+def start_engine(tmp: Path, name: str, db_url: str | None = None, *, timed: bool = False) -> Server:
+    port = free_port()
+    env = engine_env(tmp, name, db_url)
+    argv = [sys.executable, "-m", "benchmarks.agi_servers", "engine", str(port), str(tmp / f"{name}.stats"),
+            *(["--timed"] if timed else []), "--", "--max-sessions", "10000"]
+    return Server(name, argv, port, env, tmp / f"{name}.log")
+
+
+def start_bare(tmp: Path, kind: str, sequence_file: Path) -> Server:
+    port = free_port()
+    return Server(kind, [sys.executable, "-m", "benchmarks.agi_servers", kind, str(port), str(sequence_file)],
+                  port, dict(os.environ), tmp / f"{kind}.log")
+
+
+def fresh_pg_database(base_url: str) -> str | None:
+    """A new empty database beside `base_url`'s, at the schema's head; None if PostgreSQL is not reachable."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from records.db import make_engine, upgrade
+    url = make_url(base_url)
+    name = f"hotline_bench_{os.getpid()}"
+    try:
+        admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+    except Exception as exc:      # noqa: BLE001 - the PostgreSQL column is skipped, said in the output
+        print(f"   (PostgreSQL at {url.render_as_string(hide_password=True)} unavailable: {exc}; skipped)")
+        return None
+    target = url.set(database=name).render_as_string(hide_password=False)
+    engine = make_engine(target)
+    upgrade(engine)
+    engine.dispose()
+    return target
+
+
+def drop_pg_database(db_url: str) -> None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    url = make_url(db_url)
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+    admin.dispose()
+
+
+# ------------------------------------------------------------------ load shapes
+
+async def closed_loop(port: int, in_flight: int, seconds: float, next_caller) -> tuple[int, int, int]:
+    """(calls routed, calls failed, AGI commands) for `seconds` of `in_flight` back-to-back callers."""
+    routed = failed = commands = 0
     deadline = time.perf_counter() + seconds
 
     async def worker() -> None:
-        nonlocal done, failed
+        nonlocal routed, failed, commands
         while time.perf_counter() < deadline:
-            t = await place_call("127.0.0.1", port, dialed=THROUGHPUT_CALL[0], dtmf=THROUGHPUT_CALL[1], timeout=10)
-            if t.error or t.variables.get("HOTLINE_ACTION", "queue") != "queue":
-                failed += 1
+            result = await call(port, "12345", THROUGHPUT_KEYS, next_caller())
+            commands += len(result.commands)
+            if result.routed:
+                routed += 1
             else:
-                done += 1
+                failed += 1
     await asyncio.gather(*(worker() for _ in range(in_flight)))
-    return done, failed
+    return routed, failed, commands
 
 
-def throughput(servers: dict[str, Server], runs: int, seconds: float) -> dict[str, dict[str, float]]:
-    results: dict[str, dict[str, list[float]]] = {k: {"rate": [], "cpu_us": []} for k in servers}
-    for kind, server in servers.items():                    # warm-up: imports, caches, first connections
-        asyncio.run(closed_loop(server.port, 50, 0.5))
+def throughput(servers: list[Server], runs: int, seconds: float) -> dict[str, dict[str, list[float]]]:
+    next_caller = callers(12345)
+    results: dict[str, dict[str, list[float]]] = {s.kind: {"cpu_us": [], "rate": []} for s in servers}
+    for server in servers:                               # warm-up: imports, caches, first connections
+        _run(closed_loop(server.port, 50, 1.0, next_caller))
     for _ in range(runs):
-        for kind, server in servers.items():
+        for server in servers:
             cpu0, t0 = server.cpu_seconds(), time.perf_counter()
-            done, failed = asyncio.run(closed_loop(server.port, 50, seconds))
+            routed, failed, commands = _run(closed_loop(server.port, 50, seconds, next_caller))
             elapsed, cpu = time.perf_counter() - t0, server.cpu_seconds() - cpu0
             if failed:
-                print(f"  {kind}: {failed} calls failed", file=sys.stderr)
-            results[kind]["rate"].append(done / elapsed)
-            results[kind]["cpu_us"].append(cpu / max(done, 1) * 1e6)
-    medians = {k: {m: statistics.median(v) for m, v in r.items()} for k, r in results.items()}
-    # Each engine run is paired with the bare run right after it: the ratio of a pair is not moved by the
-    # slow drifts of a shared machine the way the ratio of two medians is.
-    pairs = [e / b for e, b in zip(results["engine"]["rate"], results["bare-panoramisk"]["rate"])]
-    medians["engine"]["pair_ratio"] = statistics.median(pairs)
-    medians["engine"]["pair_ratio_range"] = (min(pairs), max(pairs))
-    return medians
+                print(f"   {server.kind}: {failed} calls not routed", file=sys.stderr)
+            results[server.kind]["cpu_us"].append(cpu / max(commands, 1) * 1e6)
+            results[server.kind]["rate"].append(routed / elapsed)
+    return results
 
 
-async def held_load(server: Server, rate: float, seconds: float) -> dict[str, float]:
-    from ivr.emulator import place_call
-    rng = random.Random(12345)
-    peer_reactions: list[float] = []
-    open_now = peak = 0
-    rss_samples: list[tuple[int, int]] = []
-
-    def delay(line: str) -> float:
-        return rng.uniform(1.0, 3.0) if line.startswith(("STREAM FILE", "GET OPTION", "GET DATA")) else 0.0
-
-    async def one() -> None:
-        nonlocal open_now, peak
-        open_now += 1
-        peak = max(peak, open_now)
-        try:
-            t = await place_call("127.0.0.1", server.port, dialed=HELD_CALL[0], dtmf=HELD_CALL[1],
-                                 timeout=60, reply_delay=delay)
-            if t.error:
-                print("  held call failed:", t.error, file=sys.stderr)
-        finally:
-            open_now -= 1
-
-    rss_idle = server.rss_kb()
-    tasks = []
+async def open_loop(port: int, rate: float, seconds: float, keys: list[str], delay, next_caller,
+                    on_tick=None) -> list[CallResult]:
+    """`rate` new calls per second for `seconds`; returns every call's result once all have ended."""
+    tasks: list[asyncio.Task] = []
     start = time.perf_counter()
-    n = 0
-    measuring = False
     while (now := time.perf_counter()) - start < seconds:
         due = int((now - start) * rate)
-        while n < due:
-            tasks.append(asyncio.create_task(one()))
-            n += 1
-        if not measuring and now - start > seconds * 0.6:
-            server.proc.send_signal(signal.SIGUSR1)          # the server's reaction times from here on
-            measuring = True
-        if measuring:
-            rss_samples.append((open_now, server.rss_kb()))
-        await asyncio.sleep(0.05)
-    at_open, at_rss = max(rss_samples)
-    await asyncio.gather(*tasks)
-    return {"calls": n, "peak_open": peak, "open_at_sample": at_open, "rss_idle_kb": rss_idle,
-            "rss_peak_kb": at_rss, "kb_per_session": (at_rss - rss_idle) / max(at_open, 1)}
+        while len(tasks) < due:
+            tasks.append(asyncio.create_task(call(port, "12345", keys, next_caller(), timeout=60,
+                                                  prompt_delay=delay)))
+        if on_tick is not None:
+            on_tick(now - start)
+        await asyncio.sleep(0.01)
+    return list(await asyncio.gather(*tasks))
 
 
-def p(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
+def held_calls(server: Server, rate: float, seconds: float, stats_file: Path) -> dict[str, float]:
+    rng = random.Random(7)
+    open_samples: list[tuple[int, int]] = []
+    idle = server.rss_kb()
+    steady_from = seconds * 0.45
+    window: list[float] = []
+
+    def on_tick(elapsed: float) -> None:
+        if elapsed >= steady_from:
+            if not window:
+                window.append(time.perf_counter())
+            open_samples.append((server_open(server), server.rss_kb()))
+
+    results = _run(open_loop(server.port, rate, seconds, HELD_KEYS, lambda: rng.uniform(1.33, 2.0),
+                             callers(99), on_tick))
+    window.append(time.perf_counter() - 2.5)             # arrivals stopped; the tail empties, not steady
+    server.stop()
+    samples = json.loads(stats_file.read_text()) if stats_file.exists() else []
+    steady = sorted(r for t, r in samples if window[0] <= t <= window[1])
+    at_open, at_rss = max(open_samples) if open_samples else (0, idle)
+    return {"calls": len(results), "not_routed": sum(not r.routed for r in results),
+            "errors": sorted({r.error for r in results if r.error})[:3], "peak_open": at_open,
+            "rss_idle_kb": idle, "rss_peak_kb": at_rss, "kb_per_session": (at_rss - idle) / max(at_open, 1),
+            "p50_ms": pct(steady, 0.5) * 1e3, "p99_ms": pct(steady, 0.99) * 1e3,
+            "max_ms": (steady[-1] if steady else float("nan")) * 1e3, "replies": len(steady)}
 
 
-def main() -> None:
-    import tempfile
+def server_open(server: Server) -> int:
+    """Established TCP connections on the server's port."""
+    return _sockets(server.port, "01")
+
+
+def listening(port: int) -> bool:
+    return _sockets(port, "0A") > 0
+
+
+def _sockets(port: int, state: str) -> int:
+    """Sockets of local port `port` in TCP state `state` (/proc/net/tcp: 01 established, 0A listen)."""
+    port_hex = f"{port:04X}"
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            for line in Path(table).read_text().splitlines()[1:]:
+                parts = line.split()
+                if parts[3] == state and parts[1].endswith(":" + port_hex):
+                    count += 1
+        except FileNotFoundError:
+            continue
+    return count
+
+
+def burst(server: Server, calls: int) -> dict[str, float]:
+    rng = random.Random(3)
+    next_caller = callers(5)
+
+    async def go() -> list[CallResult]:
+        tasks = [asyncio.create_task(call(server.port, "12345", ["2"], next_caller(), timeout=60,
+                                          prompt_delay=lambda: rng.uniform(1.0, 2.0))) for _ in range(calls)]
+        return list(await asyncio.gather(*tasks))
+    t0 = time.perf_counter()
+    results = _run(go())
+    connects = sorted(r.connected_at - t0 for r in results if r.connected_at)
+    return {"calls": calls, "routed": sum(r.routed for r in results),
+            "refused": sum(r.error.startswith("connect") for r in results),
+            "failed": sum(not r.routed and not r.error.startswith("connect") for r in results),
+            "last_connect_s": connects[-1] if connects else float("nan"),
+            "errors": sorted({r.error for r in results if r.error})[:3]}
+
+
+def pct(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
+
+
+def _run(coro):
+    try:
+        import uvloop
+        return uvloop.run(coro)
+    except ImportError:
+        return asyncio.run(coro)
+
+
+def record_sequence(server: Server, path: Path) -> list[str]:
+    result = _run(call(server.port, "12345", THROUGHPUT_KEYS, "13900000001", keep_commands=True))
+    if not result.routed:
+        raise RuntimeError(f"the engine did not route the benchmark call: {result}")
+    sequence = [c.decode() for c in result.commands]
+    path.write_text(json.dumps(sequence))
+    return sequence
+
+
+# ------------------------------------------------------------------ report
+
+def main(argv: list[str] | None = None) -> None:
+    quick = "--quick" in (argv if argv is not None else sys.argv[1:])
+    runs, seconds = (3, 1.5) if quick else (5, 3.0)
+    if (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(0, {LOAD_CORE})
     tmp = Path(tempfile.mkdtemp(prefix="agi-load-"))
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), "?")
-    print(f"machine: nproc={os.cpu_count()}, {cpu}, Python {sys.version.split()[0]}")
-    servers = {"engine": Server("engine", tmp), "bare-panoramisk": Server("bare", tmp)}
+    print(f"   {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; {os.cpu_count()} cores ({cpu}), Python "
+          f"{sys.version.split()[0]}; servers on core {SERVER_CORE}, load on core {LOAD_CORE}; logs in {tmp}")
+    pg_url = fresh_pg_database(os.environ.get("HOTLINE_BENCH_PG_URL",
+                                              "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
+    servers = [start_engine(tmp, "engine-sqlite")]
     try:
-        print("1. throughput, 50 calls in flight (closed loop), 12345 + key 2 = 13 AGI commands per call")
-        res = throughput(servers, runs=7, seconds=2.5)
-        for kind, r in res.items():
-            print(f"   {kind:16s} {r['rate']:8.0f} sessions/s   {r['cpu_us']:7.0f} us server CPU per session "
-                  f"(medians of 7 runs)")
-        ratio = res["engine"]["rate"] / res["bare-panoramisk"]["rate"]
-        low, high = res["engine"]["pair_ratio_range"]
-        cpu_ratio = res["engine"]["cpu_us"] / res["bare-panoramisk"]["cpu_us"]
-        print(f"   engine/bare sessions/s: median of paired runs {res['engine']['pair_ratio']:.2f}x "
-              f"(pairs {low:.2f}-{high:.2f}x; ratio of medians {ratio:.2f}x; target >= 0.7x); "
-              f"server CPU per session {cpu_ratio:.2f}x the bare app's")
+        sequence = record_sequence(servers[0], tmp / "sequence.json")
+        if pg_url:
+            servers.append(start_engine(tmp, "engine-postgres", pg_url))
+        servers += [start_bare(tmp, kind, tmp / "sequence.json") for kind in BARE_KINDS]
+        print(f"1. throughput: 50 calls in flight, 12345 + key 2 = {len(sequence)} AGI commands per call; "
+              f"{runs} alternating runs of {seconds:g} s per server")
+        res = throughput(servers, runs, seconds)
     finally:
-        servers["bare-panoramisk"].stop()
-    engine = servers["engine"]
+        for server in servers:
+            server.stop()
+        if pg_url:
+            drop_pg_database(pg_url)
+    med = {k: {m: statistics.median(v) for m, v in r.items()} for k, r in res.items()}
+    base = res["bare-panoramisk"]["cpu_us"]
+    floor = res["protocol-uvloop"]["cpu_us"]
+    print(f"   {'server':24s} {'CPU us/command':>15s} {'calls/s':>9s} {'x bare panoramisk':>18s} {'x floor':>8s}")
+    for kind, r in res.items():
+        vs_base = statistics.median(c / b for c, b in zip(r["cpu_us"], base))
+        vs_floor = statistics.median(c / f for c, f in zip(r["cpu_us"], floor))
+        print(f"   {kind:24s} {med[kind]['cpu_us']:15.1f} {med[kind]['rate']:9.0f} {vs_base:17.2f}x {vs_floor:7.2f}x")
+    print("   (medians; CPU of the server process, all threads; PostgreSQL's own processes not counted)")
+
+    print("2. held calls: 1,000 new calls/s for 12 s, prompts 1.33-2 s (time-out, menu again, key 2)")
+    engine = start_engine(tmp, "engine-held", timed=True)
     try:
-        print("2. held sessions: 200 new calls/s, every prompt answered after 1-3 s (~10 s per call)")
-        held = asyncio.run(held_load(engine, rate=200, seconds=14.0))
+        held = held_calls(engine, rate=1000, seconds=6.0 if quick else 12.0, stats_file=tmp / "engine-held.stats")
     finally:
-        stats = engine.stop()
-    reactions = [r * 1000 for r in stats.get("reactions", [])]
-    print(f"   calls {held['calls']}, peak open sessions {held['peak_open']}")
-    print(f"   engine reaction (reply in -> next command out, in the server): p50 {p(reactions, .5):.3f} ms, "
-          f"p99 {p(reactions, .99):.3f} ms, max {max(reactions, default=float('nan')):.1f} ms "
-          f"over {len(reactions)} replies (target p99 < 5 ms)")
-    print(f"   resident memory: idle {held['rss_idle_kb']} KB, {held['rss_peak_kb']} KB with "
-          f"{held['open_at_sample']} sessions open -> {held['kb_per_session']:.1f} KB per held session "
-          f"(target < 50 KB)")
+        engine.stop()
+    print(f"   calls {held['calls']}, not served {held['not_routed']} {held['errors'] or ''}, sessions open at the "
+          f"memory sample {held['peak_open']}")
+    print(f"   engine reaction (inside the server, steady part): p50 {held['p50_ms']:.2f} ms, p99 "
+          f"{held['p99_ms']:.2f} ms, max {held['max_ms']:.1f} ms over {held['replies']} commands (target p99 <= 5 ms)")
+    print(f"   resident memory: idle {held['rss_idle_kb'] / 1024:.0f} MB, {held['rss_peak_kb'] / 1024:.0f} MB with "
+          f"{held['peak_open']} open -> {held['kb_per_session']:.1f} KB per held session (target <= 50 KB)")
+
+    print("3. burst: 2,000 calls opened at once, prompts 1-2 s")
+    engine = start_engine(tmp, "engine-burst")
+    try:
+        b = burst(engine, 2000)
+    finally:
+        engine.stop()
+    print(f"   routed {b['routed']} of {b['calls']}, refused at connect {b['refused']}, failed {b['failed']} "
+          f"{b['errors'] or ''}; last connect {b['last_connect_s']:.2f} s after the first")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "--serve":
-        runner = serve_engine if sys.argv[2] == "engine" else serve_bare
-        asyncio.run(runner(Path(sys.argv[3]), Path(sys.argv[4])))
-    else:
-        main()
+    main()

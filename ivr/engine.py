@@ -474,6 +474,14 @@ class Engine:
             flow = self._flow(env, config, at, history)
             gen = flow.run()
             cmd = next(gen)
+            drive = getattr(request, "drive", None)
+            if drive is not None:                    # the flow runs from the transport's callbacks
+                pending = await drive(gen, cmd)
+                if pending is not None:              # Asterisk left AGI: see the SessionClosed case below
+                    log.info("engine.agi_closed", hangup_seen=getattr(request, "hangup_seen", False),
+                             pending=command_name(pending), seconds=round((self.clock() - at).total_seconds(), 3))
+                completed = pending is None
+                return flow
             closed = False
             while True:
                 if closed:                           # nothing reaches the channel any more: let the flow end

@@ -28,7 +28,7 @@ import functools
 import inspect
 import time
 from collections import deque
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Generator
 
 import structlog
 from panoramisk.fast_agi import Application, Request
@@ -142,6 +142,35 @@ class AgiRequest(Request):
         self.stalled = True
         _abort(self.writer)
 
+    async def drive(self, flow: Generator[Command, Response, Any], first: Command) -> Command | None:
+        """Run a sans-I/O flow over this connection from `first` on: every reply goes to the flow straight from
+        the transport's data_received, and its next command is written there and then (no task wake-up, no
+        future per command: the event loop's work per command is one read and one write).
+
+        Returns None once the flow has ended, or the command that was pending when Asterisk closed the session
+        (SessionClosed's case: what is sent from there on is lost; the caller lets the flow end on a dead
+        channel). Raises SessionStalled (no reply within reply_timeout), ProtocolError (junk),
+        ConnectionError (reset), or whatever the flow itself raised; cancelling it stops the driving at once."""
+        transport = self.writer.transport
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future = loop.create_future()
+        driver = _FlowDriver(self, flow, done)
+        previous = transport.get_protocol()
+        buffered = _take_buffered(self.reader)
+        transport.set_protocol(driver)
+        transport.resume_reading()                  # in case the stream reader had paused it (a full buffer)
+        try:
+            driver.start(first, buffered)
+            if getattr(self.reader, "_eof", False):  # Asterisk closed before the flow took over
+                driver._lost(self.reader.exception())
+            return await done
+        finally:
+            driver.finished = True
+            if self._watchdog is not None:
+                self._watchdog.disarm(self)
+            if not transport.is_closing():
+                transport.set_protocol(previous)
+
     async def send_command(self, command: str) -> Response:    # panoramisk's name, our semantics
         return await self.send(command)
 
@@ -159,6 +188,96 @@ class AgiRequest(Request):
                     raise SessionStalled(f"no reply within {self.reply_timeout} s")
                 raise SessionClosed("Asterisk closed the AGI connection")
             self._ready.extend(self._parser.feed(data))
+
+
+class _FlowDriver(asyncio.Protocol):
+    """The connection's protocol while AgiRequest.drive runs a flow: reply in -> flow -> next command out."""
+
+    def __init__(self, request: AgiRequest, flow: Generator[Command, Response, Any], done: asyncio.Future) -> None:
+        self.request, self.flow, self.done = request, flow, done
+        self.pending: Command | None = None
+        self.finished = False
+
+    def start(self, first: Command, buffered: bytes) -> None:
+        self._send(first)
+        if buffered:
+            self.data_received(buffered)
+
+    def _send(self, cmd: Command) -> None:
+        request = self.request
+        self.pending = cmd
+        request.writer.transport.write(format_command(cmd))
+        request.commands += 1
+        if request._watchdog is not None:
+            request._watchdog.arm(request, request.reply_timeout, request._expire)
+
+    def _end(self, result: Any = None, error: BaseException | None = None) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        if self.request._watchdog is not None:
+            self.request._watchdog.disarm(self.request)
+        if not self.done.done():
+            if error is not None:
+                self.done.set_exception(error)
+            else:
+                self.done.set_result(result)
+
+    def data_received(self, data: bytes) -> None:
+        if self.finished:
+            return
+        request = self.request
+        try:
+            request._ready.extend(request._parser.feed(data))
+        except ProtocolError as exc:
+            _abort(request.writer)
+            self._end(error=exc)
+            return
+        while request._ready and not self.finished:
+            resp = request._ready.popleft()
+            if resp is HANGUP_NOTICE:
+                request.hangup_seen = True          # out of band: not the answer to the pending command
+                continue
+            try:
+                cmd = self.flow.send(resp)
+            except StopIteration:
+                self._end(None)
+                return
+            except BaseException as exc:            # the flow's own failure: for the caller to handle
+                self._end(error=exc)
+                return
+            self._send(cmd)
+
+    def eof_received(self) -> bool:
+        self._lost(None)
+        return False                                # close our side too: Asterisk has left AGI
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost(exc)
+
+    def _lost(self, exc: Exception | None) -> None:
+        if self.finished:
+            return
+        request = self.request
+        if request.stalled:
+            self._end(error=SessionStalled(f"no reply within {request.reply_timeout} s to "
+                                           f"{format_command(self.pending)[:40]!r}" if self.pending else
+                                           f"no reply within {request.reply_timeout} s"))
+        elif exc is not None:
+            self._end(error=exc if isinstance(exc, ConnectionError) else ConnectionResetError(str(exc)))
+        else:
+            self._end(self.pending)                  # Asterisk closed the session (SessionClosed's case)
+
+
+def _take_buffered(reader: asyncio.StreamReader) -> bytes:
+    """Bytes the stream reader holds but nobody read yet (a reply or HANGUP that came with the env block's tail):
+    handed to the flow driver when it takes the transport over."""
+    buffer = getattr(reader, "_buffer", None)
+    if not buffer:
+        return b""
+    data = bytes(buffer)
+    buffer.clear()
+    return data
 
 
 def _one_line(command: str) -> bytes:
