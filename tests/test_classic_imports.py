@@ -82,3 +82,21 @@ def test_the_check_sees_what_it_looks_for():
     err = subprocess.run([sys.executable, "-X", "importtime", "-c", "import asyncio"], capture_output=True,
                          text=True, check=True).stderr
     assert "asyncio" in imported(err)
+
+
+@pytest.mark.parametrize("case", ["no usable snapshot", "broken table"])
+def test_a_call_that_validates_the_files_still_logs_without_structlog(env, tmp_path, case):
+    """The loaders may import pydantic and yaml, but structlog never: unconfigured in this process it would print
+    to stdout, which is the AGI channel."""
+    if case == "broken table":
+        broken = tmp_path / "routing.yaml"
+        broken.write_text("version: 1\nlines: [\n", encoding="utf-8")
+        env = dict(env, HOTLINE_ROUTING_TABLE=str(broken))
+    else:
+        env = dict(env, HOTLINE_CONFIG_SNAPSHOT=str(tmp_path))          # a directory: neither read nor written
+    channel, err = _call(env, "110", [], "-X", "importtime")
+    assert channel.t.variables["HOTLINE_TAGS"].endswith("failopen") == (case == "broken table")
+    modules = imported(err)
+    assert "yaml" in modules                                            # it did validate
+    assert sorted(m for m in modules if m.split(".")[0] in ("structlog", "asyncio", "sqlalchemy")) == []
+    assert ("classic.config_unusable" if case == "broken table" else "classic.snapshot_not_written") in err
