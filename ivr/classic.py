@@ -11,6 +11,12 @@ pyst2 0.5.1's `asterisk.agi.AGI` is wrapped here, and only here:
 3. `_quote` wraps a value in quotes without escaping anything, and `send_command` writes whatever it is
    given, newlines included. Commands are formatted by our codec (Asterisk's parse_args rules, one line
    per command, always).
+
+Speed (issue 14): a process per call, so what it imports is most of its cost. The call path imports neither
+structlog (ivr.calllog writes the same JSON lines), asyncio, panoramisk, pydantic, yaml nor SQLAlchemy: the
+validated table comes from the compiled snapshot (routing.config_snapshot), the settings from the environment,
+the switches through the plain DB-API. Only a call that must validate the files pays for the loaders.
+tests/test_classic_imports.py keeps it that way.
 """
 from __future__ import annotations
 
@@ -20,13 +26,13 @@ import sys
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
-import structlog
 from asterisk.agi import AGI, AGIAppError, AGIHangup, AGIInvalidCommand, AGIUsageError
 
+from ivr import calllog
 from ivr.agi.codec import ProtocolError, ResponseParser, command_line, parse_env_lines, quote
 from ivr.agi.commands import HANGUP_NOTICE, Command, Response
 
-log = structlog.get_logger()
+log = calllog.get_logger()
 FAST_READ_LIMIT = 2 * 1024 * 1024            # under routing.yamlsource.MAX_FILE_BYTES: bigger files take the loaders' path
 
 
@@ -123,12 +129,12 @@ class ClassicChannel(AGI):
 def main(argv: list[str] | None = None, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> int:
     """`python -m ivr.classic [dialed]`: one call on stdin/stdout. Always exits 0 so AGISTATUS is SUCCESS
     whenever the decision (or the fail-open variables) reached the channel."""
-    from scripts.logsetup import configure_logging
+    from ivr.engine import call_context
 
-    configure_logging(level=os.environ.get("HOTLINE_LOG_LEVEL", "info"), fmt="json", stream=sys.stderr)
-    channel = ClassicChannel(stdin or sys.stdin.buffer, stdout or sys.stdout.buffer, install_sighup=True)
-    with structlog.contextvars.bound_contextvars(uniqueid=channel.env.get("uniqueid", "")):
-        return _run(channel)
+    with calllog.json_lines(sys.stderr, os.environ.get("HOTLINE_LOG_LEVEL", "info")):
+        channel = ClassicChannel(stdin or sys.stdin.buffer, stdout or sys.stdout.buffer, install_sighup=True)
+        with calllog.bound_contextvars(**call_context(channel.env)):     # as the daemon binds a call
+            return _run(channel)
 
 
 class _Fixed:

@@ -4,22 +4,23 @@
 (`handle`, async) and classic AGI (`handle_sync`). The instant is read here, at the edge, once per call.
 `ConfigHolder` keeps the (table, menus) pair: each call captures the pair at its start, `reload()` swaps in
 a new validated pair atomically or keeps the running one.
+
+Imports: a classic AGI process (one per call) imports this module, so what only FastAGI or a reload needs
+(asyncio, threading, the configuration check) is imported where it is used, and logging goes through
+ivr.calllog (structlog in the daemon, plain JSON lines in a classic process). tests/test_classic_imports.py
+keeps it that way.
 """
 from __future__ import annotations
 
-import asyncio
-import inspect
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Generator, Mapping
 
-import structlog
-
+from ivr import calllog
 from ivr.agi.codec import ProtocolError, command_line
 from ivr.agi.commands import Command, GetVariable, Response, SetVariable
-from ivr.fastagi_compat import SessionClosed, SessionStalled
+from ivr.agi.errors import SessionClosed, SessionStalled
 from routing.decide import UNKNOWN_TAG, decide, normalize_number
 from routing.model import CallerHistory, Category, RoutingTable
 from routing.privacy import mask_number
@@ -27,7 +28,7 @@ from routing.privacy import mask_number
 if TYPE_CHECKING:
     from ivr.configcheck import ChildLimits
 
-log = structlog.get_logger()
+log = calllog.get_logger()
 
 FALLBACK_QUEUE = "general-12345"
 TEST_CLOCK_VARIABLE = "HOTLINE_AT"
@@ -74,6 +75,8 @@ class ConfigHolder:
 
     def __init__(self, config: Config, table_path: Path | str | None = None,
                  menus_path: Path | str | None = None, child_limits: "ChildLimits | None" = None) -> None:
+        import threading
+
         from ivr.configcheck import ChildLimits
         self._current = config
         self.table_path, self.menus_path = table_path, menus_path
@@ -281,7 +284,7 @@ def finish_on_dead_channel(gen: Generator[Command, Response, Any], limit: int = 
     The session then ends with what it knew at the cut (the route chosen so far, the menus heard and keys
     pressed), so the record keeps them. Nothing is sent anywhere: the connection is gone.
     """
-    if inspect.getgeneratorstate(gen) != inspect.GEN_SUSPENDED:
+    if not gen.gi_suspended:             # inspect.getgeneratorstate(gen) != GEN_SUSPENDED, without inspect
         return
     try:
         for _ in range(limit):
@@ -363,10 +366,14 @@ def build_callback(flow: CallFlow) -> Any:
 
 # ------------------------------------------------------------------ the engine
 
+def call_context(env: Mapping[str, str]) -> dict[str, str]:
+    """What every log line of a call carries: its uniqueid and the masked caller."""
+    return {"uniqueid": env.get("uniqueid", ""), "caller": mask_number(env.get("callerid"))}
+
+
 def bind_call_context(env: Mapping[str, str]) -> None:
     """Every log line of this session (this asyncio task) carries the call's uniqueid and masked caller."""
-    structlog.contextvars.bind_contextvars(uniqueid=env.get("uniqueid", ""),
-                                           caller=mask_number(env.get("callerid")))
+    calllog.bind_contextvars(**call_context(env))
 
 
 def utc_now() -> datetime:
@@ -452,6 +459,8 @@ class Engine:
 
     # -- FastAGI (the endpoint registered on the AgiApplication)
     async def handle(self, request: Any) -> CallFlow:
+        import asyncio                               # here: a classic AGI process never imports it
+
         env = request.env
         bind_call_context(env)
         config = self.config.current                 # captured: a reload mid-call does not touch this call
@@ -519,6 +528,8 @@ class Engine:
     async def handle_over_capacity(self, request: Any, *, timeout: float) -> CallFlow:
         """A call over --max-sessions: the fail-open variables within `timeout` (an emergency line: its trunk
         at once), then close; recorded once, with that decision (whether or not the answer got through)."""
+        import asyncio
+
         env = request.env
         bind_call_context(env)
         config = self.config.current
@@ -538,6 +549,8 @@ class Engine:
         return flow
 
     async def _record_off_loop(self, flow: CallFlow, hungup: bool) -> None:
+        import asyncio
+
         if self.recorder is None:
             return
         try:                                         # the spool append fsyncs: keep it off the event loop

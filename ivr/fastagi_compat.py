@@ -35,18 +35,11 @@ from panoramisk.fast_agi import Application, Request
 
 from ivr.agi.codec import EnvParser, ProtocolError, ResponseParser, call_env_problem, format_command
 from ivr.agi.commands import HANGUP_NOTICE, Command, Response
+from ivr.agi.errors import SessionClosed, SessionStalled  # noqa: F401  (defined apart: the engine needs no asyncio)
 
 log = structlog.get_logger()
 
 READ_CHUNK = 64 * 1024
-
-
-class SessionClosed(ConnectionError):
-    """Asterisk closed the connection (the call went on in the dialplan, or the peer died)."""
-
-
-class SessionStalled(TimeoutError):
-    """The peer did not finish the env block, or did not answer a command, within the bound."""
 
 
 class NotACall(ProtocolError):

@@ -27,8 +27,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Generator, Mapping
 
-import structlog
-
+from ivr import calllog
 from ivr.agi.commands import (Answer, ChannelStatus, Command, GetData, GetOption, Response, SayDigits, SetVariable,
                               StreamFile)
 from ivr.menu_values import DTMF_KEYS, SILENCE, Destination, Kind, Menu, Menus
@@ -123,7 +122,7 @@ class IvrSession:
         self._chosen = route                 # best decision so far, kept if the caller hangs up
         self._plays = 0
         self._sent: dict[str, str] = {}      # variables already set during the menus (language changes)
-        self.log = structlog.get_logger("ivr.session").bind(
+        self.log = calllog.get_logger("ivr.session").bind(
             uniqueid=env.get("uniqueid", ""), line=route.line, rule=route.rule_id,
             caller=mask_number(env.get("callerid")))
 

@@ -9,22 +9,26 @@ so the CLI can say the flip is in force before it returns.
 
 Staleness bound: a flip from another process or engine is seen within `interval` (default 2 s) plus one read.
 While the database cannot be read, the last snapshot stays in force (and keeps expiring on time); logged once.
+
+A classic AGI process builds a board too (one read per call): asyncio is imported only by what runs in the
+daemon's loop, and logging goes through ivr.calllog.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import structlog
-
+from ivr import calllog
 from ivr.agi.commands import SetVariable
 
-log = structlog.get_logger()
+if TYPE_CHECKING:
+    import asyncio
+
+log = calllog.get_logger()
 DEFAULT_INTERVAL = 2.0
 RESULT_VARIABLE = "HOTLINE_SWITCH_RESULT"     # on | off | failed, read by the feature code's dialplan
 
@@ -93,6 +97,8 @@ class SwitchBoard:
 
     async def run(self) -> None:
         """Refresh every `interval` seconds (or at once when woken) until cancelled."""
+        import asyncio
+
         self._wake = asyncio.Event()
         while True:
             woken = self._wake.is_set()
@@ -125,6 +131,8 @@ class SwitchEntry:
                                      why=f"feature code *{95 if active else 96}{code}", known=table.switches)
 
     async def handle(self, request: Any) -> str:
+        import asyncio
+
         env = request.env
         name, word = (env.get("arg_1") or "").strip(), (env.get("arg_2") or "").strip().lower()
         result = "failed"

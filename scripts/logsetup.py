@@ -7,21 +7,9 @@ from typing import Any
 
 import structlog
 
-from routing.privacy import mask_text
-
-# Event keys that may carry a caller's number or caller-controlled text (a caller name can be the number); their
-# values are masked, by the one rule of routing.privacy, before any renderer sees them.
-PERSONAL_KEYS = frozenset({"caller", "callerid", "caller_number", "agi_callerid", "calleridnum", "from_number",
-                           "connectedlinenum", "phone", "caller_name", "callerid_name", "calleridname",
-                           "agi_calleridname", "connectedlinename"})
-
-
-def mask_personal_data(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
-    for key in PERSONAL_KEYS.intersection(event):
-        value = event[key]
-        if isinstance(value, str):
-            event[key] = mask_text(value)
-    return event
+# The masking rule and its keys live with the call path's logging facade (a classic AGI process renders the same
+# lines without structlog); this configuration applies them to every event.
+from ivr.calllog import PERSONAL_KEYS, mask_personal_data  # noqa: F401  (re-exported: the one rule)
 
 
 def _json_renderer() -> Any:

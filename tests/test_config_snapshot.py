@@ -157,3 +157,85 @@ def test_classic_reads_its_settings_as_the_settings_do(monkeypatch, env):
         monkeypatch.setenv(key, value)
     s = load_settings()
     assert tuple(classic_paths()) == (s.routing_table, s.ivr_menus, s.db_url, s.config_snapshot)
+
+
+# ------------------------------------------------------------------ every feature, value for value
+
+def _every_feature(tmp_path: Path) -> ClassicPaths:
+    """The shipped files with what they leave at its default set too (they set the rest): listed callers (one until a date-time),
+    an abuse hang-up, emergency retries per trunk with a next trunk, queue members, an always-open schedule, a
+    trunk port, a hang-up destination with its prompt."""
+    table = (ROOT / "conf" / "routing.yaml").read_text(encoding="utf-8")
+    edits = [
+        ("  listed: []\n", '  listed:\n    - {number: "13800138000", until: "2027-01-01T00:00:00+08:00", reason: test}\n'
+                           '    - {number: "13900139000", reason: test}\n'),
+        ("  per_minutes: 60\n  queue: abuse-review\n", "  per_minutes: 30\n  hangup: true\n"),
+        ("    attempts: 3 ", "    attempts: 2 "), ("    ring_seconds: 15 ", "    ring_seconds: 20 "),
+        ("    pause_seconds: 5 ", "    pause_seconds: 3 "), ("    within_seconds: 60 ", "    within_seconds: 50 "),
+        ("    announce: hotline/emergency-unreachable\n", "    announce: hotline/emergency-unreachable-2\n"),
+        ("  trunks: {} ", "  trunks: {emergency-110: {attempts: 4, announce: hotline/x, next: emergency-119}} "),
+        ("schedules:\n", "schedules:\n  always-on: {always: true}\n"),
+        ("    kind: general\n    strategy: rrmemory\n    member_timeout: 15\n",
+         "    kind: general\n    schedule: always-on\n    strategy: rrmemory\n    member_timeout: 20\n"
+         "    service_level_seconds: 25\n    announce_holdtime: false\n    members: [PJSIP/agent-1, Local/1001@agents]\n"),
+        ("    host: carrier-sbc.hainan.invalid\n", "    host: carrier-sbc.hainan.invalid\n    port: 5080\n"),
+    ]
+    for old, new in edits:
+        assert table.count(old) == 1, old
+        table = table.replace(old, new)
+    menus = (ROOT / "conf" / "ivr.yaml").read_text(encoding="utf-8")
+    old = '      "#": repeat\n    after_retries: {queue: general-12345, tags: [health]}'
+    assert menus.count(old) == 1
+    menus = menus.replace(old, '      "7": {hangup: {zh: hotline/zh/bye, en: hotline/en/bye}}\n' + old)
+    tmp_path.mkdir(exist_ok=True)
+    (tmp_path / "routing.yaml").write_text(table, encoding="utf-8")
+    (tmp_path / "ivr.yaml").write_text(menus, encoding="utf-8")
+    return ClassicPaths(tmp_path / "routing.yaml", tmp_path / "ivr.yaml", "sqlite:///" + str(tmp_path / "r.sqlite3"),
+                        tmp_path / "cache" / "snapshot.json")
+
+
+def _fields_set(value, seen: dict) -> dict:
+    """(class, field) -> whether some instance in `value` holds a value other than the default (and not empty)."""
+    import dataclasses
+    from types import MappingProxyType
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            v = getattr(value, f.name)
+            default = (f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                       if f.default_factory is not dataclasses.MISSING else object())
+            empty = v is None or (isinstance(v, (str, tuple, list, dict, frozenset, MappingProxyType)) and not v)
+            set_here = v != default and not empty
+            seen[type(value).__name__, f.name] = seen.get((type(value).__name__, f.name), False) or set_here
+            _fields_set(v, seen)
+    elif isinstance(value, (dict, MappingProxyType)):
+        for k, v in value.items():
+            _fields_set(k, seen)
+            _fields_set(v, seen)
+    elif isinstance(value, (tuple, list, frozenset)):
+        for v in value:
+            _fields_set(v, seen)
+    return seen
+
+
+@pytest.mark.parametrize("files", ["shipped", "every feature"])
+def test_the_snapshot_loads_the_values_the_yaml_loads(paths, tmp_path, monkeypatch, files):
+    if files == "every feature":
+        paths = _every_feature(tmp_path / "features")
+    validated = load_config(paths.routing_table, paths.ivr_menus)
+    load_validated(paths)                                                # writes the snapshot
+    no_validation(monkeypatch)
+    loaded = load_validated(paths)
+    assert (loaded.table, loaded.menus) == (validated.table, validated.menus)
+    # the same objects field for field, types included (an enum, a read-only mapping, a zone), not only equal
+    assert config_snapshot._encode(loaded.table) == config_snapshot._encode(validated.table)
+    assert config_snapshot._encode(loaded.menus) == config_snapshot._encode(validated.menus)
+    assert repr(loaded.table) == repr(validated.table) and repr(loaded.menus) == repr(validated.menus)
+    assert hash(loaded.table.lines["12320"]) == hash(validated.table.lines["12320"])
+    if files == "every feature":             # with the shipped files, every field of every value class is set
+        seen: dict = {}
+        for config in (validated, load_config(ROOT / "conf" / "routing.yaml", ROOT / "conf" / "ivr.yaml")):
+            _fields_set(config.menus, _fields_set(config.table, seen))
+        in_tables = set(config_snapshot._CLASSES) - {"Route", "CallerHistory"}   # decisions, never in a table
+        assert {cls for cls, _ in seen} == in_tables
+        assert sorted(key for key, was_set in seen.items() if not was_set) == []
