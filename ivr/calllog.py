@@ -66,7 +66,7 @@ class JsonLines:
         exc_info = _exc_info(fields.pop("exc_info", None))
         if exc_info is not None:
             fields["exception"] = _format_exception(exc_info)
-        self.stream.write(json.dumps(fields, ensure_ascii=False, default=_fallback) + "\n")
+        self.stream.write(json.dumps(fields, ensure_ascii=False, separators=(",", ":"), default=_fallback) + "\n")
         self.stream.flush()
 
 
