@@ -70,7 +70,7 @@ def test_json_lines_render_what_the_structlog_configuration_renders(level):
         assert mine == reference
     assert all(line["caller"] in ("138****8000", "139****5678") for line in ours)
     assert "Traceback" in classic.getvalue()
-    assert ('"value": "<opaque>"' in classic.getvalue()) == (level != "error")      # repr(), as structlog's
+    assert ('"value":"<opaque>"' in classic.getvalue()) == (level != "error")      # repr(), as structlog's
 
 
 def test_outside_json_lines_the_facade_is_structlog():
