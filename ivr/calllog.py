@@ -107,18 +107,31 @@ def _structlog() -> Any:
 class Logger:
     """What modules hold (`log = get_logger()`): the backend is chosen per event, not at import."""
 
-    __slots__ = ("name", "_bound", "_proxy")
+    __slots__ = ("name", "_bound", "_proxy", "_made", "_made_for")
 
     def __init__(self, name: str | None = None, bound: Mapping[str, Any] | None = None) -> None:
         self.name = name
         self._bound = dict(bound or {})
         self._proxy: Any = None
+        self._made: Any = None           # structlog's logger built from the configuration in `_made_for`
+        self._made_for: tuple = ()
 
     def _target(self) -> Any:
         if self._proxy is None:
             # structlog's lazy proxy: it follows structlog.configure() as before (cache_logger_on_first_use off)
             self._proxy = _structlog().get_logger(*([self.name] if self.name else []))
         return self._proxy
+
+    def _logger(self) -> Any:
+        """structlog's logger for the current configuration, built once per configuration: the lazy proxy builds
+        a new one (and its output logger) for every event, a third of a call's logging cost. A reconfiguration
+        (scripts.logsetup, the tests' capture_logs) replaces these objects, so it is seen at the next event."""
+        config = _structlog().get_config()
+        key = (config["processors"], config["logger_factory"], config["wrapper_class"], config["context_class"])
+        made_for = self._made_for
+        if len(made_for) != 4 or any(a is not b for a, b in zip(made_for, key)):
+            self._made, self._made_for = self._target().bind(), key
+        return self._made
 
     def bind(self, **kw: Any) -> Any:
         if _writer is None:
@@ -130,7 +143,7 @@ class Logger:
         if writer is not None:
             writer.emit(method, self._bound, event, kw)
             return
-        target = self._target()
+        target = self._logger()
         if self._bound:
             target = target.bind(**self._bound)
         getattr(target, method)(event, **kw)
