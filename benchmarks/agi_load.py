@@ -30,6 +30,7 @@ import asyncio
 import json
 import os
 import random
+import resource
 import signal
 import socket
 import statistics
@@ -85,6 +86,13 @@ class Server:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
         return 0
+
+    def open_files_limit(self) -> str:
+        for line in Path(f"/proc/{self.proc.pid}/limits").read_text().splitlines():
+            if line.startswith("Max open files"):
+                soft, hard = line.split()[3:5]
+                return f"{soft} (hard {hard})"
+        return "?"
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -222,6 +230,7 @@ def held_calls(server: Server, rate: float, seconds: float, stats_file: Path) ->
                 window.append(time.perf_counter())
             open_samples.append((server_open(server), server.rss_kb()))
 
+    limit = server.open_files_limit()
     results = _run(open_loop(server.port, rate, seconds, HELD_KEYS, lambda: rng.uniform(1.33, 2.0),
                              callers(99), on_tick))
     window.append(time.perf_counter() - 2.5)             # arrivals stopped; the tail empties, not steady
@@ -229,7 +238,7 @@ def held_calls(server: Server, rate: float, seconds: float, stats_file: Path) ->
     samples = json.loads(stats_file.read_text()) if stats_file.exists() else []
     steady = sorted(r for t, r in samples if window[0] <= t <= window[1])
     at_open, at_rss = max(open_samples) if open_samples else (0, idle)
-    return {"calls": len(results), "not_routed": sum(not r.routed for r in results),
+    return {"open_files": limit, "calls": len(results), "not_routed": sum(not r.routed for r in results),
             "errors": sorted({r.error for r in results if r.error})[:3], "peak_open": at_open,
             "rss_idle_kb": idle, "rss_peak_kb": at_rss, "kb_per_session": (at_rss - idle) / max(at_open, 1),
             "p50_ms": pct(steady, 0.5) * 1e3, "p99_ms": pct(steady, 0.99) * 1e3,
@@ -306,6 +315,9 @@ def main(argv: list[str] | None = None) -> None:
     runs, seconds = (3, 1.5) if quick else (5, 3.0)
     if (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {LOAD_CORE})
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)      # the load holds 5,000 sockets too
+    if soft != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     tmp = Path(tempfile.mkdtemp(prefix="agi-load-"))
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), "?")
@@ -344,7 +356,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         engine.stop()
     print(f"   calls {held['calls']}, not served {held['not_routed']} {held['errors'] or ''}, sessions open at the "
-          f"memory sample {held['peak_open']}")
+          f"memory sample {held['peak_open']}; the engine's open-files limit {held['open_files']}")
     print(f"   engine reaction (inside the server, steady part): p50 {held['p50_ms']:.2f} ms, p99 "
           f"{held['p99_ms']:.2f} ms, max {held['max_ms']:.1f} ms over {held['replies']} commands (target p99 <= 5 ms)")
     print(f"   resident memory: idle {held['rss_idle_kb'] / 1024:.0f} MB, {held['rss_peak_kb'] / 1024:.0f} MB with "
