@@ -62,6 +62,11 @@ class CallerCounts:
         """This caller's earlier calls in [at - minutes, at]; then this call is noted (once per uniqueid; a call
         without one is never recorded, so it never counts either)."""
         self.widen(minutes)
+        if at > self._newest:
+            self._newest = at
+        calls = self._calls.get(digest)
+        if calls:
+            self._drop_old(digest, calls)
         earlier = self.count(digest, at, minutes, exclude=uniqueid)
         if uniqueid:
             self.add(uniqueid, digest, at)
@@ -92,13 +97,14 @@ class CallerCounts:
 
     def prune(self, now: float) -> None:
         """Forget what is older than the window before `now` (or the newest arrival, if later): from the callers
-        heard from least recently, as long as theirs are all old; the others drop theirs when next counted."""
+        heard from least recently, as long as theirs are all old; the others drop theirs when they call again."""
         if now > self._newest:
             self._newest = now
         horizon = self._horizon()
         while self._calls:
             digest, calls = next(iter(self._calls.items()))
             if calls[-1][0] >= horizon:
+                self._drop_old(digest, calls)
                 break
             self._forget(digest)
 
