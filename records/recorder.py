@@ -366,6 +366,14 @@ class CallRecorder(SpooledWriter):
             earlier = self._counts.arrive(digest, uniqueid, at.timestamp(), minutes)
         return CallerHistory(calls_in_window=earlier)
 
+    def recent_calls(self, caller: str, at: datetime, minutes: int) -> int:
+        """What the counts know of this caller's calls in [at - minutes, at], noting nothing (to look, not to
+        route)."""
+        if self._counts is None or not caller:
+            return 0
+        with self._counts_lock:
+            return self._counts.count(caller_hash(caller, self._key), at.timestamp(), minutes)
+
     def refresh_counts(self) -> int:
         """Merge into the counts the calls recorded in SQL since the last look (all of the window the first time,
         or after it widened); returns how many were new. In the flush thread. Never raises: with the database
