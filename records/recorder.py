@@ -45,9 +45,9 @@ from routing.privacy import caller_hash
 from records.callbacks import CallbackCipher
 from records.caller_counts import CallerCounts
 from records.db import make_engine, sqlite_path, upgrade
+from records.group_commit import GroupCommitter
 from records.rows import call_row, callback_row, sql_params, table_version_row, transfer_row
 from records.schema import calls
-from records.group_commit import GroupCommitter
 from records.spool import Entry, Spool
 from records.store import write_rows
 from records.types import CallbackRequest, CallRecord, TableVersion, TransferRecord
