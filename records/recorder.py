@@ -96,12 +96,13 @@ class SpooledWriter:
     def _submit(self, kind: str, row: dict[str, Any]) -> asyncio.Future:
         """As `_append`, from a coroutine: the future resolves once the record is durable, written with the
         others submitted meanwhile in one write() and one fsync()."""
+        loop = asyncio.get_running_loop()        # outside a coroutine: raises, before anything is kept anywhere
         entry = Entry(kind, row)
         try:
             return self._committer.submit(Spool.encode(kind, row), entry)
         except RuntimeError as exc:              # submitted after close()
             self._keep_in_memory([entry], exc)
-            done = asyncio.get_running_loop().create_future()
+            done = loop.create_future()
             done.set_result(None)
             return done
 
