@@ -386,8 +386,11 @@ class CallRecorder(SpooledWriter):
         now = self._clock()
         since = now - timedelta(minutes=keep)
         try:
+            # In a transaction ended under the watchdog: a read left open would be rolled back when the connection
+            # goes back to the pool, outside the watchdog, and a stalled network would hold this thread (and the
+            # flushes after it) for as long as TCP takes to give up.
             newest, rows = self._guarded(lambda conn: _recent_calls(conn, since, None if reseed else cursor),
-                                         self._op_timeout, False)
+                                         self._op_timeout, True)
         except Exception as exc:  # noqa: BLE001 - fail open: the counts keep what they know
             self._note_counts_synced(False, exc)
             return 0
