@@ -33,7 +33,6 @@ log = calllog.get_logger()
 FALLBACK_QUEUE = "general-12345"
 TEST_CLOCK_VARIABLE = "HOTLINE_AT"
 CHANNEL_GONE = Response(code=511)   # what a dead channel answers; used once Asterisk has closed the session
-HISTORY_TIMEOUT = 0.5          # seconds a caller-history lookup may take before the call goes on without it
 # What ends a session from the wire side while the IVR runs (besides Asterisk's own close, SessionClosed):
 # the peer stalled, reset the connection or sent junk. The call is recorded with what was known at the cut.
 SESSION_CUT = (SessionStalled, ConnectionError, ProtocolError)
@@ -402,37 +401,61 @@ class Engine:
         return CallFlow(env, config, at, history, decide_fn=self.decide_fn, session_factory=self.session_factory,
                         switches=switches)
 
-    def _needs_history(self, config: Config, caller: str | None) -> bool:
+    def _needs_history(self, config: Config, caller: str | None, method: str = "caller_history") -> bool:
         abuse = config.table.abuse
         return (self.recorder is not None and caller is not None and abuse.max_calls is not None
-                and hasattr(self.recorder, "caller_history"))
+                and hasattr(self.recorder, method))
 
     def _history(self, config: Config, caller: str, at: datetime) -> CallerHistory | None:
+        """Classic AGI (a process per call remembers no earlier call): the recorder's bounded SQL count."""
         try:
             return self.recorder.caller_history(caller, at, config.table.abuse.per_minutes)
         except Exception as exc:                       # fail open: decide without history
             log.warning("engine.history_unavailable", error=f"{type(exc).__name__}: {exc}")
             return None
 
-    def _record(self, flow: CallFlow, hungup: bool) -> None:
+    def _counted_history(self, config: Config, env: Mapping[str, str], caller: str,
+                         at: datetime) -> CallerHistory | None:
+        """FastAGI: the recorder's in-memory count of this caller's recent calls (this call noted there at its
+        arrival), no SQL and no thread on the call path (records.caller_counts)."""
+        try:
+            return self.recorder.note_arrival(caller, (env.get("uniqueid") or "").strip() or None, at,
+                                              config.table.abuse.per_minutes)
+        except Exception as exc:                       # fail open: decide without history
+            log.warning("engine.history_unavailable", error=f"{type(exc).__name__}: {exc}")
+            return None
+
+    def _record(self, flow: CallFlow, hungup: bool, submit: Callable[[Any], Any] | None = None) -> list[Any]:
+        """Hand the call's records to the recorder: with `submit` (group commit) the futures that resolve once
+        they are durable are returned; without, the recorder's synchronous appends are durable on return."""
+        pending: list[Any] = []
         if self.recorder is None:
-            return
+            return pending
         if not (flow.env.get("uniqueid") or "").strip():
             # Not a call Asterisk handed us (the FastAGI server refuses these before the engine; classic AGI
             # run by hand): counted and logged, never a call record under a made-up key.
             self.not_recorded += 1
             log.warning("engine.not_a_call", reason="no agi_uniqueid", effect="no call record",
                         count=self.not_recorded)
-            return
+            return pending
         try:
-            self.recorder.record_call(build_record(flow, hungup=hungup))
+            rec = build_record(flow, hungup=hungup)
+            if submit is not None:
+                pending.append(submit(rec))
+            else:
+                self.recorder.record_call(rec)
         except Exception as exc:
             log.error("engine.record_failed", error=f"{type(exc).__name__}: {exc}")
         if flow.outcome is not None and flow.outcome.callback_number:
             try:                                     # apart: a failed call record must not cost the callback
-                self.recorder.record_callback(build_callback(flow))
+                callback = build_callback(flow)
+                if submit is not None:
+                    pending.append(submit(callback))
+                else:
+                    self.recorder.record_callback(callback)
             except Exception as exc:
                 log.error("engine.record_failed", record="callback", error=f"{type(exc).__name__}: {exc}")
+        return pending
 
     def _log_end(self, flow: CallFlow, hungup: bool, commands: int) -> None:
         """The session already logged its destination; the end of the call is news only when it was cut short
@@ -472,14 +495,9 @@ class Engine:
         try:
             if self.allow_test_clock:
                 at = test_instant(await request.send(GetVariable(TEST_CLOCK_VARIABLE)), config.table) or at
-            history = None
             caller = caller_number(env)
-            if self._needs_history(config, caller):
-                try:
-                    history = await asyncio.wait_for(asyncio.to_thread(self._history, config, caller, at),
-                                                     HISTORY_TIMEOUT)
-                except asyncio.TimeoutError:
-                    log.warning("engine.history_unavailable", error="timeout")
+            history = (self._counted_history(config, env, caller, at)
+                       if self._needs_history(config, caller, "note_arrival") else None)
             flow = self._flow(env, config, at, history)
             gen = flow.run()
             cmd = next(gen)
@@ -549,13 +567,23 @@ class Engine:
         return flow
 
     async def _record_off_loop(self, flow: CallFlow, hungup: bool) -> None:
+        """Durable before the handler ends, as the synchronous append was: the recorder's group committer
+        fsyncs the records of calls ending together at once and resolves their futures (no thread hop per
+        call). A recorder without `submit` appends in a worker thread (its fsync never on the event loop)."""
         import asyncio
 
         if self.recorder is None:
             return
-        try:                                         # the spool append fsyncs: keep it off the event loop
-            await asyncio.to_thread(self._record, flow, hungup)
-        except asyncio.CancelledError:               # shutdown cut: the thread still finishes the append
+        submit = getattr(self.recorder, "submit", None)
+        try:
+            if submit is None:
+                await asyncio.to_thread(self._record, flow, hungup)
+                return
+            pending = self._record(flow, hungup, submit)
+            for failed in await asyncio.gather(*pending, return_exceptions=True):
+                if isinstance(failed, Exception):
+                    log.error("engine.record_failed", error=f"{type(failed).__name__}: {failed}")
+        except asyncio.CancelledError:               # shutdown cut: the committer (or thread) still writes it
             pass
 
     # -- classic AGI: the same flow over a blocking `send`

@@ -5,13 +5,22 @@ How the engine runs it (asyncio):
     recorder = CallRecorder(settings.db_url, settings.spool_dir, key_from_settings(settings),
                             callback_key=callback_key_from_settings(settings))
     task = asyncio.create_task(recorder.run())     # flushes every `flush_interval`, backs off while the DB is down
-    ...  recorder.record_call(rec)                 # from the call's handler: an fsync'd local append, no DB wait
+    ...  history = recorder.note_arrival(caller, uniqueid, at, minutes)   # the abuse count: memory only
+    ...  await recorder.submit(rec)                # from the call's handler: durable (fsync'd) when it resolves
     task.cancel(); recorder.close()                # at shutdown: one bounded last flush; the rest stays spooled
 
-`record_*` costs one local append + fsync. The flush runs in a worker thread (asyncio.to_thread); every
-database operation is bounded: connect timeout, SQLite busy timeout, and a watchdog that cuts a PostgreSQL
-socket that stalls (a network that drops packets). Records stay in the spool until their batch committed;
-writes are idempotent by record id, so a replay after a crash or an outage writes each record exactly once.
+`submit` goes through the group committer (records.group_commit): the records of calls that end together
+share one write() and one fsync(), with no thread hop per call. `record_*` is the synchronous form, durable
+on return (classic AGI: a process per call): one local append + fsync. The flush runs in a worker thread
+(asyncio.to_thread); every database operation is bounded: connect timeout, SQLite busy timeout, and a
+watchdog that cuts a PostgreSQL socket that stalls (a network that drops packets). Records stay in the spool
+until their batch committed; writes are idempotent by record id, so a replay after a crash or an outage
+writes each record exactly once.
+
+The abuse rule's caller counts live in memory (records.caller_counts): each call is noted at its arrival;
+the flush cycle seeds them from SQL at start and then merges the calls other engines sharing the database
+recorded since its last look (by calls.recorded_at), each call counted once by its uniqueid. With the
+database away the counts go on from memory. `caller_history` is the SQL count, for classic AGI.
 """
 from __future__ import annotations
 
@@ -22,7 +31,7 @@ import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -34,7 +43,9 @@ from routing.model import CallerHistory
 from routing.privacy import caller_hash
 
 from records.callbacks import CallbackCipher
+from records.caller_counts import CallerCounts
 from records.db import make_engine, sqlite_path, upgrade
+from records.group_commit import GroupCommitter
 from records.rows import call_row, callback_row, sql_params, table_version_row, transfer_row
 from records.schema import calls
 from records.spool import Entry, Spool
@@ -73,16 +84,35 @@ class SpooledWriter:
         self._unspooled: list[Entry] = []   # only if the spool itself failed (disk full): kept in memory
         self._unspooled_lock = threading.Lock()
         self.written = 0                # records committed by this writer (including replays ignored as duplicates)
+        self._committer = GroupCommitter(self._spool.append_lines, self._keep_in_memory)
 
     def _append(self, kind: str, row: dict[str, Any]) -> None:
+        """Durable on return (fsync'd, or kept in memory if the spool's disk failed)."""
         try:
             self._spool.append(kind, row)
         except (OSError, RuntimeError) as exc:   # disk trouble, or recording after close()
-            # The spool's disk failed: keep the record in memory and let the flush try the database directly.
-            log.error("records.spool_write_failed", kind=kind, error=str(exc),
-                      effect="kept in memory: written to the database, or to the spool once it has room")
-            with self._unspooled_lock:
-                self._unspooled.append(Entry(kind, row))
+            self._keep_in_memory([Entry(kind, row)], exc)
+
+    def _submit(self, kind: str, row: dict[str, Any]) -> asyncio.Future:
+        """As `_append`, from a coroutine: the future resolves once the record is durable, written with the
+        others submitted meanwhile in one write() and one fsync()."""
+        loop = asyncio.get_running_loop()        # outside a coroutine: raises, before anything is kept anywhere
+        entry = Entry(kind, row)
+        try:
+            return self._committer.submit(Spool.encode(kind, row), entry)
+        except RuntimeError as exc:              # submitted after close()
+            self._keep_in_memory([entry], exc)
+            done = loop.create_future()
+            done.set_result(None)
+            return done
+
+    def _keep_in_memory(self, entries: list[Entry], exc: BaseException) -> None:
+        # The spool's disk failed: keep the records in memory and let the flush try the database directly.
+        log.error("records.spool_write_failed", kind=entries[0].kind if len(entries) == 1 else "several",
+                  records=len(entries), error=str(exc),
+                  effect="kept in memory: written to the database, or to the spool once it has room")
+        with self._unspooled_lock:
+            self._unspooled.extend(entries)
 
     @property
     def healthy(self) -> bool:
@@ -218,12 +248,18 @@ class SpooledWriter:
         """Flush forever: every `flush_interval` while healthy, with doubling back-off while the DB is down."""
         delay = self._interval
         while True:
-            await asyncio.to_thread(self.flush)
+            await asyncio.to_thread(self._cycle)
             delay = self._interval if self._healthy else min(max(delay, self._interval) * 2, self._max_backoff)
             await asyncio.sleep(delay)
 
+    def _cycle(self) -> None:
+        """One round of the background work (in a worker thread): the flush."""
+        self.flush()
+
     def close(self) -> None:
-        """One last bounded flush; whatever the database did not take stays in the spool for the next start."""
+        """Commit what was submitted, then one last bounded flush; whatever the database did not take stays in the
+        spool for the next start."""
+        self._committer.close()
         self.flush()
         left = self._spool.pending_segments()
         if left:
@@ -233,13 +269,21 @@ class SpooledWriter:
         self._engine.dispose()
 
 
+# Calls recorded (by the database's clock) this long before the newest one seen are read again at each refresh:
+# a batch that began before our last look but committed after it is still caught. Far above a batch's time,
+# which the watchdog bounds at op_timeout.
+REFRESH_OVERLAP = timedelta(seconds=30)
+
+
 class CallRecorder(SpooledWriter):
-    """Calls, transfers, callback requests and table versions; the caller history the abuse limit reads."""
+    """Calls, transfers, callback requests and table versions; the caller counts the abuse limit reads."""
 
     def __init__(self, db_url: str, spool_dir: Path, caller_hash_key: bytes, *, batch_size: int = 500,
                  flush_interval: float = 1.0, max_backoff: float = 30.0, op_timeout: float = 5.0,
                  history_timeout: float = 0.5, auto_upgrade: bool | None = None,
-                 segment_records: int = 1000, callback_key: bytes | None = None) -> None:
+                 segment_records: int = 1000, callback_key: bytes | None = None,
+                 count_callers: bool = True, count_minutes: int = 60,
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
         if not caller_hash_key:
             raise ValueError("caller_hash_key is empty")
         self._key = caller_hash_key
@@ -251,20 +295,48 @@ class CallRecorder(SpooledWriter):
                          segment_records=segment_records)
         self._history_timeout = history_timeout
         self._history_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="records-history")
+        # count_callers False (a dry run): its calls never count for the abuse rule, and it reads no one's.
+        # count_minutes: the window seeded at start (the tables' default); a longer one asked for widens it.
+        self._counts = CallerCounts(count_minutes) if count_callers else None
+        self._counts_lock = threading.Lock()     # the loop notes arrivals, the flush thread merges
+        self._clock = clock
+        self._reseed = True                      # read the whole window from SQL at the next refresh
+        self._cursor: datetime | None = None     # the newest recorded_at seen by the last refresh
+        self._counts_synced: bool | None = None  # last refresh worked (None: none tried yet), for the logs
 
     # --- the call path: local and fast -------------------------------------------------------------
     def record_call(self, rec: CallRecord) -> None:
         self._append("call", call_row(rec, self._key))
 
-    def record_transfer(self, rec: TransferRecord) -> None:
-        self._append("transfer", transfer_row(rec))
+    def submit(self, rec: CallRecord | TransferRecord | CallbackRequest | TableVersion) -> asyncio.Future:
+        """Any record, from a coroutine: the future resolves once it is durable (see `_submit`). A record that
+        cannot be made a row raises here, before anything is written."""
+        kind, row = self._row(rec)
+        return self._submit(kind, row)
 
-    def record_callback(self, rec: CallbackRequest) -> None:
+    def _row(self, rec: Any) -> tuple[str, dict[str, Any]]:
+        if isinstance(rec, CallRecord):
+            return "call", call_row(rec, self._key)
+        if isinstance(rec, TransferRecord):
+            return "transfer", transfer_row(rec)
+        if isinstance(rec, CallbackRequest):
+            return "callback", callback_row(rec, self._key, self._cipher())
+        if isinstance(rec, TableVersion):
+            return "table_version", table_version_row(rec)
+        raise TypeError(f"not a record: {type(rec).__name__}")
+
+    def _cipher(self) -> CallbackCipher:
         if self._callback_cipher is None:
             from records.keys import callback_key_from_settings
 
             self._callback_cipher = CallbackCipher(callback_key_from_settings())
-        self._append("callback", callback_row(rec, self._key, self._callback_cipher))
+        return self._callback_cipher
+
+    def record_transfer(self, rec: TransferRecord) -> None:
+        self._append("transfer", transfer_row(rec))
+
+    def record_callback(self, rec: CallbackRequest) -> None:
+        self._append("callback", callback_row(rec, self._key, self._cipher()))
 
     def record_table_version(self, rec: TableVersion) -> None:
         self._append("table_version", table_version_row(rec))
@@ -282,7 +354,72 @@ class CallRecorder(SpooledWriter):
         else:
             raise TypeError(f"not a record: {type(rec).__name__}")
 
-    # --- caller history: bounded, fails open ------------------------------------------------------
+    # --- caller counts: in memory, refreshed from SQL in the background -------------------------------
+    def note_arrival(self, caller: str | None, uniqueid: str | None, at: datetime, minutes: int) -> CallerHistory:
+        """This caller's earlier calls in [at - minutes, at], from memory (no I/O: on the event loop), then this
+        call noted. Calls of other engines count once a refresh has read them from SQL."""
+        if self._counts is None or not caller:
+            return CallerHistory(calls_in_window=0)
+        digest = caller_hash(caller, self._key)
+        with self._counts_lock:
+            if self._counts.widen(minutes):
+                self._reseed = True              # a reloaded table's longer window: read its older part again
+            earlier = self._counts.arrive(digest, uniqueid, at.timestamp(), minutes)
+        return CallerHistory(calls_in_window=earlier)
+
+    def recent_calls(self, caller: str, at: datetime, minutes: int) -> int:
+        """What the counts know of this caller's calls in [at - minutes, at], noting nothing (to look, not to
+        route)."""
+        if self._counts is None or not caller:
+            return 0
+        with self._counts_lock:
+            return self._counts.count(caller_hash(caller, self._key), at.timestamp(), minutes)
+
+    def refresh_counts(self) -> int:
+        """Merge into the counts the calls recorded in SQL since the last look (all of the window the first time,
+        or after it widened); returns how many were new. In the flush thread. Never raises: with the database
+        away (or a PostgreSQL schema not yet at 0008) the counts go on from memory."""
+        if self._counts is None or not self._healthy:
+            return 0
+        with self._counts_lock:
+            keep, reseed, cursor = self._counts.keep_minutes, self._reseed, self._cursor
+        now = self._clock()
+        since = now - timedelta(minutes=keep)
+        try:
+            # In a transaction ended under the watchdog: a read left open would be rolled back when the connection
+            # goes back to the pool, outside the watchdog, and a stalled network would hold this thread (and the
+            # flushes after it) for as long as TCP takes to give up.
+            newest, rows = self._guarded(lambda conn: _recent_calls(conn, since, None if reseed else cursor),
+                                         self._op_timeout, True)
+        except Exception as exc:  # noqa: BLE001 - fail open: the counts keep what they know
+            self._note_counts_synced(False, exc)
+            return 0
+        added = 0
+        for start in range(0, len(rows), 1000):       # in slices: the loop's arrivals never wait long for the lock
+            with self._counts_lock:
+                added += self._counts.merge(rows[start:start + 1000])
+        with self._counts_lock:
+            self._counts.prune(now.timestamp())
+            if reseed and self._counts.keep_minutes == keep:
+                self._reseed = False
+            if newest is not None and (self._cursor is None or newest > self._cursor):
+                self._cursor = newest
+        self._note_counts_synced(True)
+        return added
+
+    def _note_counts_synced(self, ok: bool, exc: BaseException | None = None) -> None:
+        if ok and self._counts_synced is False:
+            log.info("records.caller_counts_synced")
+        elif not ok and self._counts_synced is not False:
+            log.warning("records.caller_counts_stale", error=_short(exc),
+                        effect="the abuse rule counts this engine's calls only, until the database answers")
+        self._counts_synced = ok
+
+    def _cycle(self) -> None:
+        self.flush()
+        self.refresh_counts()
+
+    # --- caller history in SQL (classic AGI: a process per call keeps no counts): bounded, fails open --------
     def caller_history(self, caller: str, at: datetime, minutes: int) -> CallerHistory:
         """Calls from this number in [at - minutes, at], by keyed hash. Zero on any database trouble."""
         if not caller or not self._healthy:
@@ -304,6 +441,19 @@ class CallRecorder(SpooledWriter):
     def close(self) -> None:
         super().close()
         self._history_pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _recent_calls(conn: Connection, since: datetime,
+                  cursor: datetime | None) -> tuple[datetime | None, list[tuple[str, str, float]]]:
+    """The newest recorded_at, then (uniqueid, caller hash, arrival) of the calls that arrived since `since` and
+    (with a cursor) were recorded at most REFRESH_OVERLAP before it. The newest is read first: a row committed
+    between the two reads is read again next time, never skipped."""
+    newest = conn.execute(select(func.max(calls.c.recorded_at))).scalar_one()
+    query = (select(calls.c.uniqueid, calls.c.caller_hash, calls.c.arrived_at)
+             .where(calls.c.caller_hash.is_not(None), calls.c.arrived_at >= since))
+    if cursor is not None:
+        query = query.where(calls.c.recorded_at >= cursor - REFRESH_OVERLAP)
+    return newest, [(uid, digest, at.timestamp()) for uid, digest, at in conn.execute(query)]
 
 
 def _write_batch(conn: Connection, entries: list[Entry]) -> None:

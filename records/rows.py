@@ -121,6 +121,8 @@ def sql_params(kind: str, row: Row) -> Row:
     params = dict(row)
     for column in table.c:
         if column.key not in params:
+            if column.server_default is not None:
+                continue                    # the database fills it (calls.recorded_at: its own clock)
             if not column.nullable and column.default is None:
                 raise ValueError(f"{kind} row lacks required field {column.key!r}")
             params[column.key] = column.default.arg if column.default is not None else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from sqlalchemy import (JSON, Boolean, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text,
-                        TypeDecorator)
+                        TypeDecorator, func)
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -72,9 +72,13 @@ calls = Table(
     Column("answered_at", UtcDateTime, nullable=True),
     # 0007: seconds an agent talked (AgentComplete's TalkTime, else AgentConnect to Hangup): the handle time
     Column("talk_seconds", Float, nullable=True),
+    # 0008: when the row reached this database, by the database's clock: other engines' caller counts read the
+    # calls recorded since their last look (records.recorder.CallRecorder.refresh_counts)
+    Column("recorded_at", UtcDateTime, nullable=True, server_default=func.current_timestamp()),
     Index(None, "caller_hash", "arrived_at"),
     Index(None, "line", "arrived_at"),
     Index(None, "arrived_at"),
+    Index(None, "recorded_at"),
 )
 
 transfers = Table(

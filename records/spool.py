@@ -1,8 +1,10 @@
-"""The local durable spool: append-only JSON-lines segment files, fsync'd on every append.
+"""The local durable spool: append-only JSON-lines segment files, fsync'd before an append returns.
 
 Why files and not a SQLite spool: an append is one write() plus one fsync() on a file only this writer
 holds, with no lock shared with the database it protects us from; a crash can at worst leave a torn last
 line, which the reader detects and sets aside; and an admin can read or replay a segment with any tool.
+`append_lines` writes many records with that same one write() and one fsync() (the group commit of
+records.group_commit); a failed write is cut off whole, so no half line stays either way.
 
 Several processes may share one spool directory (the FastAGI daemon and classic-AGI processes, one per
 call): every segment is flock'ed by whoever uses it. A writer holds the lock on its open segment; it is
@@ -24,10 +26,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 SEGMENT_GLOB = "seg-*.jsonl"
 REJECTED = "rejected.jsonl"
+
+
+class AppendError(OSError):
+    """`append_lines` failed part-way: the first `durable` lines are on disk, the rest are not (see `cause`)."""
+
+    def __init__(self, durable: int, cause: BaseException) -> None:
+        super().__init__(getattr(cause, "errno", None), str(cause))
+        self.durable, self.cause = durable, cause
 
 
 @dataclass(frozen=True)
@@ -76,27 +86,50 @@ class Spool:
         self._closed = False
 
     # --- writing ---------------------------------------------------------------------------------
+    @staticmethod
+    def encode(kind: str, row: dict[str, Any]) -> bytes:
+        """One record as its spool line (what `append_lines` takes)."""
+        return (json.dumps({"kind": kind, "row": row}, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+
     def append(self, kind: str, row: dict[str, Any]) -> None:
         """Durable on return: all of the line written and fsync'd. Raises OSError otherwise (a full disk), with
         nothing of the record left in the segment: the caller keeps it elsewhere (SpooledWriter: in memory)."""
-        data = (json.dumps({"kind": kind, "row": row}, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        data = self.encode(kind, row)
         with self._lock:
-            if self._closed:
-                raise RuntimeError("spool is closed")
-            if self._fd is None:
-                self._open_segment()
-            assert self._fd is not None
-            start = self._size
-            try:
-                _write_all(self._fd, data)
-                os.fsync(self._fd)
-            except OSError:
-                self._undo_locked(start)
-                raise
-            self._size = start + len(data)
-            self._in_current += 1
-            if self._in_current >= self._segment_records:
-                self._seal_locked()
+            self._write_locked(data, 1)
+
+    def append_lines(self, lines: Sequence[bytes]) -> None:
+        """Many encoded records, durable on return, with one write() and one fsync() per segment they fill (one,
+        unless a segment is full). On a failure raises AppendError: its `durable` first lines are on disk, the
+        others are not, nothing of them stays in the segment (the caller keeps them elsewhere)."""
+        with self._lock:
+            done = 0
+            while done < len(lines):
+                room = max(1, self._segment_records - self._in_current)
+                chunk = lines[done:done + room]
+                try:
+                    self._write_locked(b"".join(chunk), len(chunk))
+                except (OSError, RuntimeError) as exc:
+                    raise AppendError(done, exc) from exc
+                done += len(chunk)
+
+    def _write_locked(self, data: bytes, records: int) -> None:
+        if self._closed:
+            raise RuntimeError("spool is closed")
+        if self._fd is None:
+            self._open_segment()
+        assert self._fd is not None
+        start = self._size
+        try:
+            _write_all(self._fd, data)
+            os.fsync(self._fd)
+        except OSError:
+            self._undo_locked(start)
+            raise
+        self._size = start + len(data)
+        self._in_current += records
+        if self._in_current >= self._segment_records:
+            self._seal_locked()
 
     def _undo_locked(self, start: int) -> None:
         """A record that did not fully reach the disk: cut its torn part off so no half line stays (and no next

@@ -108,7 +108,11 @@ def _recorder(settings, dry_run: bool):
     from records.recorder import CallRecorder
 
     class DryRunRecorder(CallRecorder):
-        """A dry run's records: kept, but its own calls never count for the abuse rule."""
+        """A dry run's records: kept, but its own calls never count for the abuse rule (no caller counts:
+        note_arrival answers zero, nothing is read back from SQL)."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, count_callers=False, **kwargs)
 
         def caller_history(self, caller, at, minutes):
             from routing.model import CallerHistory

@@ -25,11 +25,14 @@ class Recorder:
     def record_call(self, rec) -> None:
         self.calls.append(rec)
 
-    def caller_history(self, caller, at, minutes):
+    def caller_history(self, caller, at, minutes):          # classic AGI: the SQL count
         self.history_asked.append((caller, minutes))
         if self.history_error:
             raise self.history_error
         return CallerHistory(calls_in_window=0)
+
+    def note_arrival(self, caller, uniqueid, at, minutes):  # FastAGI: the in-memory count
+        return self.caller_history(caller, at, minutes)
 
 
 async def test_decide_raising_fails_open(caplog):
