@@ -3,9 +3,12 @@ one fsync(), and each call's handler still finishes only once its record is dura
 
 One dedicated thread (the committer) takes every record submitted since its last round, hands them to
 `write` (records.spool.Spool.append_lines: one write, one fsync) and then wakes all their waiters at once:
-one `loop.call_soon_threadsafe` per event loop and round, not one per record. No delay is added to gather
-a group: while one round's fsync runs, the next round's records pile up behind it, so the group grows
-exactly as fast as the disk is slow.
+one `loop.call_soon_threadsafe` per event loop and round, not one per record. A round starts `gather`
+seconds (20 ms) after its first record arrived: each hand-over between the event loop's thread and this one
+costs the loop far more than the write (the GIL changes hands, the thread is scheduled on the loop's core;
+`make bench` measured ~0.7 ms of CPU per round with a round per call), so a round takes every call that ended
+in those milliseconds. Durable within gather + one fsync, far inside the 50 ms a SIGKILL may cost
+(tests/test_records_sigkill.py).
 
 A round that fails (a full disk) hands the records not written to `failed`, which keeps them elsewhere
 (SpooledWriter: in memory, respooled later); their waiters are woken all the same, as a synchronous append
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -39,8 +43,10 @@ _STOP = object()
 
 class GroupCommitter:
     def __init__(self, write: Callable[[Sequence[bytes]], None],
-                 failed: Callable[[list[Any], BaseException], None], *, name: str = "records-commit") -> None:
+                 failed: Callable[[list[Any], BaseException], None], *, name: str = "records-commit",
+                 gather: float = 0.02) -> None:
         self._write = write
+        self._gather = gather
         self._failed = failed
         self._name = name
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -73,6 +79,8 @@ class GroupCommitter:
         while not stop:
             batch: list[Pending] = []
             item = self._queue.get()
+            if item is not _STOP and self._gather > 0:
+                time.sleep(self._gather)      # the calls ending meanwhile join this round
             while True:               # everything submitted since the last round
                 if item is _STOP:
                     stop = True
