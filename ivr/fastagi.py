@@ -70,7 +70,7 @@ def parse_allow(text: str) -> tuple[Network, ...]:
 
 @dataclass(frozen=True)
 class ServerLimits:
-    max_sessions: int = 6000          # ~8 KB per held call in `make bench`: 6,000 is ~50 MB
+    max_sessions: int = 10000         # ~11 KB per held call in `make bench`: 10,000 is ~110 MB
     max_pending: int = 1024           # connections still sending their agi_* block (never a call slot)
     max_pending_per_address: int = 512
     admit_after: float = 0.1          # a connection without its block after this long counts as pending

@@ -25,7 +25,7 @@ Examples:
   hotline serve                                   # production: 127.0.0.1:4573, records, AMI, web view
   hotline serve --dry-run                         # a test engine beside it: port 4599, nothing of production's
   hotline serve --dry-run --records --web         # the dry run with its own records and view (var/dry-run/)
-  HOTLINE_AGI_ALLOW=10.0.0.5 hotline serve --host 0.0.0.0 --max-sessions 6000"""
+  HOTLINE_AGI_ALLOW=10.0.0.5 hotline serve --host 0.0.0.0 --max-sessions 10000"""
 
 
 @click.command(epilog=SERVE_EXAMPLES)

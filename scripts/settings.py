@@ -35,7 +35,7 @@ class Settings(BaseSettings):
 
     agi_host: str = "127.0.0.1"
     agi_port: int = 4573
-    agi_max_sessions: int = 6000             # concurrent calls; the open-files limit is raised to fit at start
+    agi_max_sessions: int = 10000            # concurrent calls; the open-files limit is raised to fit at start
     event_loop: str = "auto"                 # auto (uvloop when installed), asyncio, uvloop: scripts.runtime
     # Peers let in (comma-separated addresses/networks: the Asterisk boxes); any other address is closed at
     # accept. Loopback by default, like the AMI permit list; "0.0.0.0/0,::/0" lets every address in.
