@@ -147,6 +147,19 @@ class SpooledWriter:
                 log.debug("records.flushed", records=written)
             return written
 
+    def prepare_schema(self) -> bool:
+        """Create/upgrade the schema now where this writer owns it (SQLite: a local file, quick), so that readers
+        started beside it (the web view) never meet a database without its tables. Never raises: on failure the
+        first flush tries again (and says so); returns whether the schema is ready."""
+        if not self._upgrade:
+            return self._schema_ready
+        try:
+            with self._flush_lock:
+                self._ensure_schema()
+        except Exception as exc:  # noqa: BLE001 - the flush retries with its back-off
+            log.warning("records.schema_not_ready", error=_short(exc), effect="the first flush tries again")
+        return self._schema_ready
+
     def _ensure_schema(self) -> None:
         if self._schema_ready:
             return

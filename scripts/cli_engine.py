@@ -149,6 +149,8 @@ async def _serve(holder, settings, host, port, max_sessions, env_timeout, reply_
             raise click.ClickException(str(exc)) from None
         try:
             recorder = _recorder(settings, dry_run)
+            # Before the web view starts: on a first run its queries met an SQLite file without tables yet.
+            await asyncio.to_thread(recorder.prepare_schema)
             recorder_task = asyncio.create_task(recorder.run())
         except Exception as exc:       # records are never a reason not to route calls
             log.error("serve.records_unavailable", error=f"{type(exc).__name__}: {exc}")
