@@ -10,16 +10,14 @@ import io
 import json
 import os
 import re
-import subprocess
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
 from ivr import calllog
-from ivr.emulator import AsteriskChannel, asterisk_env, env_block
 from scripts.logsetup import configure_logging
+from tests.test_classic_imports import call_classic as classic_call
 from tests.test_fastagi_support import WORKDAY_10H, call, running_engine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,19 +115,8 @@ def _classic_lines(tmp_path: Path, dialed: str, dtmf: list[str]) -> tuple[str, l
                HOTLINE_DB_URL=url, HOTLINE_CONFIG_SNAPSHOT=str(tmp_path / "snapshot.json"))
     texts = []
     for _ in range(2):                                     # the second call routes from the snapshot
-        proc = subprocess.Popen([sys.executable, "-m", "ivr.classic"], cwd=ROOT, env=env, stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        channel = AsteriskChannel(asterisk_env(dialed=dialed), dtmf, variables={"HOTLINE_AT": WORKDAY_10H})
-        try:
-            proc.stdin.write(env_block(channel.env))
-            proc.stdin.flush()
-            while line := proc.stdout.readline():
-                proc.stdin.write(channel.handle(line.decode().rstrip("\n")))
-                proc.stdin.flush()
-            assert proc.wait(timeout=30) == 0
-        finally:
-            proc.kill()
-            texts.append(proc.stderr.read().decode())
+        channel, err = classic_call(env, dialed, dtmf)
+        texts.append(err)
         assert channel.t.variables["HOTLINE_TARGET"] == "expert-12320"
     return texts[1], _lines(texts[1])
 

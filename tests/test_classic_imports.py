@@ -23,7 +23,7 @@ FORBIDDEN = ("asyncio", "structlog", "sqlalchemy", "pydantic", "pydantic_setting
              "alembic", "starlette")
 
 
-def _call(env: dict[str, str], dialed: str, dtmf: list[str], *args: str) -> tuple[AsteriskChannel, str]:
+def call_classic(env: dict[str, str], dialed: str, dtmf: list[str], *args: str) -> tuple[AsteriskChannel, str]:
     proc = subprocess.Popen([sys.executable, *args, "-m", "ivr.classic"], cwd=ROOT, env=env, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     channel = AsteriskChannel(asterisk_env(dialed=dialed), dtmf, variables={"HOTLINE_AT": WORKDAY_10H})
@@ -57,8 +57,8 @@ def env(tmp_path) -> dict[str, str]:
 @pytest.mark.parametrize("dialed, dtmf, target", [("12320", ["1"], "expert-12320"), ("110", [], "emergency-110"),
                                                   ("12345", ["hangup"], "general-12345")])
 def test_a_classic_call_imports_none_of_the_heavy_libraries(env, dialed, dtmf, target):
-    _call(env, "12345", [])                                      # the first call validates and writes the snapshot
-    channel, err = _call(env, dialed, dtmf, "-X", "importtime")
+    call_classic(env, "12345", [])                                      # the first call validates and writes the snapshot
+    channel, err = call_classic(env, dialed, dtmf, "-X", "importtime")
     assert channel.t.variables["HOTLINE_TARGET"] == target       # a real call, routed
     modules = imported(err)
     assert "ivr.engine" in modules and "ivr.session" in modules and "routing.config_snapshot" in modules
@@ -71,8 +71,8 @@ def test_with_switches_in_the_records_the_call_reads_them_without_sqlalchemy(env
 
     SwitchStore.for_url(env["HOTLINE_DB_URL"]).flip("force-night", True, by="admin", via="cli", why="test",
                                                      at=datetime.now(timezone.utc))
-    _call(env, "12345", [])
-    channel, err = _call(env, "12320", ["1"], "-X", "importtime")
+    call_classic(env, "12345", [])
+    channel, err = call_classic(env, "12320", ["1"], "-X", "importtime")
     assert channel.t.variables["HOTLINE_TARGET"] == "general-12345"   # the switch applied: expert seat closed
     assert sorted(m for m in imported(err) if m.split(".")[0] in FORBIDDEN) == []
 
@@ -94,7 +94,7 @@ def test_a_call_that_validates_the_files_still_logs_without_structlog(env, tmp_p
         env = dict(env, HOTLINE_ROUTING_TABLE=str(broken))
     else:
         env = dict(env, HOTLINE_CONFIG_SNAPSHOT=str(tmp_path))          # a directory: neither read nor written
-    channel, err = _call(env, "110", [], "-X", "importtime")
+    channel, err = call_classic(env, "110", [], "-X", "importtime")
     assert channel.t.variables["HOTLINE_TAGS"].endswith("failopen") == (case == "broken table")
     modules = imported(err)
     assert "yaml" in modules                                            # it did validate
