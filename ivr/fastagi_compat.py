@@ -17,6 +17,11 @@ tests/test_fastagi_panoramisk.py that shows the raw behaviour and the fix):
    HANGUP notice (remembering that the channel is dead) and returns the reply that answers the pending
    command. Each reply wait is bounded (one `Watchdog` for all sessions' deadlines).
 
+4. (Speed, not a panoramisk bug.) A call's flow does not await each reply in a coroutine: `AgiRequest.drive`
+   swaps the connection's protocol for `_FlowDriver`, which hands each reply to the sans-I/O flow in
+   `data_received` and writes the next command there and then; the handler awaits one future for the whole
+   call. Replies, HANGUP notices, time-outs and closes mean exactly what they mean for `send`.
+
 Why not just panoramisk's server with patches: its reader, its reply parser and its missing bounds are
 the whole of its I/O; once they are replaced, what is left worth keeping is the route table and the
 Request object, which is what this module builds on. Build an `AgiApplication` inside the running loop.
