@@ -225,3 +225,67 @@ async def test_listen_backlog_and_a_burst_of_calls():
     assert all(not t.error and t.closed_by == "server" for t in results)
     assert [t.variables["HOTLINE_ACTION"] for t in results[:5]] == ["queue", "dial", "queue", "queue", "queue"]
     assert server.stats["served"] == 300 and server.stats["refused"] == 0
+
+
+async def test_the_flow_driver_gets_what_came_with_the_env_block_and_one_reply_per_command():
+    """AgiRequest.drive takes the transport over after the env block: bytes that arrived with the block (here
+    Asterisk's HANGUP line) are not lost, a reply split over several writes is one reply, and every command
+    gets exactly its own reply."""
+    from ivr.agi.commands import Answer, GetVariable, SetVariable
+    seen: dict = {}
+
+    def flow():
+        seen["answer"] = (yield Answer()).result
+        seen["variable"] = (yield GetVariable("X")).data
+        seen["set"] = (yield SetVariable("Y", "1")).result
+
+    async def probe(request):
+        gen = flow()
+        seen["pending"] = await request.drive(gen, next(gen))
+        seen["hangup_seen"], seen["commands"] = request.hangup_seen, request.commands
+
+    async with running_engine() as (server, _):
+        server.app.add_route("probe", probe)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(env_block(asterisk_env(dialed="12345", script="probe")) + b"HANGUP\n")
+        assert await reader.readline() == b"ANSWER\n"
+        writer.write(b"200 res")
+        await asyncio.sleep(0.05)
+        writer.write(b"ult=0\n")
+        assert await reader.readline() == b"GET VARIABLE X\n"
+        writer.write(b"200 result=1 (abc)\n")
+        assert await reader.readline() == b"SET VARIABLE Y 1\n"
+        writer.write(b"200 result=1\n")
+        assert await asyncio.wait_for(reader.read(), 5) == b""          # the flow ended: the session closes
+        writer.close()
+    assert seen == {"answer": 0, "variable": "abc", "set": 1, "pending": None, "hangup_seen": True, "commands": 3}
+
+
+async def test_the_flow_driver_reports_the_pending_command_when_asterisk_closes():
+    from ivr.agi.commands import Answer, StreamFile
+    seen: dict = {}
+
+    def flow():
+        yield Answer()
+        yield StreamFile("hotline/zh/main-menu", "")
+        seen["after_close"] = True                      # never reached: nothing answers any more
+
+    async def probe(request):
+        gen = flow()
+        pending = await request.drive(gen, next(gen))
+        seen["pending"] = type(pending).__name__
+
+    async with running_engine() as (server, _):
+        server.app.add_route("probe", probe)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(env_block(asterisk_env(dialed="12345", script="probe")))
+        assert await reader.readline() == b"ANSWER\n"
+        writer.write(b"200 result=0\n")
+        assert (await reader.readline()).startswith(b"STREAM FILE")
+        writer.write(b"HANGUP\n")
+        writer.close()                                   # AGIEXITONHANGUP: Asterisk leaves AGI
+        for _ in range(100):
+            if "pending" in seen:
+                break
+            await asyncio.sleep(0.02)
+    assert seen == {"pending": "StreamFile"}
