@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generator, Mapping
 from ivr import calllog
 from ivr.agi.codec import ProtocolError, command_line
 from ivr.agi.commands import Command, GetVariable, Response, SetVariable
-from ivr.agi.errors import SessionClosed, SessionStalled
+from ivr.agi.errors import SessionStalled
 from routing.decide import UNKNOWN_TAG, decide, normalize_number
 from routing.model import CallerHistory, Category, RoutingTable
 from routing.privacy import mask_number
@@ -501,34 +501,14 @@ class Engine:
             flow = self._flow(env, config, at, history)
             gen = flow.run()
             cmd = next(gen)
-            drive = getattr(request, "drive", None)
-            if drive is not None:                    # the flow runs from the transport's callbacks
-                pending = await drive(gen, cmd)
-                if pending is not None:              # Asterisk left AGI: see the SessionClosed case below
-                    log.info("engine.agi_closed", hangup_seen=getattr(request, "hangup_seen", False),
-                             pending=command_name(pending), seconds=round((self.clock() - at).total_seconds(), 3))
-                completed = pending is None
-                return flow
-            closed = False
-            while True:
-                if closed:                           # nothing reaches the channel any more: let the flow end
-                    resp = CHANNEL_GONE
-                else:
-                    try:
-                        resp = await request.send(cmd)
-                    except SessionClosed:
-                        # AGIEXITONHANGUP: Asterisk left AGI (the caller hung up, or the line's engine timeout
-                        # ran out) and sent HANGUP, HANGUP, EOF. What we send from here on is lost; the session
-                        # still ends with the route chosen so far, for the record.
-                        closed = True
-                        resp = CHANNEL_GONE
-                        log.info("engine.agi_closed", hangup_seen=getattr(request, "hangup_seen", False),
-                                 pending=command_name(cmd), seconds=round((self.clock() - at).total_seconds(), 3))
-                try:
-                    cmd = gen.send(resp)
-                except StopIteration:
-                    break
-            completed = not closed
+            # The flow runs from the transport's callbacks (AgiRequest.drive). A command still pending when
+            # Asterisk closed (AGIEXITONHANGUP: the caller hung up, or the line's engine timeout ran out, and
+            # Asterisk sent HANGUP, HANGUP, EOF) is lost; the session still ends with the route chosen so far.
+            pending = await request.drive(gen, cmd)
+            if pending is not None:
+                log.info("engine.agi_closed", hangup_seen=getattr(request, "hangup_seen", False),
+                         pending=command_name(pending), seconds=round((self.clock() - at).total_seconds(), 3))
+            completed = pending is None
             return flow
         except (*SESSION_CUT, asyncio.CancelledError) as exc:
             # Stalled, reset, junk, or cut by the shutdown drain: the session is over on our side. The flow
