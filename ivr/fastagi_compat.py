@@ -172,13 +172,20 @@ class AgiRequest(Request):
     async def send_command(self, command: str) -> Response:    # panoramisk's name, our semantics
         return await self.send(command)
 
+    def _pop_reply(self) -> Response | None:
+        """The next parsed reply that answers a command, or None; HANGUP notices are noted on the way."""
+        while self._ready:
+            resp = self._ready.popleft()
+            if resp is HANGUP_NOTICE:
+                self.hangup_seen = True         # out of band: not the answer to the pending command
+                continue
+            return resp
+        return None
+
     async def _next_reply(self) -> Response:
         while True:
-            while self._ready:
-                resp = self._ready.popleft()
-                if resp is HANGUP_NOTICE:
-                    self.hangup_seen = True     # out of band: not the answer to the pending command
-                    continue
+            resp = self._pop_reply()
+            if resp is not None:
                 return resp
             data = await self.reader.read(READ_CHUNK)
             if not data:
@@ -231,11 +238,7 @@ class _FlowDriver(asyncio.Protocol):
             _abort(request.writer)
             self._end(error=exc)
             return
-        while request._ready and not self.finished:
-            resp = request._ready.popleft()
-            if resp is HANGUP_NOTICE:
-                request.hangup_seen = True          # out of band: not the answer to the pending command
-                continue
+        while not self.finished and (resp := request._pop_reply()) is not None:
             try:
                 cmd = self.flow.send(resp)
             except StopIteration:
