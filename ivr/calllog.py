@@ -120,34 +120,29 @@ def _configuration() -> tuple:
 class Logger:
     """What modules hold (`log = get_logger()`): the backend is chosen per event, not at import."""
 
-    __slots__ = ("name", "_bound", "_proxy", "_made", "_made_for")
+    __slots__ = ("name", "_bound", "_made", "_made_for")
 
     def __init__(self, name: str | None = None, bound: Mapping[str, Any] | None = None) -> None:
         self.name = name
         self._bound = dict(bound or {})
-        self._proxy: Any = None
         self._made: Any = None           # structlog's logger built from the configuration in `_made_for`
         self._made_for: tuple = ()
 
-    def _target(self) -> Any:
-        if self._proxy is None:
-            # structlog's lazy proxy: it follows structlog.configure() as before (cache_logger_on_first_use off)
-            self._proxy = _structlog().get_logger(*([self.name] if self.name else []))
-        return self._proxy
-
     def _logger(self) -> Any:
-        """structlog's logger for the current configuration, built once per configuration: the lazy proxy builds
-        a new one (and its output logger) for every event, a third of a call's logging cost. A reconfiguration
-        (scripts.logsetup, the tests' capture_logs) replaces these objects, so it is seen at the next event."""
+        """structlog's logger for the current configuration, built once per configuration: structlog's lazy proxy
+        (cache_logger_on_first_use off) builds a new one, and its output logger, for every event, a third of a
+        call's logging cost. A reconfiguration (scripts.logsetup, the tests' capture_logs) replaces these
+        objects, so it is seen at the next event."""
         key = _configuration()
         made_for = self._made_for
         if len(made_for) != 4 or any(a is not b for a, b in zip(made_for, key)):
-            self._made, self._made_for = self._target().bind(), key
+            proxy = _structlog().get_logger(*([self.name] if self.name else []))
+            self._made, self._made_for = proxy.bind(), key
         return self._made
 
     def bind(self, **kw: Any) -> Any:
         if _writer is None:
-            return self._target().bind(**{**self._bound, **kw})
+            return self._logger().bind(**{**self._bound, **kw})
         return Logger(self.name, {**self._bound, **kw})
 
     def _emit(self, method: str, event: str, kw: dict[str, Any]) -> None:
