@@ -108,8 +108,10 @@ def _subprocess_env(**extra):
     return env
 
 
-def _classic_call(env: dict, channel: AsteriskChannel) -> str:
-    proc = subprocess.Popen([sys.executable, "-m", "ivr.classic"], cwd=ROOT, stdin=subprocess.PIPE,
+def classic_call(env: dict, channel: AsteriskChannel, *python_args: str) -> str:
+    """One call through a real `python [python_args] -m ivr.classic` process, Asterisk played by `channel`;
+    the process must exit 0. Returns what it wrote on stderr (its log)."""
+    proc = subprocess.Popen([sys.executable, *python_args, "-m", "ivr.classic"], cwd=ROOT, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
         _answer(proc.stdin, proc.stdout, channel)
@@ -124,7 +126,7 @@ def test_classic_subprocess_writes_the_snapshot_once_then_routes_from_it(tmp_pat
     env = _subprocess_env(HOTLINE_CONFIG_SNAPSHOT=str(tmp_path / "cache" / "snapshot.json"))
     for n in range(2):
         channel = AsteriskChannel(asterisk_env(dialed="12320"), ["1"], variables={"HOTLINE_AT": WORKDAY_10H})
-        err = _classic_call(env, channel)
+        err = classic_call(env, channel)
         assert ("classic.snapshot_written" in err) == (n == 0)
         assert channel.t.variables["HOTLINE_TARGET"] == "expert-12320"
 
@@ -134,20 +136,13 @@ def test_classic_subprocess_sends_an_emergency_call_on_with_a_junk_snapshot(tmp_
     snapshot = tmp_path / "snapshot.json"
     snapshot.write_bytes(junk)
     channel = AsteriskChannel(asterisk_env(dialed="110"))
-    _classic_call(_subprocess_env(HOTLINE_CONFIG_SNAPSHOT=str(snapshot)), channel)
+    classic_call(_subprocess_env(HOTLINE_CONFIG_SNAPSHOT=str(snapshot)), channel)
     assert (channel.t.variables["HOTLINE_ACTION"], channel.t.variables["HOTLINE_TARGET"]) == ("dial", "emergency-110")
 
 
 def test_classic_subprocess_routes_a_call():
-    proc = subprocess.Popen([sys.executable, "-m", "ivr.classic"], cwd=ROOT, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_subprocess_env())
     channel = AsteriskChannel(asterisk_env(dialed="12320"), ["1"], variables={"HOTLINE_AT": WORKDAY_10H})
-    try:
-        _answer(proc.stdin, proc.stdout, channel)
-        assert proc.wait(timeout=20) == 0
-    finally:
-        proc.kill()
-        err = proc.stderr.read().decode()
+    err = classic_call(_subprocess_env(), channel)
     assert channel.t.variables["HOTLINE_ACTION"] == "queue"
     assert channel.t.variables["HOTLINE_TARGET"] == "expert-12320"
     assert "4951234567" not in err and "engine.route" in err                  # logged, caller masked

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from ivr.emulator import AsteriskChannel, asterisk_env, env_block
+from ivr.emulator import AsteriskChannel, asterisk_env
+from tests.test_classic_agi import classic_call
 from tests.test_fastagi_support import WORKDAY_10H
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,20 +25,8 @@ FORBIDDEN = ("asyncio", "structlog", "sqlalchemy", "pydantic", "pydantic_setting
 
 
 def call_classic(env: dict[str, str], dialed: str, dtmf: list[str], *args: str) -> tuple[AsteriskChannel, str]:
-    proc = subprocess.Popen([sys.executable, *args, "-m", "ivr.classic"], cwd=ROOT, env=env, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     channel = AsteriskChannel(asterisk_env(dialed=dialed), dtmf, variables={"HOTLINE_AT": WORKDAY_10H})
-    try:
-        proc.stdin.write(env_block(channel.env))
-        proc.stdin.flush()
-        while line := proc.stdout.readline():
-            proc.stdin.write(channel.handle(line.decode().rstrip("\n")))
-            proc.stdin.flush()
-        assert proc.wait(timeout=30) == 0
-    finally:
-        proc.kill()
-        err = proc.stderr.read().decode()
-    return channel, err
+    return channel, classic_call(env, channel, *args)
 
 
 def imported(importtime_stderr: str) -> set[str]:
