@@ -2,6 +2,7 @@
 an emulated QueueCallerJoin, pause an agent and see it paused; saves artifacts/supervisor.png."""
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -30,6 +31,20 @@ async def sign_in(page, user: str = "supervisor") -> None:
     await page.fill("input[name=username]", user)
     await page.fill("input[name=password]", PASSWORDS[user])
     await page.click("button[type=submit]")
+
+
+@contextlib.asynccontextmanager
+async def browser_page(pw, profile, *, viewport: dict, locale: str, timeout_ms: int = 10_000):
+    """A page of Debian's chromium in its own profile directory (kept cookies, as a user's browser), closed after."""
+    context = await pw.chromium.launch_persistent_context(
+        str(profile), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS, viewport=viewport,
+        locale=locale)
+    try:
+        page = context.pages[0] if context.pages else await context.new_page()
+        page.set_default_timeout(timeout_ms)
+        yield page
+    finally:
+        await context.close()
 
 
 def collect_problems(page, *, console: bool = True) -> list[str]:
@@ -76,12 +91,8 @@ async def test_supervisor_in_a_real_browser(tmp_path):
         emu.caller_joins_queue(late.name, "general-12345")
         emu.caller_abandons(late.name)
         async with async_playwright() as pw:
-            context = await pw.chromium.launch_persistent_context(
-                str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
-                viewport={"width": 1440, "height": 900}, locale="zh-CN")  # a zh-CN browser gets Chinese
-            try:
-                page = context.pages[0] if context.pages else await context.new_page()
-                page.set_default_timeout(10_000)
+            async with browser_page(pw, tmp_path / "profile", viewport={"width": 1440, "height": 900}, locale="zh-CN",
+                                    timeout_ms=10_000) as page:  # a zh-CN browser gets Chinese
                 problems = collect_problems(page)
                 await page.goto(base + "/")
                 assert page.url.endswith("/login")
@@ -129,8 +140,6 @@ async def test_supervisor_in_a_real_browser(tmp_path):
                 ARTIFACTS.mkdir(exist_ok=True)
                 await page.screenshot(path=str(ARTIFACTS / "supervisor.png"), full_page=True)
                 await page.screenshot(path="/tmp/supervisor-zh.png", full_page=True)
-            finally:
-                await context.close()
     finally:
         await view.stop()
         await emu.stop()
@@ -160,12 +169,8 @@ async def test_english_wallboard_folds_counts_the_ivr_and_shows_the_link_down(tm
     base = f"http://127.0.0.1:{view.port}"
     try:
         async with async_playwright() as pw:
-            context = await pw.chromium.launch_persistent_context(
-                str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
-                viewport={"width": 1440, "height": 900}, locale="en-US")
-            try:
-                page = context.pages[0] if context.pages else await context.new_page()
-                page.set_default_timeout(10_000)
+            async with browser_page(pw, tmp_path / "profile", viewport={"width": 1440, "height": 900}, locale="en-US",
+                                    timeout_ms=10_000) as page:
                 problems = collect_problems(page, console=False)
                 await page.goto(base + "/login")
                 assert await page.get_attribute("html", "lang") == "en"
@@ -212,8 +217,6 @@ async def test_english_wallboard_folds_counts_the_ivr_and_shows_the_link_down(tm
                 assert await page.query_selector(f"{general} button.pause") is None  # nothing to act on
                 await page.screenshot(path="/tmp/supervisor-en-link-down.png", full_page=True)
                 assert problems == []
-            finally:
-                await context.close()
     finally:
         await view.stop()
         await emu.stop()
@@ -233,12 +236,8 @@ async def test_first_run_hint_in_a_real_browser(tmp_path):
     await service.start()
     try:
         async with async_playwright() as pw:
-            context = await pw.chromium.launch_persistent_context(
-                str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
-                viewport={"width": 1280, "height": 700}, locale="zh-CN")
-            try:
-                page = context.pages[0] if context.pages else await context.new_page()
-                page.set_default_timeout(10_000)
+            async with browser_page(pw, tmp_path / "profile", viewport={"width": 1280, "height": 700}, locale="zh-CN",
+                                    timeout_ms=10_000) as page:
                 await page.goto(f"http://127.0.0.1:{service.port}/login")
                 await sign_in(page)
                 hint = await page.wait_for_selector("#firstrun")
@@ -251,7 +250,5 @@ async def test_first_run_hint_in_a_real_browser(tmp_path):
                 assert await page.get_attribute("html", "lang") == "en"
                 await page.reload()
                 assert await page.get_attribute("html", "lang") == "en"
-            finally:
-                await context.close()
     finally:
         await service.stop()

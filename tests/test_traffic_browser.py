@@ -10,7 +10,7 @@ import pytest
 
 from records.db import ready_engine
 from routing.loader import load_table
-from tests.test_supervisor_browser import CHROMIUM, CHROMIUM_ARGS, _need_chromium, collect_problems, sign_in
+from tests.test_supervisor_browser import _need_chromium, browser_page, collect_problems, sign_in
 from tests.test_supervisor_web import make_emulator, start_view
 from traffic.source import write_calls
 from traffic.synth import synthesize
@@ -34,12 +34,8 @@ async def test_forecast_page_in_a_real_browser(tmp_path, monkeypatch):
     base = f"http://127.0.0.1:{view.port}"
     try:
         async with async_playwright() as pw:
-            context = await pw.chromium.launch_persistent_context(
-                str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
-                viewport={"width": 1280, "height": 900}, locale="zh-CN")
-            try:
-                page = context.pages[0] if context.pages else await context.new_page()
-                page.set_default_timeout(15_000)
+            async with browser_page(pw, tmp_path / "profile", viewport={"width": 1280, "height": 900}, locale="zh-CN",
+                                    timeout_ms=15_000) as page:
                 problems = collect_problems(page)
                 await page.goto(base + "/login")
                 await sign_in(page)
@@ -62,8 +58,6 @@ async def test_forecast_page_in_a_real_browser(tmp_path, monkeypatch):
                 assert "Period 2026-11-23 00:00 to 2026-11-28 00:00" in text
                 await page.screenshot(path="/tmp/forecast-en.png", full_page=True)
                 assert problems == []
-            finally:
-                await context.close()
     finally:
         await view.stop()
         await emu.stop()
