@@ -36,6 +36,16 @@ async def wait_for(predicate, timeout: float = 15.0, interval: float = 0.1):
         await asyncio.sleep(interval)
 
 
+async def stop_serve(proc: asyncio.subprocess.Process, timeout: float = 15.0) -> None:
+    """SIGTERM a `hotline serve` subprocess and wait for its drain; killed if it takes over `timeout` seconds."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), timeout)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()
+
+
 def rows(db_url: str, sql: str) -> list[tuple]:
     engine = sa.create_engine(db_url)
     try:
@@ -116,12 +126,7 @@ async def test_serve_runs_engine_records_ami_and_web_together(tmp_path):
         assert diff.returncode == 0 and b"+# edited by admin-li" in out and b"(admin-li," in out
     finally:
         if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 15)
-            except asyncio.TimeoutError:
-                proc.kill()
-                await proc.wait()
+            await stop_serve(proc)
         reader.cancel()
         await pbx.stop()
     assert proc.returncode == 0, "".join(log_lines[-20:])

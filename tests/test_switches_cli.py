@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -17,7 +16,7 @@ from ivr.emulator import place_call
 from records.switches import SwitchStore
 from scripts.hotline import cli
 from tests.test_engine_cli import free_port
-from tests.test_serve_integration import wait_for
+from tests.test_serve_integration import stop_serve, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,12 +108,7 @@ async def test_the_local_engine_routes_the_next_call_with_the_switch(env, tmp_pa
         else:
             raise AssertionError("the engine never saw the flip written by another process")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), 15)
-        except asyncio.TimeoutError:
-            proc.kill()
-            await proc.wait()
+        await stop_serve(proc)
     assert proc.returncode == 0
 
 
@@ -174,11 +168,6 @@ async def test_a_flip_in_the_engines_own_web_view_is_in_force_for_the_next_call(
         after = await place_call("127.0.0.1", agi_port, dialed="12345", timeout=10)   # at once: no refresh awaited
         assert after.heard[:1] == ["hotline/typhoon-notice"]
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), 15)
-        except asyncio.TimeoutError:
-            proc.kill()
-            await proc.wait()
+        await stop_serve(proc)
         reader.cancel()
     assert proc.returncode == 0, "".join(lines[-20:])
