@@ -25,7 +25,7 @@ from dialplan.common import RenderError, comment_text, header, join_lines
 from dialplan.conftext import Exten, Section, document
 from dialplan.facts import Facts
 from dialplan.options import RenderOptions
-from dialplan.pin import PIN, add_pin_check
+from dialplan.pin import PIN, add_pin_check, add_refusal
 from routing.agents import Agent
 
 FILENAME = "extensions_hotline_agents.conf"
@@ -54,12 +54,7 @@ def render_agents(facts: Facts, options: RenderOptions) -> str:
             ctx.exten(_code(LOGIN, agent, pin, options))
             ctx.exten(_code(LOGOUT, agent, pin, options))
     ctx.note("A wrong or missing PIN: a pause against guessing, the announcement, hang up.")
-    ctx.exten(Exten("refused")
-              .add("NoOp(hotline: agent ${HOTLINE_AGENT} ${HOTLINE_AGENT_CODE} refused)")
-              .add("Wait(2)")
-              .add(f"Playback({options.prompt_agent_refused})")
-              .add("Hangup()"))
-    ctx.exten(Exten("i").add("Playback(pbx-invalid)").add("Hangup()"))
+    add_refusal(ctx, "agent ${HOTLINE_AGENT} ${HOTLINE_AGENT_CODE}", options.prompt_agent_refused)
     return join_lines(document(head, [ctx]))
 
 

@@ -33,3 +33,14 @@ def add_pin_check(exten: Exten, pin: str, prompt: str, refused: str) -> Exten:
     exten.add("Set(HOTLINE_PIN=)")
     exten.add(f"Goto({refused})")
     return exten.add("Set(HOTLINE_PIN=)", label="ok")
+
+
+def add_refusal(ctx: Section, what: str, prompt: str) -> None:
+    """The `refused` extension a wrong or missing PIN goes to (a pause against guessing, `prompt`, hang up; it
+    logs `what` refused, never the digits), and `i` for a code nobody has."""
+    ctx.exten(Exten("refused")
+              .add(f"NoOp(hotline: {what} refused)")
+              .add("Wait(2)")
+              .add(f"Playback({prompt})")
+              .add("Hangup()"))
+    ctx.exten(Exten("i").add("Playback(pbx-invalid)").add("Hangup()"))

@@ -14,7 +14,7 @@ from dialplan.common import RenderError, header, join_lines
 from dialplan.conftext import Exten, Section, document
 from dialplan.facts import Facts
 from dialplan.options import RenderOptions
-from dialplan.pin import PIN, add_pin_check
+from dialplan.pin import PIN, add_pin_check, add_refusal
 from routing.model import Switch
 
 FILENAME = "extensions_hotline_switches.conf"
@@ -57,12 +57,7 @@ def render_switches(facts: Facts, options: RenderOptions) -> str:
     flip.add(f"Playback({options.prompt_switch_off})", label="off").add("Hangup()")
     ctx.exten(flip)
     ctx.note("A wrong or missing PIN: a pause against guessing, the announcement, hang up; nothing changes.")
-    ctx.exten(Exten("refused")
-              .add("NoOp(hotline: switch ${HOTLINE_SWITCH} ${HOTLINE_SWITCH_WANT} refused)")
-              .add("Wait(2)")
-              .add(f"Playback({options.prompt_switch_refused})")
-              .add("Hangup()"))
-    ctx.exten(Exten("i").add("Playback(pbx-invalid)").add("Hangup()"))
+    add_refusal(ctx, "switch ${HOTLINE_SWITCH} ${HOTLINE_SWITCH_WANT}", options.prompt_switch_refused)
     return join_lines(document(head, [ctx]))
 
 
