@@ -314,7 +314,6 @@ def main(argv: list[str] | None = None) -> None:
     args = argv if argv is not None else sys.argv[1:]
     quick = "--quick" in args
     only = set(args[args.index("--only") + 1].split(",")) if "--only" in args else {"1", "2", "3"}
-    runs, seconds = (3, 1.5) if quick else (5, 3.0)
     if (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {LOAD_CORE})
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)      # the load holds 5,000 sockets too
@@ -326,56 +325,65 @@ def main(argv: list[str] | None = None) -> None:
     print(f"   {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; {os.cpu_count()} cores ({cpu}), Python "
           f"{sys.version.split()[0]}; servers on core {SERVER_CORE}, load on core {LOAD_CORE}; logs in {tmp}")
     if "1" in only:
-        pg_url = fresh_pg_database(os.environ.get("HOTLINE_BENCH_PG_URL",
-                                                  "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
-        servers = [start_engine(tmp, "engine-sqlite")]
-        try:
-            sequence = record_sequence(servers[0], tmp / "sequence.json")
-            if pg_url:
-                servers.append(start_engine(tmp, "engine-postgres", pg_url))
-            servers += [start_bare(tmp, kind, tmp / "sequence.json") for kind in BARE_KINDS]
-            print(f"1. throughput: 50 calls in flight, 12345 + key 2 = {len(sequence)} AGI commands per call; "
-                  f"{runs} alternating runs of {seconds:g} s per server")
-            res = throughput(servers, runs, seconds)
-        finally:
-            for server in servers:
-                server.stop()
-            if pg_url:
-                drop_pg_database(pg_url)
-        med = {k: {m: statistics.median(v) for m, v in r.items()} for k, r in res.items()}
-        base = res["bare-panoramisk"]["cpu_us"]
-        floor = res["protocol-uvloop"]["cpu_us"]
-        print(f"   {'server':24s} {'CPU us/command':>15s} {'calls/s':>9s} {'x bare panoramisk':>18s} {'x floor':>8s}")
-        for kind, r in res.items():
-            vs_base = statistics.median(c / b for c, b in zip(r["cpu_us"], base))
-            vs_floor = statistics.median(c / f for c, f in zip(r["cpu_us"], floor))
-            print(f"   {kind:24s} {med[kind]['cpu_us']:15.1f} {med[kind]['rate']:9.0f} {vs_base:17.2f}x {vs_floor:7.2f}x")
-        print("   (medians; CPU of the server process, all threads; PostgreSQL's own processes not counted)")
-
+        report_throughput(tmp, *((3, 1.5) if quick else (5, 3.0)))
     if "2" in only:
-        print("2. held calls: 1,000 new calls/s for 12 s, prompts 1.33-2 s (time-out, menu again, key 2)")
-        engine = start_engine(tmp, "engine-held", timed=True)
-        try:
-            held = held_calls(engine, rate=1000, seconds=6.0 if quick else 12.0, stats_file=tmp / "engine-held.stats")
-        finally:
-            engine.stop()
-        print(f"   calls {held['calls']}, not served {held['not_routed']} {held['errors'] or ''}, sessions open at the "
-              f"memory sample {held['peak_open']}; the engine's open-files limit {held['open_files']}")
-        print(f"   engine reaction (inside the server, steady part): p50 {held['p50_ms']:.2f} ms, p99 "
-              f"{held['p99_ms']:.2f} ms, max {held['max_ms']:.1f} ms over {held['replies']} commands (target p99 <= 5 ms)")
-        print(f"   resident memory: idle {held['rss_idle_kb'] / 1024:.0f} MB, {held['rss_peak_kb'] / 1024:.0f} MB with "
-              f"{held['peak_open']} open -> {held['kb_per_session']:.1f} KB per held session (target <= 50 KB)")
-
+        report_held(tmp, 6.0 if quick else 12.0)
     if "3" in only:
-        print("3. burst: 2,000 calls opened at once, prompts 1-2 s")
-        engine = start_engine(tmp, "engine-burst")
-        try:
-            b = burst(engine, 2000)
-        finally:
-            engine.stop()
-        print(f"   routed {b['routed']} of {b['calls']}, refused at connect {b['refused']}, failed {b['failed']} "
-              f"{b['errors'] or ''}; last connect {b['last_connect_s']:.2f} s after the first")
+        report_burst(tmp)
 
+
+def report_throughput(tmp: Path, runs: int, seconds: float) -> None:
+    pg_url = fresh_pg_database(os.environ.get("HOTLINE_BENCH_PG_URL",
+                                              "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
+    servers = [start_engine(tmp, "engine-sqlite")]
+    try:
+        sequence = record_sequence(servers[0], tmp / "sequence.json")
+        if pg_url:
+            servers.append(start_engine(tmp, "engine-postgres", pg_url))
+        servers += [start_bare(tmp, kind, tmp / "sequence.json") for kind in BARE_KINDS]
+        print(f"1. throughput: 50 calls in flight, 12345 + key 2 = {len(sequence)} AGI commands per call; "
+              f"{runs} alternating runs of {seconds:g} s per server")
+        res = throughput(servers, runs, seconds)
+    finally:
+        for server in servers:
+            server.stop()
+        if pg_url:
+            drop_pg_database(pg_url)
+    med = {k: {m: statistics.median(v) for m, v in r.items()} for k, r in res.items()}
+    base = res["bare-panoramisk"]["cpu_us"]
+    floor = res["protocol-uvloop"]["cpu_us"]
+    print(f"   {'server':24s} {'CPU us/command':>15s} {'calls/s':>9s} {'x bare panoramisk':>18s} {'x floor':>8s}")
+    for kind, r in res.items():
+        vs_base = statistics.median(c / b for c, b in zip(r["cpu_us"], base))
+        vs_floor = statistics.median(c / f for c, f in zip(r["cpu_us"], floor))
+        print(f"   {kind:24s} {med[kind]['cpu_us']:15.1f} {med[kind]['rate']:9.0f} {vs_base:17.2f}x {vs_floor:7.2f}x")
+    print("   (medians; CPU of the server process, all threads; PostgreSQL's own processes not counted)")
+
+
+def report_held(tmp: Path, seconds: float) -> None:
+    print(f"2. held calls: 1,000 new calls/s for {seconds:g} s, prompts 1.33-2 s (time-out, menu again, key 2)")
+    engine = start_engine(tmp, "engine-held", timed=True)
+    try:
+        held = held_calls(engine, rate=1000, seconds=seconds, stats_file=tmp / "engine-held.stats")
+    finally:
+        engine.stop()
+    print(f"   calls {held['calls']}, not served {held['not_routed']} {held['errors'] or ''}, sessions open at the "
+          f"memory sample {held['peak_open']}; the engine's open-files limit {held['open_files']}")
+    print(f"   engine reaction (inside the server, steady part): p50 {held['p50_ms']:.2f} ms, p99 "
+          f"{held['p99_ms']:.2f} ms, max {held['max_ms']:.1f} ms over {held['replies']} commands (target p99 <= 5 ms)")
+    print(f"   resident memory: idle {held['rss_idle_kb'] / 1024:.0f} MB, {held['rss_peak_kb'] / 1024:.0f} MB with "
+          f"{held['peak_open']} open -> {held['kb_per_session']:.1f} KB per held session (target <= 50 KB)")
+
+
+def report_burst(tmp: Path) -> None:
+    print("3. burst: 2,000 calls opened at once, prompts 1-2 s")
+    engine = start_engine(tmp, "engine-burst")
+    try:
+        b = burst(engine, 2000)
+    finally:
+        engine.stop()
+    print(f"   routed {b['routed']} of {b['calls']}, refused at connect {b['refused']}, failed {b['failed']} "
+          f"{b['errors'] or ''}; last connect {b['last_connect_s']:.2f} s after the first")
 
 if __name__ == "__main__":
     main()
