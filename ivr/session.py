@@ -39,6 +39,8 @@ _RESULT_TEXT = re.compile(r"result=(\S*)")
 _CONFIRM_KEYS = "12"
 _NO_RESPONSE = Response(code=0)
 
+_LOG = calllog.get_logger("ivr.session")
+
 
 @dataclass(frozen=True)
 class CallOutcome:
@@ -122,7 +124,7 @@ class IvrSession:
         self._chosen = route                 # best decision so far, kept if the caller hangs up
         self._plays = 0
         self._sent: dict[str, str] = {}      # variables already set during the menus (language changes)
-        self.log = calllog.get_logger("ivr.session").bind(
+        self.log = _LOG.bind(
             uniqueid=env.get("uniqueid", ""), line=route.line, rule=route.rule_id,
             caller=mask_number(env.get("callerid")))
 
@@ -264,7 +266,8 @@ class IvrSession:
 
     def _enter(self, menu: Menu) -> None:
         self.path.append(menu.id)
-        self.log.info("ivr.menu", menu=menu.id, language=self.language)
+        # debug: entering a menu is not a decision (the key pressed in it is, and ivr.key names the menu).
+        self.log.debug("ivr.menu", menu=menu.id, language=self.language)
 
     def _read(self, menu: Menu, pending: str) -> Generator[Command, Response, str]:
         prompt = menu.prompt(self.language)
