@@ -79,3 +79,13 @@ def test_any_text_is_masked_without_error_and_keeps_its_letters(text):
     masked = mask_text(text)
     assert len(masked) == len(text) and all(a == b or b == "*" for a, b in zip(text, masked))
     assert mask_text(masked) == masked
+
+
+@settings(max_examples=400)
+@given(st.text(alphabet="0123456789*", min_size=1, max_size=24))
+def test_a_bare_run_of_digits_is_masked_as_the_regex_rule_masks_it(text):
+    # mask_text takes a short way for the caller numbers of the call path (no regex, no cache): it must be the
+    # rule itself, masked or not yet, of every length.
+    from routing.privacy import _masked
+
+    assert mask_text(text) == _masked(text)
