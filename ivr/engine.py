@@ -559,9 +559,10 @@ class Engine:
             if submit is None:
                 await asyncio.to_thread(self._record, flow, hungup)
                 return
-            pending = self._record(flow, hungup, submit)
-            for failed in await asyncio.gather(*pending, return_exceptions=True):
-                if isinstance(failed, Exception):
+            for durable in self._record(flow, hungup, submit):   # resolved by one round, mostly: no gather
+                try:
+                    await durable
+                except Exception as failed:
                     log.error("engine.record_failed", error=f"{type(failed).__name__}: {failed}")
         except asyncio.CancelledError:               # shutdown cut: the committer (or thread) still writes it
             pass

@@ -20,8 +20,7 @@ import asyncio
 import queue
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import structlog
 
@@ -30,8 +29,7 @@ from records.spool import AppendError
 log = structlog.get_logger("records")
 
 
-@dataclass(frozen=True)
-class Pending:
+class Pending(NamedTuple):                      # a tuple: made once per record on the event loop
     line: bytes                                  # the encoded spool line
     entry: Any                                   # what `failed` keeps if the line cannot be written
     loop: asyncio.AbstractEventLoop

@@ -28,6 +28,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+import orjson
+
 SEGMENT_GLOB = "seg-*.jsonl"
 REJECTED = "rejected.jsonl"
 
@@ -88,8 +90,9 @@ class Spool:
     # --- writing ---------------------------------------------------------------------------------
     @staticmethod
     def encode(kind: str, row: dict[str, Any]) -> bytes:
-        """One record as its spool line (what `append_lines` takes)."""
-        return (json.dumps({"kind": kind, "row": row}, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        """One record as its spool line (what `append_lines` takes): compact UTF-8 JSON. orjson: a tenth of the
+        stdlib encoder's cost per call on the call path; a value JSON cannot hold raises TypeError, as there."""
+        return orjson.dumps({"kind": kind, "row": row}) + b"\n"
 
     def append(self, kind: str, row: dict[str, Any]) -> None:
         """Durable on return: all of the line written and fsync'd. Raises OSError otherwise (a full disk), with
@@ -202,7 +205,7 @@ class Spool:
         bad: list[str] = []
         for raw in handle:
             try:
-                item = json.loads(raw)
+                item = orjson.loads(raw)
                 entries.append(Entry(kind=str(item["kind"]), row=dict(item["row"])))
             except (ValueError, KeyError, TypeError):
                 bad.append(raw.decode("utf-8", "replace"))
