@@ -313,3 +313,25 @@ def test_any_split_of_a_recorded_stream_gives_the_same_replies(data):
     for a, b in zip([0] + cuts, cuts + [len(stream)]):
         got += parser.feed(stream[a:b])
     assert got == ResponseParser().feed(stream) and parser.idle
+
+
+_ENV_PIECES = st.sampled_from(["agi_", "agi_request", "agi_uniqueid", "agi_", ":", ": ", " ", "\r", "\n", "x",
+                               "1795698853.12", "\t", "agi_channel: SIP/a-1", "é", "::", "agi_x:"])
+
+
+@settings(max_examples=500)
+@given(st.lists(_ENV_PIECES, max_size=14).map("".join))
+def test_the_env_block_reads_as_the_line_by_line_rule_reads_it(text):
+    # parse_env_text reads a well-formed block with two regex passes: it must give what the line-by-line rule
+    # gives, and refuse (ProtocolError) whatever that rule refuses.
+    from ivr.agi.codec import parse_env_lines, parse_env_text
+
+    def reference():
+        return parse_env_lines(line for line in text.split("\n") if line.rstrip("\r"))
+    try:
+        expected = reference()
+    except ProtocolError:
+        with pytest.raises(ProtocolError):
+            parse_env_text(text)
+        return
+    assert parse_env_text(text) == expected

@@ -40,6 +40,20 @@ def parse_env_lines(lines: Iterable[str]) -> dict[str, str]:
     return env
 
 
+# A block of well-formed lines, and one such line: what parse_env_lines accepts, read by two regex passes
+# instead of a Python step per line (some 25 lines per call, on the call path). Anything else (a bad line, a
+# line of only CRs) goes the line-by-line way, which says what is wrong or skips it, exactly as before.
+_ENV_BLOCK = re.compile(r"(?:agi_[^: \n]+:[^\n]*\n)*agi_[^: \n]+:[^\n]*")
+_ENV_LINE = re.compile(r"^agi_([^: \n]+): ?(.*?)\r?$", re.MULTILINE)
+
+
+def parse_env_text(text: str) -> dict[str, str]:
+    """The block's text (its lines up to, not including, the blank line) -> {"key": "value"}."""
+    if _ENV_BLOCK.fullmatch(text):
+        return dict(_ENV_LINE.findall(text))
+    return parse_env_lines(line for line in text.split("\n") if line.rstrip("\r"))
+
+
 class EnvParser:
     """Accumulates bytes until the blank line that ends the agi_* block."""
 
@@ -62,8 +76,7 @@ class EnvParser:
         block, body_end = bytes(self._buf[:end[0]]), end[1]
         self.rest = bytes(self._buf[body_end:])
         self._buf = bytearray()
-        text = block.decode("utf-8", errors="replace")
-        self.env = parse_env_lines(line for line in text.split("\n") if line.rstrip("\r"))
+        self.env = parse_env_text(block.decode("utf-8", errors="replace"))
         return self.env
 
 
