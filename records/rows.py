@@ -6,6 +6,7 @@ reaches disk.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from routing.privacy import caller_hash, mask_number
@@ -114,19 +115,31 @@ def supervisor_action_row(rec: SupervisorAction) -> Row:
 
 def sql_params(kind: str, row: Row) -> Row:
     """A spooled row with its ISO timestamps parsed back into datetimes; unknown keys are an error."""
-    table, _key = SPOOLED_TABLES[kind]
-    unknown = set(row) - set(table.c.keys())
-    if unknown:
-        raise ValueError(f"{kind} row has unknown fields: {sorted(unknown)}")
+    known, columns = _columns(kind)
+    if not known.issuperset(row):
+        raise ValueError(f"{kind} row has unknown fields: {sorted(set(row) - known)}")
     params = dict(row)
-    for column in table.c:
-        if column.key not in params:
-            if column.server_default is not None:
+    for key, filled_by_database, required, default, is_time in columns:
+        if key not in params:
+            if filled_by_database:
                 continue                    # the database fills it (calls.recorded_at: its own clock)
-            if not column.nullable and column.default is None:
-                raise ValueError(f"{kind} row lacks required field {column.key!r}")
-            params[column.key] = column.default.arg if column.default is not None else None
-        value = params[column.key]
-        if isinstance(column.type, UtcDateTime) and isinstance(value, str):
-            params[column.key] = datetime.fromisoformat(value)
+            if required:
+                raise ValueError(f"{kind} row lacks required field {key!r}")
+            params[key] = default
+        elif is_time:
+            value = params[key]
+            if isinstance(value, str):
+                params[key] = datetime.fromisoformat(value)
     return params
+
+
+@lru_cache(maxsize=None)
+def _columns(kind: str) -> tuple[frozenset[str], tuple[tuple[str, bool, bool, Any, bool], ...]]:
+    """Per kind, once (the flush reads thousands of rows a second): the column keys, and per column (key, filled
+    by the database, required, default, a UtcDateTime)."""
+    table, _key = SPOOLED_TABLES[kind]
+    return frozenset(table.c.keys()), tuple(
+        (column.key, column.server_default is not None,
+         not column.nullable and column.default is None and column.server_default is None,
+         column.default.arg if column.default is not None else None, isinstance(column.type, UtcDateTime))
+        for column in table.c)
