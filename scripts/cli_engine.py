@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 import structlog
 
+from scripts.logsetup import batch_log_lines
 from scripts.settings import load_settings
 
 log = structlog.get_logger()
@@ -93,6 +94,7 @@ def serve(host, port, max_sessions, env_timeout, reply_timeout, drain_timeout, d
     except ConfigError as exc:
         _print_problems(exc.problems)
         raise SystemExit(1)
+    batch_log_lines()                    # the call path's info lines in batches: a write() per line costs the call
     try:
         runtime.run(_serve(holder, settings, host, port, max_sessions or settings.agi_max_sessions, env_timeout,
                            reply_timeout, drain_timeout, allow_test_clock, records, ami, web, pid_file, dry_run),
