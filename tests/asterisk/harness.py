@@ -277,6 +277,9 @@ class Ami:
 # ---------------------------------------------------------------------------------------------- the engine
 
 
+LOG_BATCH_WAIT = 0.3       # scripts.logsetup.BatchedLines writes info lines within 0.1 s; warnings at once
+
+
 @dataclass
 class Engine:
     """`hotline serve` as a subprocess on its own port, records in its own SQLite file."""
@@ -321,6 +324,8 @@ class Engine:
         raise RuntimeError(f"hotline serve not listening: {self.log()}")
 
     def log(self) -> str:
+        """Its log so far: after the 0.1 s within which `hotline serve` writes its batched info lines."""
+        time.sleep(LOG_BATCH_WAIT)
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stall(self) -> None:
