@@ -67,9 +67,10 @@ class BatchedLines:
 
     Why: each line written and flushed on its own is a write() system call, some 10 us of CPU on our VM, more
     than the rest of the line; `hotline serve` writes three info lines per call. Lines wait here at most
-    `interval` seconds (a daemon thread flushes them) or until `max_bytes` gather; a warning or worse is
-    written at once, after the lines before it, so that what went wrong is on disk when it is told. At exit
-    (atexit) everything is written. What a SIGKILL can cost: the info lines of the last `interval`.
+    `interval` seconds, or less once `max_bytes` gather, and a daemon thread writes them: the event loop only
+    appends to a list. A warning or worse is written at once, after the lines before it, so that what went
+    wrong is on disk when it is told. At exit (atexit) everything is written. What a SIGKILL can cost: the info
+    lines of the last `interval`.
     """
 
     def __init__(self, stream: TextIO, interval: float = 0.1, max_bytes: int = 64 * 1024) -> None:
@@ -78,7 +79,9 @@ class BatchedLines:
         self._max = max_bytes
         self._lines: list[str] = []
         self._size = 0
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()            # the list; held for an append, never for a write
+        self._writing = threading.Lock()         # one writer at a time, lines in the order they came
+        self._due = threading.Event()            # max_bytes gathered: the flusher writes now
         self._flusher: threading.Thread | None = None
         atexit.register(self.flush)
 
@@ -86,32 +89,32 @@ class BatchedLines:
         with self._lock:
             self._lines.append(message)
             self._size += len(message)
-            if self._size < self._max:
-                if self._flusher is None:
-                    self._start()
-                return
-            self._write_locked()
+            full = self._size >= self._max
+            if self._flusher is None:
+                self._start()
+        if full:
+            self._due.set()
 
     def urgent(self, message: str) -> None:
-        with self._lock:
-            self._lines.append(message)
-            self._write_locked()
+        with self._writing:
+            with self._lock:
+                self._lines.append(message)
+            self._write()
 
     debug = info = log = msg
     warning = warn = error = err = critical = fatal = exception = failure = urgent
 
     def flush(self) -> None:
-        with self._lock:
-            self._write_locked()
+        with self._writing:
+            self._write()
 
-    def _write_locked(self) -> None:
-        if not self._lines:
+    def _write(self) -> None:
+        with self._lock:
+            lines, self._lines, self._size = self._lines, [], 0
+        if not lines:
             return
-        text = "\n".join(self._lines) + "\n"
-        self._lines.clear()
-        self._size = 0
         try:
-            self._stream.write(text)
+            self._stream.write("\n".join(lines) + "\n")
             self._stream.flush()
         except (OSError, ValueError):     # a closed or full log stream must never cost a call
             pass
@@ -121,8 +124,9 @@ class BatchedLines:
         self._flusher.start()
 
     def _run(self) -> None:
-        stop = threading.Event()
-        while not stop.wait(self._interval):
+        while True:
+            self._due.wait(self._interval)
+            self._due.clear()
             self.flush()
 
 

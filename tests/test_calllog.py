@@ -133,3 +133,42 @@ def test_a_classic_call_logs_the_daemons_events_with_uniqueid_and_masked_caller(
         for key in ("line", "rule", "menu", "key", "target", "action", "category", "level"):
             assert mine.get(key) == reference.get(key), (mine["event"], key)
     assert CALLER not in text
+
+
+def test_the_timestamp_is_now_in_iso_utc_with_microseconds():
+    before = datetime.now(timezone.utc)
+    stamp = calllog.utc_timestamp()
+    after = datetime.now(timezone.utc)
+    assert ISO_UTC.match(stamp)
+    assert before.replace(microsecond=0) <= datetime.fromisoformat(stamp) <= after
+
+
+def test_the_context_merge_reads_what_structlogs_own_merge_reads():
+    # calllog.merge_contextvars reads structlog's context variables one by one instead of copying the context:
+    # what it adds must be what structlog's merge adds, bound, rebound, unbound and in another context alike.
+    import contextvars
+
+    import structlog
+
+    def both() -> tuple[dict, dict]:
+        return (calllog.merge_contextvars(None, "info", {"event": "e", "line": "12345"}),
+                structlog.contextvars.merge_contextvars(None, "info", {"event": "e", "line": "12345"}))
+
+    def run() -> None:
+        structlog.contextvars.clear_contextvars()
+        mine, theirs = both()
+        assert mine == theirs == {"event": "e", "line": "12345"}
+        structlog.contextvars.bind_contextvars(uniqueid="u-1", caller="139****0000", line="other")
+        mine, theirs = both()
+        assert mine == theirs and mine["uniqueid"] == "u-1" and mine["line"] == "12345"
+        structlog.contextvars.unbind_contextvars("caller")
+        mine, theirs = both()
+        assert mine == theirs and "caller" not in mine
+        structlog.contextvars.clear_contextvars()
+        assert both()[0] == {"event": "e", "line": "12345"}
+    contextvars.copy_context().run(run)
+    structlog.contextvars.bind_contextvars(uniqueid="outside")
+    try:
+        assert contextvars.Context().run(both)[0] == {"event": "e", "line": "12345"}   # a fresh context: nothing
+    finally:
+        structlog.contextvars.clear_contextvars()
