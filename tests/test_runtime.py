@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import resource
 import subprocess
 import sys
@@ -77,3 +78,12 @@ def test_a_limit_that_already_fits_is_left_alone():
         print(runtime.ensure_descriptors(6000, 1024), resource.getrlimit(resource.RLIMIT_NOFILE)[0], len(events))
     """)
     assert out == "6000 8000 0"
+
+
+def test_the_settled_heap_collects_the_young_generation_rarely_and_keeps_the_older_thresholds():
+    # In a child: the threshold is process-wide, the test process keeps its own.
+    code = ("import gc, json; from scripts import runtime; before = gc.get_threshold(); runtime.settle_heap(); "
+            "print(json.dumps([before, gc.get_threshold(), gc.get_freeze_count()]))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    before, after, frozen = json.loads(out.stdout)
+    assert after == [runtime.YOUNG_GC_THRESHOLD, before[1], before[2]] and after[0] > before[0] and frozen > 0
