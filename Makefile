@@ -30,8 +30,9 @@ test: $(STAMP)
 	HOTLINE_TEST_PG_URL=$${HOTLINE_TEST_PG_URL-postgresql+psycopg://postgres@127.0.0.1:5432/test} \
 	  $(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# BENCH_ARGS go to the FastAGI benchmark, e.g. BENCH_ARGS="--against ed0b046" (that revision's engine beside).
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis

@@ -1,4 +1,5 @@
-"""`make bench` / `python -m benchmarks`: every benchmark in turn, each with its own baseline."""
+"""`make bench` / `python -m benchmarks [agi_load options]`: every benchmark in turn, each with its own baseline;
+the options (`--quick`, `--only 1,2,3`, `--against REV`) go to the FastAGI one."""
 from benchmarks import agi_load, classic_bench, routing_bench, traffic_bench
 
 if __name__ == "__main__":

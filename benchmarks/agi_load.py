@@ -1,6 +1,6 @@
 """FastAGI load: the engine as shipped against a bare panoramisk app and the Python floor, in one run.
 
-    .venv/bin/python -m benchmarks.agi_load [--quick] [--only 1,2,3]   # ~3 minutes (--quick: ~1)
+    .venv/bin/python -m benchmarks.agi_load [--quick] [--only 1,2,3] [--against REV]   # ~3 minutes (--quick: ~1)
 
 Every server is a process of its own pinned to core 0 (taskset); this load generator runs on core 1 (on a
 one-core machine both share it, and the print says so). Server CPU is read from /proc/<pid>/stat (all its
@@ -13,6 +13,10 @@ Servers:
 - bare panoramisk: panoramisk 1.4's Application on asyncio, sending the very commands our engine sends for the
   call (recorded from the engine in this run), one `send_command` each;
 - bare panoramisk on uvloop; protocol floor: a hand-written asyncio.Protocol on uvloop (benchmarks.agi_servers).
+
+--against REV (a commit, tag or branch): section 1 also runs the engine as shipped (SQLite) of that revision,
+exported with `git archive` into the run's directory and served by its own code with this venv, in the same
+alternating rounds: a before/after measured in one run.
 
 1. Throughput, closed loop: 50 calls in flight, each a 12345 call pressing 2 (12 AGI commands), callers from a
    pool of 200,000 numbers. Alternating runs, server by server; per server the median of CPU us per AGI command
@@ -62,11 +66,12 @@ def pinned(argv: list[str]) -> list[str]:
 
 
 class Server:
-    """One server process; `kind` names it in the results."""
+    """One server process; `kind` names it in the results. `cwd`: the checkout whose code it runs."""
 
-    def __init__(self, kind: str, argv: list[str], port: int, env: dict[str, str], log: Path) -> None:
+    def __init__(self, kind: str, argv: list[str], port: int, env: dict[str, str], log: Path,
+                 cwd: Path = ROOT) -> None:
         self.kind, self.port, self.log = kind, port, log
-        self.proc = subprocess.Popen(pinned(argv), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(pinned(argv), cwd=cwd, env=env, stdout=subprocess.DEVNULL,
                                      stderr=open(log, "ab"))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -117,12 +122,32 @@ def engine_env(tmp: Path, name: str, db_url: str | None) -> dict[str, str]:
     return env
 
 
-def start_engine(tmp: Path, name: str, db_url: str | None = None, *, timed: bool = False) -> Server:
+def start_engine(tmp: Path, name: str, db_url: str | None = None, *, timed: bool = False,
+                 root: Path = ROOT) -> Server:
+    """`hotline serve` of the checkout at `root` (`python -m` there: its own modules come first on sys.path)."""
     port = free_port()
     env = engine_env(tmp, name, db_url)
     argv = [sys.executable, "-m", "benchmarks.agi_servers", "engine", str(port), str(tmp / f"{name}.stats"),
             *(["--timed"] if timed else []), "--"]
-    return Server(name, argv, port, env, tmp / f"{name}.log")
+    return Server(name, argv, port, env, tmp / f"{name}.log", cwd=root)
+
+
+def export_revision(rev: str, into: Path) -> tuple[str, Path]:
+    """(short commit id, directory) of `rev`'s tree exported from this repository with `git archive`."""
+    commit = subprocess.run(["git", "rev-parse", "--short", f"{rev}^{{commit}}"], cwd=ROOT, capture_output=True,
+                            text=True)
+    if commit.returncode != 0:
+        raise SystemExit(f"--against {rev}: not a revision of this repository ({commit.stderr.strip()})")
+    short = commit.stdout.strip()
+    tree = into / f"rev-{short}"
+    tree.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.Popen(["git", "archive", short], cwd=ROOT, stdout=subprocess.PIPE)
+    subprocess.run(["tar", "-x", "-C", str(tree)], stdin=archive.stdout, check=True)
+    if archive.wait() != 0:
+        raise SystemExit(f"--against {rev}: git archive failed")
+    if not (tree / "benchmarks" / "agi_servers.py").exists():
+        raise SystemExit(f"--against {rev}: that revision has no benchmarks/agi_servers.py to serve its engine")
+    return short, tree
 
 
 def start_bare(tmp: Path, kind: str, sequence_file: Path) -> Server:
@@ -314,6 +339,7 @@ def main(argv: list[str] | None = None) -> None:
     args = argv if argv is not None else sys.argv[1:]
     quick = "--quick" in args
     only = set(args[args.index("--only") + 1].split(",")) if "--only" in args else {"1", "2", "3"}
+    against = args[args.index("--against") + 1] if "--against" in args else None
     if (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {LOAD_CORE})
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)      # the load holds 5,000 sockets too
@@ -325,14 +351,15 @@ def main(argv: list[str] | None = None) -> None:
     print(f"   {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; {os.cpu_count()} cores ({cpu}), Python "
           f"{sys.version.split()[0]}; servers on core {SERVER_CORE}, load on core {LOAD_CORE}; logs in {tmp}")
     if "1" in only:
-        report_throughput(tmp, *((3, 1.5) if quick else (5, 3.0)))
+        report_throughput(tmp, *((3, 1.5) if quick else (5, 3.0)),
+                          against=export_revision(against, tmp) if against else None)
     if "2" in only:
         report_held(tmp, 6.0 if quick else 12.0)
     if "3" in only:
         report_burst(tmp)
 
 
-def report_throughput(tmp: Path, runs: int, seconds: float) -> None:
+def report_throughput(tmp: Path, runs: int, seconds: float, against: tuple[str, Path] | None = None) -> None:
     pg_url = fresh_pg_database(os.environ.get("HOTLINE_BENCH_PG_URL",
                                               "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
     servers = [start_engine(tmp, "engine-sqlite")]
@@ -340,6 +367,8 @@ def report_throughput(tmp: Path, runs: int, seconds: float) -> None:
         sequence = record_sequence(servers[0], tmp / "sequence.json")
         if pg_url:
             servers.append(start_engine(tmp, "engine-postgres", pg_url))
+        if against is not None:
+            servers.append(start_engine(tmp, f"engine-sqlite@{against[0]}", root=against[1]))
         servers += [start_bare(tmp, kind, tmp / "sequence.json") for kind in BARE_KINDS]
         print(f"1. throughput: 50 calls in flight, 12345 + key 2 = {len(sequence)} AGI commands per call; "
               f"{runs} alternating runs of {seconds:g} s per server")
