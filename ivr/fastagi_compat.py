@@ -233,21 +233,29 @@ class _FlowDriver(asyncio.Protocol):
             return
         request = self.request
         try:
-            request._ready.extend(request._parser.feed(data))
+            replies = request._parser.feed(data)
         except ProtocolError as exc:
             _abort(request.writer)
             self._end(error=exc)
             return
+        if len(replies) == 1 and not request._ready and replies[0] is not HANGUP_NOTICE:
+            self._step(replies[0])                  # the usual case: one reply, the answer to the pending command
+            return
+        request._ready.extend(replies)
         while not self.finished and (resp := request._pop_reply()) is not None:
-            try:
-                cmd = self.flow.send(resp)
-            except StopIteration:
-                self._end(None)
-                return
-            except BaseException as exc:            # the flow's own failure: for the caller to handle
-                self._end(error=exc)
-                return
-            self._send(cmd)
+            self._step(resp)
+
+    def _step(self, resp: Response) -> None:
+        """The pending command's reply to the flow; its next command out (or the end)."""
+        try:
+            cmd = self.flow.send(resp)
+        except StopIteration:
+            self._end(None)
+            return
+        except BaseException as exc:                # the flow's own failure: for the caller to handle
+            self._end(error=exc)
+            return
+        self._send(cmd)
 
     def eof_received(self) -> bool:
         self._lost(None)

@@ -172,7 +172,17 @@ def app_args(args: Iterable[object]) -> str:
 
 
 def format_command(cmd: Command) -> bytes:
-    return (command_line(cmd) + "\n").encode("utf-8")
+    """The command as sent: its line, newline, UTF-8 (the cacheable ones kept as bytes, see command_line)."""
+    data = _WIRE.get(cmd)
+    if data is not None:
+        return data
+    data = (command_line(cmd) + "\n").encode("utf-8")
+    if len(_WIRE) < _FORMATTED_MAX and _cacheable(cmd):
+        _WIRE[cmd] = data
+    return data
+
+
+_WIRE: dict[Command, bytes] = {}
 
 
 _FORMATTED: dict[Command, str] = {}
@@ -369,6 +379,10 @@ class ResponseParser:
         return not self._buf and self._usage is None
 
     def feed(self, data: bytes) -> list[Response]:
+        if data and not self._buf and self._usage is None and data.find(b"\n") == len(data) - 1:
+            # The usual case, one whole reply line per read: no buffer to keep.
+            resp = self._line(data[:-1].rstrip(b"\r").decode("utf-8", errors="replace"))
+            return [resp] if resp is not None else []
         self._buf += data
         out: list[Response] = []
         while True:
