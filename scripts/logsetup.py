@@ -36,7 +36,7 @@ def _format_exc_info(logger: Any, name: str, event: dict[str, Any]) -> dict[str,
     return structlog.processors.format_exc_info(logger, name, event)
 
 
-_OUTPUT: dict[str, Any] = {}             # the stream and renderer of the last configure_logging
+_OUTPUT: dict[str, Any] = {}             # the stream of the last configure_logging, and whether it is a terminal
 
 
 def configure_logging(level: str = "info", fmt: str = "auto", stream: Any = None) -> None:
