@@ -56,12 +56,12 @@ from records.types import CallbackRequest, CallRecord, TableVersion, TransferRec
 
 log = structlog.get_logger("records")
 
-# Errors that belong to one record, not to the database being away: that record is set aside (rejected.jsonl).
 # Records per spool segment and per SQL transaction: a segment (at most a second of calls: every flush seals
 # the open one) is written in one transaction. Each commit fsyncs (SQLite's WAL, PostgreSQL's log): at 500
 # per transaction the commits were a third of the flush's CPU under make bench's load (~2,000 calls/s).
 BATCH = 5000
 
+# Errors that belong to one record, not to the database being away: that record is set aside (rejected.jsonl).
 RECORD_ERRORS = (IntegrityError, DataError, ValueError, TypeError, KeyError)
 
 
@@ -366,17 +366,8 @@ class CallRecorder(SpooledWriter):
         self._append("table_version", table_version_row(rec))
 
     def record(self, rec: CallRecord | TransferRecord | CallbackRequest | TableVersion) -> None:
-        """Any record value (e.g. what records.outcomes.QueueOutcomeTracker returns)."""
-        if isinstance(rec, CallRecord):
-            self.record_call(rec)
-        elif isinstance(rec, TransferRecord):
-            self.record_transfer(rec)
-        elif isinstance(rec, CallbackRequest):
-            self.record_callback(rec)
-        elif isinstance(rec, TableVersion):
-            self.record_table_version(rec)
-        else:
-            raise TypeError(f"not a record: {type(rec).__name__}")
+        """Any record value (e.g. what records.outcomes.QueueOutcomeTracker returns), durable on return."""
+        self._append(*self._row(rec))
 
     # --- caller counts: in memory, refreshed from SQL in the background -------------------------------
     def note_arrival(self, caller: str | None, uniqueid: str | None, at: datetime, minutes: int) -> CallerHistory:
