@@ -174,18 +174,13 @@ def app_args(args: Iterable[object]) -> str:
 def format_command(cmd: Command) -> bytes:
     """The command as sent: its line, newline, UTF-8 (the cacheable ones kept as bytes, see command_line)."""
     data = _WIRE.get(cmd)
-    if data is not None:
-        return data
-    data = (command_line(cmd) + "\n").encode("utf-8")
-    if len(_WIRE) < _FORMATTED_MAX and _cacheable(cmd):
-        _WIRE[cmd] = data
+    if data is None:
+        data = _kept(_WIRE, cmd, (_command_line(cmd) + "\n").encode("utf-8"))
     return data
 
 
-_WIRE: dict[Command, bytes] = {}
-
-
-_FORMATTED: dict[Command, str] = {}
+_WIRE: dict[Command, bytes] = {}          # format_command's (FastAGI)
+_FORMATTED: dict[Command, str] = {}       # command_line's (classic AGI, log text)
 _FORMATTED_MAX = 4096
 
 
@@ -196,12 +191,16 @@ def command_line(cmd: Command) -> str:
     cache; commands that may carry a caller's name or number are formatted afresh and never kept.
     """
     line = _FORMATTED.get(cmd)
-    if line is not None:
-        return line
-    line = _command_line(cmd)
-    if len(_FORMATTED) < _FORMATTED_MAX and _cacheable(cmd):
-        _FORMATTED[cmd] = line
+    if line is None:
+        line = _kept(_FORMATTED, cmd, _command_line(cmd))
     return line
+
+
+def _kept(cache: dict, cmd: Command, value):
+    """`value`, kept in `cache` for `cmd` if it may be (see _cacheable) and the cache has room."""
+    if len(cache) < _FORMATTED_MAX and _cacheable(cmd):
+        cache[cmd] = value
+    return value
 
 
 def _cacheable(cmd: Command) -> bool:
