@@ -59,7 +59,7 @@ def add_timestamp(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, 
 def merge_contextvars(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
     """structlog.contextvars.merge_contextvars without its copy of the whole context per line: the variables
     structlog's bind_contextvars made are read one by one (a third of the cost on the call path)."""
-    made = _CONTEXT_VARS or _structlog_contextvars()
+    made = _CONTEXT_VARS if _CONTEXT_VARS is not None else _structlog_contextvars()
     if made is None:
         return _structlog().contextvars.merge_contextvars(_logger, _name, event)
     for name, var in tuple(made.items()):
