@@ -30,6 +30,7 @@ alternating rounds: a before/after measured in one run.
 """
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -336,10 +337,12 @@ def record_sequence(server: Server, path: Path) -> list[str]:
 # ------------------------------------------------------------------ report
 
 def main(argv: list[str] | None = None) -> None:
-    args = argv if argv is not None else sys.argv[1:]
-    quick = "--quick" in args
-    only = set(args[args.index("--only") + 1].split(",")) if "--only" in args else {"1", "2", "3"}
-    against = args[args.index("--against") + 1] if "--against" in args else None
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.agi_load", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="shorter runs (~1 minute)")
+    parser.add_argument("--only", default="1,2,3", help="sections to run, e.g. 1 or 2,3")
+    parser.add_argument("--against", metavar="REV", help="also run that revision's engine in section 1")
+    args = parser.parse_args(argv)
+    quick, only, against = args.quick, set(args.only.split(",")), args.against
     if (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {LOAD_CORE})
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)      # the load holds 5,000 sockets too
